@@ -1,0 +1,381 @@
+"""The inventory: what a user writes, validated into a typed model.
+
+Shape (the seed's three nodes)::
+
+    release: zed
+    networks:
+      management: {cidr: 10.10.10.0/24}
+      data:       {cidr: 10.20.20.0/24}
+      external:   {cidr: 192.168.100.0/24, gateway: 192.168.100.1}
+    nodes:
+      controller: {roles: [controller], management: 10.10.10.51, external: 192.168.100.51}
+      ...
+
+Every mistake becomes a `UserError` naming file, line, problem and fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stackwright.releases import KNOWN_RELEASES
+from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
+
+NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
+Role = Literal["controller", "network", "compute"]
+ROLES: tuple[str, ...] = get_args(Role)
+OptionValue = str | int | float | bool
+# {"/etc/nova/nova.conf": {"DEFAULT": {"debug": True}}}
+Overrides = dict[str, dict[str, dict[str, OptionValue]]]
+
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(_Strict):
+    """One L3 network every node on it shares."""
+
+    cidr: IPv4Network = Field(description="The network, e.g. 10.10.10.0/24.")
+    gateway: IPv4Address | None = Field(
+        default=None, description="Router address; the lab puts it (or the network's .1) on its bridge."
+    )
+
+    @property
+    def lab_address(self) -> IPv4Address:
+        """The address the lab's bridge for this network holds: the gateway, or the first host."""
+        return self.gateway or next(self.cidr.hosts())
+
+
+class Networks(_Strict):
+    management: Network = Field(description="API, database, RPC and SSH traffic (guide: eth0).")
+    data: Network | None = Field(default=None, description="Tunnel endpoints (guide: eth1).")
+    external: Network | None = Field(
+        default=None, description="Public/API side and floating IPs (br-ex on the network node)."
+    )
+
+    def items(self) -> Iterator[tuple[str, Network]]:
+        for name in NETWORK_NAMES:
+            net = getattr(self, name)
+            if net is not None:
+                yield name, net
+
+
+class Ssh(_Strict):
+    host: str | None = Field(default=None, description="Address or name to SSH to; default: management.")
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+
+
+class Node(_Strict):
+    roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute.")
+    management: IPv4Address
+    data: IPv4Address | None = None
+    external: IPv4Address | None = None
+    interfaces: dict[Literal["management", "data", "external"], str] = Field(
+        default_factory=dict,
+        description="Interface name per network; default eth0, eth1, eth2 in network order.",
+    )
+    virt_type: Literal["kvm", "qemu", "auto"] | None = Field(
+        default=None, description="Overrides the cluster-wide virt_type for this node."
+    )
+    ssh: Ssh = Field(default_factory=Ssh)
+    overrides: Overrides = Field(default_factory=dict)
+
+    def addresses(self) -> dict[str, IPv4Address]:
+        """{"management": 10.10.10.53, "data": 10.20.20.53} in network order."""
+        return {n: a for n in NETWORK_NAMES if (a := getattr(self, n)) is not None}
+
+    def interface(self, network: str) -> str:
+        if network in self.interfaces:
+            return self.interfaces[network]  # type: ignore[index]
+        return f"eth{list(self.addresses()).index(network)}"
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Inventory(_Strict):
+    release: str = Field(default="zed", description=f"One of: {', '.join(KNOWN_RELEASES)}.")
+    networks: Networks
+    tenant_network_type: Literal["gre", "vxlan"] = "gre"
+    virt_type: Literal["auto", "kvm", "qemu"] = "auto"
+    region: str = "RegionOne"
+    overrides: Overrides = Field(
+        default_factory=dict,
+        description="Options set on top of rendered INI files: {path: {section: {option: value}}}.",
+    )
+    nodes: dict[str, Node] = Field(min_length=1)
+
+    @property
+    def controller_name(self) -> str:
+        return next(name for name, node in self.nodes.items() if node.has("controller"))
+
+    @property
+    def controller(self) -> Node:
+        return self.nodes[self.controller_name]
+
+    def names_with(self, role: str) -> list[str]:
+        return [name for name, node in self.nodes.items() if node.has(role)]
+
+    def virt_type_of(self, name: str) -> str:
+        return self.nodes[name].virt_type or self.virt_type
+
+
+@dataclass(frozen=True)
+class LoadedInventory:
+    """A validated inventory and where it came from (for messages and for files beside it)."""
+
+    model: Inventory
+    path: Path
+    source: Located
+
+    def error(self, message: str, loc: Loc) -> UserError:
+        return UserError(message, file=str(self.path), line=self.source.line_of(loc))
+
+
+def load_inventory(path: Path) -> LoadedInventory:
+    """Read, parse and validate; raises UserErrors with one line per mistake."""
+    source = read_located(path)
+    if not isinstance(source.data, dict):
+        raise UserError(
+            "the inventory must be a YAML mapping with 'networks' and 'nodes' — see examples/seed.yaml",
+            file=str(path),
+            line=1,
+        )
+    try:
+        model = Inventory.model_validate(source.data)
+    except ValidationError as exc:
+        errors = [
+            UserError(_explain(err, source.data), file=str(path), line=source.line_of(_loc(err)))
+            for err in exc.errors()
+        ]
+        raise UserErrors(errors) from None
+    loaded = LoadedInventory(model=model, path=path, source=source)
+    problems = list(check_topology(loaded))
+    if problems:
+        raise UserErrors(problems)
+    return loaded
+
+
+def _loc(err: Any) -> Loc:
+    # pydantic puts the dict key into loc for dict values; drop its "[key]" markers.
+    return tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    """The keys the model accepts at the mapping that holds `loc`'s last key."""
+    annotation: Any = Inventory
+    for part in loc[:-1]:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    if get_origin(annotation) is dict:
+        key_type = get_args(annotation)[0]
+        if get_origin(key_type) is Literal:
+            return [str(a) for a in get_args(key_type)]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X] -> X."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if len(args) == 1 and get_origin(annotation) is not list and get_origin(annotation) is not dict:
+        return args[0]
+    return annotation
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+_EXAMPLES = {
+    "ip_v4_address": "write it like 10.10.10.51",
+    "ip_v4_network": "write it like 10.10.10.0/24 (host bits zero)",
+}
+
+
+def _explain(err: Any, data: Any) -> str:
+    loc = _loc(err)
+    where = _dotted(loc)
+    kind = err["type"]
+    value = _value_at(data, loc)
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(loc)
+        guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        fix = f"did you mean '{guess[0]}'?" if guess else f"allowed here: {', '.join(allowed)}"
+        return f"{where}: unknown key '{key}' — {fix}"
+    if kind == "missing":
+        return f"{where}: required key '{loc[-1]}' is missing — add it"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{where}: {value!r} is not allowed — use one of {expected}"
+    if kind in _EXAMPLES:
+        return f"{where}: {value!r} is not a valid {err['msg'].split('valid ')[-1]} — {_EXAMPLES[kind]}"
+    if kind == "string_pattern_mismatch" and len(loc) >= 1:
+        return f"{where}: {value!r} does not match the required format — {err['msg']}"
+    if kind in ("too_short",) and loc and loc[-1] == "roles":
+        return f"{where}: a node needs at least one role — add controller, network or compute"
+    if kind == "too_short":
+        return f"{where}: must not be empty — add at least one entry"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{where}: {value!r} has the wrong type — {err['msg'].lower()}"
+    return f"{where}: {err['msg']} — fix this value"
+
+
+def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
+    """Cross-field checks pydantic cannot express, in the order a user would fix them."""
+    model = inv.model
+    if model.release not in KNOWN_RELEASES:
+        guess = difflib.get_close_matches(model.release, KNOWN_RELEASES, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"known releases: {', '.join(KNOWN_RELEASES)}"
+        yield inv.error(f"release: unknown release '{model.release}' — {hint}", ("release",))
+
+    nets = dict(model.networks.items())
+    names = list(nets)
+    for i, a in enumerate(names):
+        net = nets[a]
+        if net.gateway is not None and net.gateway not in net.cidr:
+            yield inv.error(
+                f"networks.{a}.gateway: {net.gateway} is outside {net.cidr} — use an address inside it",
+                ("networks", a, "gateway"),
+            )
+        for b in names[i + 1 :]:
+            if net.cidr.overlaps(nets[b].cidr):
+                yield inv.error(
+                    f"networks.{b}: {nets[b].cidr} overlaps networks.{a} ({net.cidr}) — "
+                    "give each network its own range",
+                    ("networks", b, "cidr"),
+                )
+
+    seen: dict[IPv4Address, str] = {
+        net.gateway: f"networks.{n}.gateway" for n, net in nets.items() if net.gateway
+    }
+    for name, node in model.nodes.items():
+        where = ("nodes", name)
+        if not _HOSTNAME.match(str(name)):
+            fix = f"use '{_slug(str(name))}'" if _slug(str(name)) else "use letters, digits and '-'"
+            yield inv.error(
+                f"nodes.{name}: '{name}' is not a valid hostname (lowercase letters, digits, "
+                f"inner '-', at most 63) — {fix}",
+                where,
+            )
+        if len(set(node.roles)) != len(node.roles):
+            yield inv.error(f"nodes.{name}.roles: a role is listed twice — list it once", (*where, "roles"))
+        for net_name, address in node.addresses().items():
+            if net_name not in nets:
+                yield inv.error(
+                    f"nodes.{name}.{net_name}: the inventory defines no '{net_name}' network — "
+                    f"add networks.{net_name} with its cidr",
+                    (*where, net_name),
+                )
+                continue
+            cidr = nets[net_name].cidr
+            if address not in cidr:
+                yield inv.error(
+                    f"nodes.{name}.{net_name}: {address} is outside the {net_name} network {cidr} — "
+                    f"use an address inside {cidr}",
+                    (*where, net_name),
+                )
+            elif address in (cidr.network_address, cidr.broadcast_address):
+                yield inv.error(
+                    f"nodes.{name}.{net_name}: {address} is the network or broadcast address of "
+                    f"{cidr} — use a host address",
+                    (*where, net_name),
+                )
+            elif address in seen:
+                yield inv.error(
+                    f"nodes.{name}.{net_name}: {address} is already used by {seen[address]} — "
+                    "give each node its own address",
+                    (*where, net_name),
+                )
+            seen.setdefault(address, f"nodes.{name}.{net_name}")
+        for net_name in node.interfaces:
+            if net_name not in node.addresses():
+                yield inv.error(
+                    f"nodes.{name}.interfaces.{net_name}: the node has no {net_name} address — "
+                    f"add nodes.{name}.{net_name} or remove this interface",
+                    (*where, "interfaces", net_name),
+                )
+        ifnames: dict[str, str] = {}
+        for net_name in node.addresses():
+            ifname = node.interface(net_name)
+            if not _IFNAME.match(ifname):
+                yield inv.error(
+                    f"nodes.{name}.interfaces.{net_name}: '{ifname}' is not a valid interface name "
+                    "(1-15 of letters, digits, '_.-') — use a name such as eth1",
+                    (*where, "interfaces", net_name),
+                )
+            if ifname in ifnames:
+                yield inv.error(
+                    f"nodes.{name}.interfaces.{net_name}: interface {ifname} already carries the "
+                    f"{ifnames[ifname]} network — give each network its own interface",
+                    (*where, "interfaces", net_name),
+                )
+            ifnames[ifname] = net_name
+        if (node.has("compute") or node.has("network")) and node.data is None:
+            role = "compute" if node.has("compute") else "network"
+            yield inv.error(
+                f"nodes.{name}: a {role} node needs a data address (its tunnel endpoint) — "
+                f"add 'data: <address in {nets['data'].cidr if 'data' in nets else 'networks.data'}>'",
+                where,
+            )
+        if node.has("network") and node.external is None:
+            yield inv.error(
+                f"nodes.{name}: a network node needs an external address (br-ex) — add 'external: ...'",
+                where,
+            )
+
+    controllers = model.names_with("controller")
+    if not controllers:
+        yield inv.error("nodes: no node has the controller role — add 'controller' to one node's roles", ("nodes",))
+    elif len(controllers) > 1:
+        yield inv.error(
+            f"nodes: {len(controllers)} controllers ({', '.join(controllers)}) — stackwright deploys "
+            "exactly one controller (no HA yet); keep the role on one node",
+            ("nodes", controllers[1], "roles"),
+        )
+    if not model.names_with("network"):
+        yield inv.error(
+            "nodes: no node has the network role (L3/DHCP agents) — add 'network' to one node's roles",
+            ("nodes",),
+        )
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]

@@ -1,0 +1,1 @@
+"""Throwaway Debian hosts on this machine (systemd-nspawn), built from the inventory itself."""
