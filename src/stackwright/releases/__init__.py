@@ -7,3 +7,18 @@ Importing this package stays cheap; a release's module is imported only when use
 from __future__ import annotations
 
 KNOWN_RELEASES: tuple[str, ...] = ("zed", "grizzly")
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+
+def get_release(name: str) -> Release:
+    """The release called `name`; callers validate the name first (KNOWN_RELEASES)."""
+    if name not in KNOWN_RELEASES:
+        raise KeyError(name)
+    module = importlib.import_module(f"stackwright.releases.{name}")
+    release: Release = module.RELEASE
+    return release

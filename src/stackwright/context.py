@@ -1,0 +1,144 @@
+"""What a template may know about a host: derived once from the inventory (pure).
+
+Templates see `host` (a HostContext) and `pw` (the passwords). Anything that needs
+probing a real machine (can KVM run guests? does the kernel have an OVS datapath?)
+comes in as `HostFacts`, from preflight; offline, the inventory's choice or a
+documented default stands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from stackwright.inventory import Inventory, Node
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Facts preflight resolves on the host; `None` means 'not probed' (offline plan)."""
+
+    virt_type: str | None = None  # "kvm" | "qemu"
+    ovs_datapath: str | None = None  # "system" | "netdev"
+
+
+@dataclass(frozen=True)
+class Interface:
+    network: str
+    name: str
+    address: IPv4Address
+    prefixlen: int
+    gateway: IPv4Address | None
+
+    @property
+    def cidr_address(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+    @property
+    def netmask(self) -> str:
+        from ipaddress import IPv4Network
+
+        return str(IPv4Network(f"0.0.0.0/{self.prefixlen}").netmask)
+
+
+@dataclass(frozen=True)
+class HostContext:
+    name: str
+    node: Node
+    inventory: Inventory
+    facts: HostFacts
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.node.roles)
+
+    @property
+    def is_controller(self) -> bool:
+        return self.node.has("controller")
+
+    @property
+    def is_network(self) -> bool:
+        return self.node.has("network")
+
+    @property
+    def is_compute(self) -> bool:
+        return self.node.has("compute")
+
+    @property
+    def management_ip(self) -> str:
+        return str(self.node.management)
+
+    @property
+    def data_ip(self) -> str | None:
+        return str(self.node.data) if self.node.data else None
+
+    @property
+    def external_ip(self) -> str | None:
+        return str(self.node.external) if self.node.external else None
+
+    @property
+    def interfaces(self) -> tuple[Interface, ...]:
+        nets = dict(self.inventory.networks.items())
+        return tuple(
+            Interface(
+                network=net,
+                name=self.node.interface(net),
+                address=address,
+                prefixlen=nets[net].cidr.prefixlen,
+                gateway=nets[net].gateway,
+            )
+            for net, address in self.node.addresses().items()
+        )
+
+    def interface(self, network: str) -> Interface:
+        return next(i for i in self.interfaces if i.network == network)
+
+    @property
+    def controller_name(self) -> str:
+        return self.inventory.controller_name
+
+    @property
+    def controller_ip(self) -> str:
+        """The controller's management address: DB, RabbitMQ, APIs, NTP."""
+        return str(self.inventory.controller.management)
+
+    @property
+    def controller_public_ip(self) -> str:
+        """Where users reach the APIs and the VNC proxy: the controller's external address if any."""
+        c = self.inventory.controller
+        return str(c.external or c.management)
+
+    @property
+    def virt_type(self) -> str:
+        """kvm or qemu; `auto` offline renders kvm, preflight decides for real."""
+        if self.facts.virt_type:
+            return self.facts.virt_type
+        chosen = self.inventory.virt_type_of(self.name)
+        return "kvm" if chosen == "auto" else chosen
+
+    @property
+    def ovs_datapath(self) -> str:
+        return self.facts.ovs_datapath or "system"
+
+    @property
+    def tenant_network_type(self) -> str:
+        return self.inventory.tenant_network_type
+
+    @property
+    def region(self) -> str:
+        return self.inventory.region
+
+    @property
+    def compute_names(self) -> list[str]:
+        return self.inventory.names_with("compute")
+
+
+def host_contexts(
+    inventory: Inventory, facts: Mapping[str, HostFacts] | None = None
+) -> dict[str, HostContext]:
+    facts = facts or {}
+    return {
+        name: HostContext(name=name, node=node, inventory=inventory, facts=facts.get(name, HostFacts()))
+        for name, node in inventory.nodes.items()
+    }

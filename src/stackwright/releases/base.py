@@ -1,0 +1,38 @@
+"""What a release module provides to the planner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackwright.context import HostContext
+from stackwright.render import render_template
+from stackwright.inventory import Inventory
+from stackwright.steps import AfterSteps, Step
+
+
+@dataclass(frozen=True)
+class Release:
+    """One OpenStack release on one Debian release.
+
+    `host_steps(host, release, passwords)` returns the host's ordered steps for all its roles.
+    `cluster_after(inventory, release, passwords)` returns ClusterPlan.after.
+    `debian` is the Debian codename whose packages it installs; None means render only.
+    """
+
+    name: str
+    debian: str | None
+    templates_dir: Path
+    host_steps: Callable[[HostContext, Release, Mapping[str, str]], list[Step]]
+    description: str = ""
+    # Steps that run on one host after others converged, e.g. discover_hosts on the controller.
+    cluster_after: Callable[[Inventory, Release, Mapping[str, str]], AfterSteps] | None = None
+
+    @property
+    def applicable(self) -> bool:
+        return self.debian is not None
+
+    def render(self, template: str, host: HostContext, pw: Mapping[str, str], **extra: Any) -> str:
+        return render_template(self.templates_dir, template, host=host, pw=pw, **extra)

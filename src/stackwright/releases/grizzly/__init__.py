@@ -1,0 +1,16 @@
+"""OpenStack Grizzly on Ubuntu 12.04, as the guide wrote it: render only (nothing can install it today)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackwright.releases.base import Release
+from stackwright.releases.grizzly.host import host_steps
+
+RELEASE = Release(
+    name="grizzly",
+    debian=None,
+    templates_dir=Path(__file__).parent / "templates",
+    host_steps=host_steps,
+    description="the guide's Grizzly files and values, for side-by-side reading; apply refuses it",
+)

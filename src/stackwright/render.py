@@ -1,0 +1,99 @@
+"""Templates to text, and user overrides laid over INI files.
+
+The overlay is ours because configparser drops comments and reorders keys, and
+oslo.config only reads: we keep the rendered file as written and only replace or
+add the overridden `option = value` lines inside their section.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from stackwright.inventory import OptionValue
+
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
+_OPTION = re.compile(r"^\s*([^#;\s=][^=]*?)\s*=")
+
+
+@functools.cache
+def environment(templates_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # config files, not HTML
+    )
+
+
+def render_template(templates_dir: Path, name: str, **context: Any) -> str:
+    return environment(templates_dir).get_template(name).render(**context)
+
+
+def ini_sections(text: str) -> list[str]:
+    """Section names in file order; options before any header belong to DEFAULT."""
+    names = ["DEFAULT"] if _first_header_after_options(text) else []
+    for line in text.splitlines():
+        match = _SECTION.match(line)
+        if match and match.group(1) not in names:
+            names.append(match.group(1))
+    return names
+
+
+def _first_header_after_options(text: str) -> bool:
+    for line in text.splitlines():
+        if _SECTION.match(line):
+            return False
+        if _OPTION.match(line):
+            return True
+    return False
+
+
+def format_value(value: OptionValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def apply_ini_overrides(text: str, overrides: Mapping[str, Mapping[str, OptionValue]]) -> str:
+    """Set each `section.option` to its value: in place if present, else at the section's end.
+
+    A section absent from the text is appended (validation rejects those earlier,
+    so this only happens for callers that opt in).
+    """
+    lines = text.splitlines()
+    for section, options in overrides.items():
+        for option, value in options.items():
+            lines = _set_option(lines, section, option, format_value(value))
+    return "\n".join(lines) + "\n"
+
+
+def _set_option(lines: list[str], section: str, option: str, value: str) -> list[str]:
+    current: str | None = "DEFAULT"
+    section_end: int | None = None
+    for index, line in enumerate(lines):
+        header = _SECTION.match(line)
+        if header:
+            if current == section and section_end is None:
+                section_end = index
+            current = header.group(1)
+            continue
+        opt = _OPTION.match(line)
+        if opt and current == section and opt.group(1).strip() == option:
+            return [*lines[:index], f"{option} = {value}", *lines[index + 1 :]]
+    if current == section and section_end is None:
+        section_end = len(lines)
+    if section_end is None:
+        return [*lines, "", f"[{section}]", f"{option} = {value}"]
+    # insert after the section's last non-blank line
+    insert_at = section_end
+    while insert_at > 0 and not lines[insert_at - 1].strip():
+        insert_at -= 1
+    return [*lines[:insert_at], f"{option} = {value}", *lines[insert_at:]]

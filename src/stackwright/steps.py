@@ -1,0 +1,140 @@
+"""The desired state of a host: an ordered list of typed steps (pure data).
+
+A `HostPlan` is what `plan` prints, what `render` writes and what the engine
+converges. Steps carry real content; output masks secrets (see `secrets.Masker`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Packages:
+    """Debian packages installed without recommends and without starting services."""
+
+    names: tuple[str, ...]
+    kind: Literal["packages"] = "packages"
+
+
+@dataclass(frozen=True)
+class File:
+    """A whole file written atomically; `secret` marks content that holds passwords."""
+
+    path: str
+    content: str
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    format: Literal["ini", "text"] = "text"
+    kind: Literal["file"] = "file"
+
+
+@dataclass(frozen=True)
+class Directory:
+    path: str
+    mode: int = 0o755
+    owner: str = "root"
+    group: str = "root"
+    kind: Literal["directory"] = "directory"
+
+
+@dataclass(frozen=True)
+class Sysctl:
+    """A kernel parameter set live and persisted under /etc/sysctl.d/."""
+
+    key: str
+    value: str
+    kind: Literal["sysctl"] = "sysctl"
+
+
+@dataclass(frozen=True)
+class OvsBridge:
+    """An Open vSwitch bridge (created with --may-exist) and the ports it must hold."""
+
+    name: str
+    datapath_type: Literal["system", "netdev"] = "system"
+    ports: tuple[str, ...] = ()
+    kind: Literal["ovs_bridge"] = "ovs_bridge"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A systemd unit kept enabled and running; restarted when a file it reads changes."""
+
+    name: str
+    restart_when: tuple[str, ...] = ()
+    enabled: bool = True
+    running: bool = True
+    kind: Literal["service"] = "service"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A one-off command; skipped when `unless` (a shell test on the host) succeeds.
+
+    `secret` marks argv holding passwords (masked in output). `once_marker`, when set,
+    is a file the engine creates after success so the command never runs twice.
+    Pass passwords through `env` (never argv: argv shows in `ps`).
+    """
+
+    description: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    unless: str | None = None
+    once_marker: str | None = None
+    secret: bool = False
+    kind: Literal["command"] = "command"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Block (bounded) until `check` (a shell test on the host) succeeds."""
+
+    description: str
+    check: str
+    timeout_s: float = 60.0
+    kind: Literal["wait"] = "wait"
+
+
+Step = Packages | File | Directory | Sysctl | OvsBridge | Service | Command | Wait
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: str
+    roles: tuple[str, ...]
+    release: str
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    def files(self) -> dict[str, File]:
+        return {s.path: s for s in self.steps if isinstance(s, File)}
+
+    def packages(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for step in self.steps:
+            if isinstance(step, Packages):
+                names.extend(n for n in step.names if n not in names)
+        return tuple(names)
+
+    def services(self) -> tuple[Service, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Service))
+
+
+# (host that runs them, hosts that must have converged first, the steps)
+AfterSteps = tuple[tuple[str, tuple[str, ...], tuple[Step, ...]], ...]
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """Every host's plan, plus steps that run on one host after others converged.
+
+    `after` holds (host, waits_for_hosts, steps): e.g. discover_hosts on the
+    controller once the compute nodes are up.
+    """
+
+    release: str
+    hosts: dict[str, HostPlan]
+    after: AfterSteps = ()
