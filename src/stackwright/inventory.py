@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stackwright.releases import KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
@@ -51,6 +51,20 @@ class Network(_Strict):
     gateway: IPv4Address | None = Field(
         default=None, description="Router address; the lab puts it (or the network's .1) on its bridge."
     )
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _needs_prefix(cls, value: Any) -> Any:
+        if isinstance(value, str) and "/" not in value:
+            raise ValueError(f"'{value}' has no prefix length — write it like {value}/24")
+        return value
+
+    @field_validator("cidr")
+    @classmethod
+    def _has_room(cls, value: IPv4Network) -> IPv4Network:
+        if value.prefixlen > 30:
+            raise ValueError(f"{value} leaves no room for hosts — use a larger network such as /24")
+        return value
 
     @property
     def lab_address(self) -> IPv4Address:
@@ -99,7 +113,7 @@ class Node(_Strict):
 
     def interface(self, network: str) -> str:
         if network in self.interfaces:
-            return self.interfaces[network]  # type: ignore[index]
+            return self.interfaces[network]
         return f"eth{list(self.addresses()).index(network)}"
 
     def has(self, role: str) -> bool:
@@ -159,7 +173,7 @@ def load_inventory(path: Path) -> LoadedInventory:
     except ValidationError as exc:
         errors = [
             UserError(_explain(err, source.data), file=str(path), line=source.line_of(_loc(err)))
-            for err in exc.errors()
+            for err in _without_typo_echoes(exc.errors())
         ]
         raise UserErrors(errors) from None
     loaded = LoadedInventory(model=model, path=path, source=source)
@@ -167,6 +181,17 @@ def load_inventory(path: Path) -> LoadedInventory:
     if problems:
         raise UserErrors(problems)
     return loaded
+
+
+def _without_typo_echoes(errors: list[Any]) -> list[Any]:
+    """A misspelt key shows up twice (unknown 'managment', missing 'management'): keep one."""
+    typos: set[Loc] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = _loc(err)
+            for guess in difflib.get_close_matches(str(loc[-1]), _allowed_keys(loc), n=1, cutoff=0.6):
+                typos.add((*loc[:-1], guess))
+    return [e for e in errors if not (e["type"] == "missing" and _loc(e) in typos)]
 
 
 def _loc(err: Any) -> Loc:
@@ -214,9 +239,9 @@ def _unwrap(annotation: Any) -> Any:
 
 def _value_at(data: Any, loc: Loc) -> Any:
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        in_dict = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if in_dict or in_list:
             data = data[part]
         else:
             return None
@@ -255,11 +280,24 @@ def _explain(err: Any, data: Any) -> str:
         return f"{where}: must not be empty — add at least one entry"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         return f"{where}: {value!r} has the wrong type — {err['msg'].lower()}"
+    if kind == "value_error":
+        return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
     return f"{where}: {err['msg']} — fix this value"
 
 
 def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
-    """Cross-field checks pydantic cannot express, in the order a user would fix them."""
+    """Cross-field checks pydantic cannot express, in the order a user would fix them.
+
+    Node checks wait until the networks are right: a wrong CIDR would otherwise be
+    echoed by every address inside it.
+    """
+    network_errors = list(_check_release_and_networks(inv))
+    yield from network_errors
+    if not network_errors:
+        yield from _check_nodes(inv)
+
+
+def _check_release_and_networks(inv: LoadedInventory) -> Iterator[UserError]:
     model = inv.model
     if model.release not in KNOWN_RELEASES:
         guess = difflib.get_close_matches(model.release, KNOWN_RELEASES, n=1)
@@ -283,6 +321,10 @@ def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
                     ("networks", b, "cidr"),
                 )
 
+
+def _check_nodes(inv: LoadedInventory) -> Iterator[UserError]:
+    model = inv.model
+    nets = dict(model.networks.items())
     seen: dict[IPv4Address, str] = {
         net.gateway: f"networks.{n}.gateway" for n, net in nets.items() if net.gateway
     }
@@ -363,7 +405,9 @@ def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
 
     controllers = model.names_with("controller")
     if not controllers:
-        yield inv.error("nodes: no node has the controller role — add 'controller' to one node's roles", ("nodes",))
+        yield inv.error(
+            "nodes: no node has the controller role — add 'controller' to one node's roles", ("nodes",)
+        )
     elif len(controllers) > 1:
         yield inv.error(
             f"nodes: {len(controllers)} controllers ({', '.join(controllers)}) — stackwright deploys "

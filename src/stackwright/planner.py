@@ -78,7 +78,10 @@ def _check_overrides(loaded: LoadedInventory, hosts: Mapping[str, HostPlan]) -> 
                 continue
             if any(f.format != "ini" for f in files):
                 errors.append(
-                    loaded.error(f"{where}: {path} is not an INI file — overrides apply to INI files only", (*loc, path))
+                    loaded.error(
+                        f"{where}: {path} is not an INI file — overrides apply to INI files only",
+                        (*loc, path),
+                    )
                 )
                 continue
             known = {s for f in files for s in ini_sections(f.content)}

@@ -34,7 +34,12 @@ class UserError(Exception):
         where = ""
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        return f"{where}{self.message}"
+        return _one_line(f"{where}{self.message}")
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and control characters a user's value may carry (e.g. U+0085)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 class UserErrors(Exception):
@@ -95,7 +100,7 @@ _constructor = yaml.SafeLoader("")
 
 def _scalar(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
-        return _constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        return _constructor.construct_object(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return [_scalar(n) for n in node.value]
     if isinstance(node, yaml.MappingNode):
@@ -110,6 +115,8 @@ def load_located(text: str, file: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = (exc.problem or exc.context or "invalid YAML").strip()
+        if exc.context and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            problem += f" ({exc.context.strip()} on line {exc.context_mark.line + 1})"
         raise UserError(
             f"YAML syntax error: {problem} — fix the indentation or quoting on that line",
             file=file,

@@ -6,10 +6,10 @@ Importing this package stays cheap; a release's module is imported only when use
 
 from __future__ import annotations
 
-KNOWN_RELEASES: tuple[str, ...] = ("zed", "grizzly")
-
 import importlib
 from typing import TYPE_CHECKING
+
+KNOWN_RELEASES: tuple[str, ...] = ("zed", "grizzly")
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release

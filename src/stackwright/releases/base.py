@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from stackwright.context import HostContext
-from stackwright.render import render_template
 from stackwright.inventory import Inventory
+from stackwright.render import render_template
 from stackwright.steps import AfterSteps, Step
 
 

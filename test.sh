@@ -1,0 +1,7 @@
+#!/bin/sh
+# Lint, type-check and run every test (lab tests need root; under CI=true they never skip).
+set -eu
+cd "$(dirname "$0")"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy --strict src
+exec .venv/bin/python -m pytest "$@"
