@@ -76,24 +76,23 @@ def apply_ini_overrides(text: str, overrides: Mapping[str, Mapping[str, OptionVa
 
 
 def _set_option(lines: list[str], section: str, option: str, value: str) -> list[str]:
-    current: str | None = "DEFAULT"
-    section_end: int | None = None
+    current, explicit = "DEFAULT", False  # options before any header belong to DEFAULT
+    last_of_section: int | None = None
     for index, line in enumerate(lines):
         header = _SECTION.match(line)
         if header:
-            if current == section and section_end is None:
-                section_end = index
-            current = header.group(1)
+            current, explicit = header.group(1), True
+            if current == section:
+                last_of_section = index
             continue
         opt = _OPTION.match(line)
-        if opt and current == section and opt.group(1).strip() == option:
+        if current != section:
+            continue
+        if opt and opt.group(1).strip() == option:
             return [*lines[:index], f"{option} = {value}", *lines[index + 1 :]]
-    if current == section and section_end is None:
-        section_end = len(lines)
-    if section_end is None:
+        if opt or (explicit and line.strip()):
+            last_of_section = index
+    if last_of_section is None:
         return [*lines, "", f"[{section}]", f"{option} = {value}"]
-    # insert after the section's last non-blank line
-    insert_at = section_end
-    while insert_at > 0 and not lines[insert_at - 1].strip():
-        insert_at -= 1
-    return [*lines[:insert_at], f"{option} = {value}", *lines[insert_at:]]
+    at = last_of_section + 1
+    return [*lines[:at], f"{option} = {value}", *lines[at:]]
