@@ -120,7 +120,9 @@ class Mirrors:
 
     def sources_list(self) -> str:
         """The hosts' /etc/apt/sources.list (http URIs, fetched through the lab's proxy)."""
-        lines = [f"deb {s.http_uri} {' '.join(s.suites)} {' '.join(s.components)}" for s in self.sources]
+        lines = [
+            f"deb {s.http_uri} {suite} {' '.join(s.components)}" for s in self.sources for suite in s.suites
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -134,7 +136,7 @@ def debian_mirrors(codename: str, sources: list[AptSource], machine: str) -> Mir
     picked: list[AptSource] = []
     for src in sources:
         suites = tuple(
-            codename + s[len(machine):] for s in src.suites if s == machine or s.startswith(machine + "-")
+            codename + s[len(machine) :] for s in src.suites if s == machine or s.startswith(machine + "-")
         )
         if suites:
             picked.append(AptSource(src.uri, suites, src.components or ("main",)))

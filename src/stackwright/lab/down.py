@@ -1,0 +1,66 @@
+"""`lab down`: stop every host and the proxy by PID, unmount and delete the overlays, delete the
+bridges, veths and DROP table, and the lab's SSH client files. Safe to run twice."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackwright.lab import hosts, network, processes, ssh
+from stackwright.lab.layout import LabLayout
+from stackwright.lab.state import LabState
+from stackwright.lab.system import require_root
+
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+
+
+@dataclass
+class DownResult:
+    stopped: list[str] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+
+
+def down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
+    require_root()
+    state = LabState.load(layout.state_file)
+    result = DownResult()
+    progress("stopping hosts")
+    pids: dict[int, str] = {}
+    for host in layout.hosts:
+        hs = state.hosts.get(host.name)
+        if hs is not None and processes.supervisor_alive(hs.supervisor_pid, host):
+            pids[hs.supervisor_pid] = f"{processes.SUPERVISOR_MARK} {host.dir / 'spec.json'}"
+            result.stopped.append(host.name)
+        elif (orphan := processes.nspawn_pid(host)) is not None:
+            pids[orphan] = f"-D {host.root}"  # supervisor gone, host still up
+            result.stopped.append(host.name)
+    if processes.proxy_alive(state.proxy_pid, layout) and state.proxy_pid is not None:
+        pids[state.proxy_pid] = processes.PROXY_MARK
+    result.killed = processes.stop_pids(pids)
+
+    progress("removing overlays")
+    for host in layout.hosts:
+        hosts.remove_host_dir(host)
+        propagate = NSPAWN_PROPAGATE / host.name
+        if propagate.is_dir() and not any(propagate.iterdir()):
+            propagate.rmdir()  # nspawn leaves this empty directory behind
+
+    progress("removing bridges, veths and the DROP rule")
+    network.remove_networks(layout)
+    ssh.remove_client_files(layout)
+    shutil.rmtree(layout.dir, ignore_errors=True)
+    return result
+
+
+def leftovers(layout: LabLayout) -> list[str]:
+    """What `down` should have removed but is still there (empty when the lab is gone)."""
+    out = [f"link {n}" for n in network.leftover_links(layout)]
+    out += [f"mount {h.root}" for h in layout.hosts if hosts.is_mounted(h.root)]
+    out += [f"process {pid} ({cmd[:80]})" for pid, cmd in processes.lab_processes(layout)]
+    if network.table_exists(layout):
+        out.append(f"nft table {network.table_name(layout)}")
+    if layout.dir.exists():
+        out.append(f"directory {layout.dir}")
+    return out

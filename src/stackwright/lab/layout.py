@@ -1,0 +1,152 @@
+"""Where a lab lives and what its pieces are called, derived from the inventory alone (no I/O).
+
+>>> lay = LabLayout.of(inventory, Path("/src/examples/seed.yaml"))
+>>> lay.lab_id, lay.bridge("management"), lay.hosts[2].links[1].veth
+('seed-3f2a9c', 'sw3f2a-mgmt', 'sw3f2a-2-1')
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+from stackwright.inventory import Inventory
+from stackwright.yamlsource import UserError
+
+STATE_ROOT = Path("/var/lib/stackwright/lab")
+CACHE_ROOT = Path("/var/cache/stackwright")
+BASE_CACHE = CACHE_ROOT / "lab"
+APT_CACHE = CACHE_ROOT / "apt"
+SSH_DIR = Path("/root/.ssh")
+PROXY_PORT = 3142
+
+# OpenStack release -> Debian codename the lab boots; render-only releases are absent.
+CODENAMES: dict[str, str] = {"zed": "bookworm"}
+_NET_SHORT = {"management": "mgmt", "data": "data", "external": "ext"}
+
+
+@dataclass(frozen=True)
+class Link:
+    """One NIC of a host: its name inside, the root-side veth, the bridge, the address."""
+
+    network: str
+    ifname: str
+    veth: str
+    bridge: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    name: str
+    index: int
+    dir: Path
+    links: tuple[Link, ...]
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def management(self) -> IPv4Address:
+        return self.links[0].address.ip
+
+
+@dataclass(frozen=True)
+class BridgeLayout:
+    network: str
+    name: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class LabLayout:
+    lab_id: str
+    short: str
+    inventory_path: Path
+    codename: str
+    dir: Path
+    bridges: tuple[BridgeLayout, ...]
+    hosts: tuple[HostLayout, ...]
+
+    @classmethod
+    def of(cls, inv: Inventory, path: Path) -> LabLayout:
+        codename = CODENAMES.get(inv.release)
+        if codename is None:
+            known = ", ".join(CODENAMES)
+            raise UserError(
+                f"release '{inv.release}' is render-only, the lab cannot install it — "
+                f"use a release the lab boots ({known}) for `lab up`"
+            )
+        path = path.resolve()
+        digest = hashlib.sha1(str(path).encode()).hexdigest()
+        short = digest[:4]
+        lab_id = f"{path.stem[:20]}-{digest[:6]}"
+        lab_dir = STATE_ROOT / lab_id
+        bridges = tuple(
+            BridgeLayout(
+                name,
+                f"sw{short}-{_NET_SHORT[name]}",
+                IPv4Interface(f"{net.lab_address}/{net.cidr.prefixlen}"),
+            )
+            for name, net in inv.networks.items()
+        )
+        by_net = {b.network: b for b in bridges}
+        hosts = []
+        for index, (name, node) in enumerate(inv.nodes.items()):
+            links = []
+            for k, (net_name, addr) in enumerate(node.addresses().items()):
+                prefix = by_net[net_name].address.network.prefixlen
+                links.append(
+                    Link(
+                        network=net_name,
+                        ifname=node.interface(net_name),
+                        veth=f"sw{short}-{index}-{k}",
+                        bridge=by_net[net_name].name,
+                        address=IPv4Interface(f"{addr}/{prefix}"),
+                    )
+                )
+            hosts.append(HostLayout(name, index, lab_dir / "hosts" / name, tuple(links)))
+        return cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts))
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def proxy_address(self) -> IPv4Address:
+        return self.bridges[0].address.ip
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.proxy_address}:{PROXY_PORT}"
+
+    @property
+    def ssh_key(self) -> Path:
+        return STATE_ROOT / "ssh" / "id_ed25519"
+
+    @property
+    def ssh_config(self) -> Path:
+        return SSH_DIR / "stackwright-lab" / f"{self.lab_id}.conf"
+
+    @property
+    def known_hosts(self) -> Path:
+        return SSH_DIR / "stackwright-lab" / f"{self.lab_id}.known_hosts"
+
+    def host(self, name: str) -> HostLayout:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise UserError(
+            f"no host '{name}' in {self.inventory_path} — hosts: {', '.join(h.name for h in self.hosts)}"
+        )

@@ -1,0 +1,325 @@
+"""The lab's apt proxy: an HTTP forward proxy for lab hosts that caches immutable files.
+
+Why our own: apt-cacher-ng answered 503 to every request on these machines, and the lab needs only
+a small, strict subset of a caching proxy. This one
+
+- listens only on the management bridge's lab address (hosts reach it; nothing else can),
+- forwards only GET/HEAD to the mirror hosts of this machine's apt sources (`--upstream`, read
+  from the sources at `lab up` time); any other host, port or method gets 403,
+- keeps every pool/ and by-hash/ file (the .debs: immutable by name) in an on-disk cache, written
+  atomically (temp file + rename), so repeated lab runs and many hosts download each file once,
+- always fetches Release/InRelease/Packages/... indexes fresh (never from the cache),
+- lets one request download a given file while concurrent requests for it wait, then read the
+  cache.
+
+    python -m stackwright.lab.proxy --listen 10.10.10.1:3142 --cache /var/cache/stackwright/apt \
+        --upstream http://mirror.example --upstream http://security.example
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+CHUNK = 256 * 1024
+UPSTREAM_TIMEOUT = 60.0
+LOCK_WAIT = 900.0  # a waiter gives up on another request's download after this long
+MAX_REDIRECTS = 5
+PASSED_HEADERS = ("content-type", "last-modified", "etag", "cache-control", "expires", "date")
+
+
+@dataclass
+class ProxyConfig:
+    upstreams: dict[str, str]  # host -> scheme (http or https) as in the machine's sources
+    cache: Path
+    locks: dict[Path, threading.Lock] = field(default_factory=dict)
+    locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock_for(self, path: Path) -> threading.Lock:
+        with self.locks_guard:
+            return self.locks.setdefault(path, threading.Lock())
+
+
+def is_immutable(path: str) -> bool:
+    """pool/ files (.deb, .dsc, ...) and by-hash/ indexes never change under the same name."""
+    return "/pool/" in path or "/by-hash/" in path
+
+
+def cache_path(cache: Path, host: str, path: str) -> Path | None:
+    """Where a file is cached; None for a path that could escape the cache directory."""
+    parts = PurePosixPath(unquote(path)).parts
+    if not parts or any(p in ("..", ".") for p in parts) or "\0" in path:
+        return None
+    return cache / host / Path(*parts[1:])
+
+
+class UpstreamError(Exception):
+    pass
+
+
+class Upstreams:
+    """Keep-alive connections to the mirrors, one set per client connection (thread)."""
+
+    def __init__(self) -> None:
+        self.conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
+
+    def request(
+        self, scheme: str, host: str, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        for attempt in (0, 1):
+            conn = self.conns.get((scheme, host))
+            if conn is None:
+                cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+                conn = cls(host, timeout=UPSTREAM_TIMEOUT)
+                self.conns[(scheme, host)] = conn
+            try:
+                conn.request(method, path, headers={**headers, "Host": host})
+                return conn, conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                del self.conns[(scheme, host)]
+                if attempt:
+                    raise UpstreamError(f"{host}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for conn in self.conns.values():
+            conn.close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "stackwright-lab-proxy"
+    config: ProxyConfig  # set on the subclass made by `serve`
+
+    def setup(self) -> None:
+        super().setup()
+        self.upstreams = Upstreams()
+
+    def finish(self) -> None:
+        self.upstreams.close()
+        super().finish()
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {self.client_address[0]} {format % args}\n")
+
+    def refuse(self, code: int, why: str) -> None:
+        body = f"{why}\n".encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_CONNECT(self) -> None:
+        self.refuse(403, "CONNECT is not allowed: lab hosts use http mirrors through this proxy")
+
+    do_POST = do_PUT = do_DELETE = do_CONNECT
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        host = url.hostname or ""
+        if url.scheme != "http" or host not in self.config.upstreams or url.port not in (None, 80):
+            self.refuse(403, f"{host or self.path}: not a mirror of this machine's apt sources")
+            return
+        path = url.path + (f"?{url.query}" if url.query else "")
+        try:
+            if is_immutable(url.path):
+                self.serve_immutable(host, path)
+            else:
+                self.pass_through(host, path)
+        except UpstreamError as exc:
+            self.refuse(502, f"upstream failed: {exc}")
+
+    def request_headers(self, *, conditional: bool) -> dict[str, str]:
+        keep = ["User-Agent", "Accept"]
+        if conditional:
+            keep += ["If-Modified-Since", "If-None-Match", "Range", "If-Range"]
+        return {k: v for k in keep if (v := self.headers.get(k))}
+
+    def fetch(self, host: str, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """GET (or HEAD) from an allowed mirror, following redirects among allowed mirrors."""
+        for _ in range(MAX_REDIRECTS + 1):
+            scheme = self.config.upstreams[host]
+            _, resp = self.upstreams.request(scheme, host, self.command, path, headers)
+            if resp.status not in (301, 302, 303, 307, 308):
+                return resp
+            resp.read()
+            target = urlsplit(urljoin(f"{scheme}://{host}{path}", resp.getheader("Location", "")))
+            host = target.hostname or ""
+            if host not in self.config.upstreams:
+                raise UpstreamError(f"redirect to {host}, which is not in this machine's apt sources")
+            path = target.path + (f"?{target.query}" if target.query else "")
+        raise UpstreamError(f"more than {MAX_REDIRECTS} redirects")
+
+    def pass_through(self, host: str, path: str) -> None:
+        resp = self.fetch(host, path, self.request_headers(conditional=True))
+        length = resp.getheader("Content-Length")
+        self.send_response(resp.status)
+        for name in (*PASSED_HEADERS, "content-range", "accept-ranges"):
+            if (value := resp.getheader(name)) is not None:
+                self.send_header(name, value)
+        chunked = length is None and self.command != "HEAD" and resp.status not in (204, 304)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif length is not None:
+            self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command == "HEAD":
+            resp.read()
+            return
+        for block in iter_body(resp):
+            self.wfile.write(f"{len(block):x}\r\n".encode() + block + b"\r\n" if chunked else block)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def serve_immutable(self, host: str, path: str) -> None:
+        target = cache_path(self.config.cache, host, urlsplit(path).path)
+        if target is None:
+            self.refuse(403, "bad path")
+            return
+        if target.is_file():
+            self.send_cached(target, "HIT")
+            return
+        lock = self.config.lock_for(target)
+        if not lock.acquire(timeout=LOCK_WAIT):
+            raise UpstreamError(f"gave up after {LOCK_WAIT:.0f} s waiting for another download of {path}")
+        try:
+            if target.is_file():  # another request fetched it while we waited
+                self.send_cached(target, "HIT")
+                return
+            self.download_and_send(host, path, target)
+        finally:
+            lock.release()
+
+    def send_cached(self, target: Path, how: str) -> None:
+        stat = target.stat()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(stat.st_size))
+        self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
+        self.send_header("X-Stackwright-Cache", how)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        with target.open("rb") as f:
+            while block := f.read(CHUNK):
+                self.wfile.write(block)
+
+    def download_and_send(self, host: str, path: str, target: Path) -> None:
+        if self.command == "HEAD":
+            self.pass_through(host, path)
+            return
+        resp = self.fetch(host, path, self.request_headers(conditional=False))
+        if resp.status != 200:
+            body = resp.read()
+            self.send_response(resp.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
+        length = resp.getheader("Content-Length")
+        client_ok = length is not None
+        if client_ok:
+            self.send_response(200)
+            for name in PASSED_HEADERS:
+                if (value := resp.getheader(name)) is not None:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(length))
+            self.send_header("X-Stackwright-Cache", "MISS")
+            self.end_headers()
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                for block in iter_body(resp):
+                    out.write(block)
+                    size += len(block)
+                    if client_ok:
+                        try:
+                            self.wfile.write(block)
+                        except OSError:
+                            client_ok = False  # keep filling the cache for the next host
+            if length is not None and size != int(length):
+                raise UpstreamError(f"{path}: got {size} of {length} bytes")
+            _set_mtime(tmp_name, resp.getheader("Last-Modified"))
+            os.rename(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            self.close_connection = True
+            raise
+        if length is None:
+            self.send_cached(target, "MISS")
+
+
+def iter_body(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    while True:
+        try:
+            block = resp.read(CHUNK)
+        except (OSError, http.client.HTTPException) as exc:
+            raise UpstreamError(f"read failed: {exc}") from exc
+        if not block:
+            return
+        yield block
+
+
+def _set_mtime(name: str, last_modified: str | None) -> None:
+    if last_modified:
+        try:
+            stamp = parsedate_to_datetime(last_modified).timestamp()
+        except (TypeError, ValueError):
+            return
+        os.utime(name, (stamp, stamp))
+
+
+def serve(listen: str, port: int, config: ProxyConfig) -> ThreadingHTTPServer:
+    handler = type("LabProxyHandler", (Handler,), {"config": config})
+    server = ThreadingHTTPServer((listen, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def parse_args(argv: list[str]) -> tuple[str, int, ProxyConfig]:
+    parser = argparse.ArgumentParser(prog="python -m stackwright.lab.proxy")
+    parser.add_argument("--listen", required=True, help="ADDRESS:PORT (the management bridge)")
+    parser.add_argument("--cache", required=True, type=Path)
+    parser.add_argument("--upstream", action="append", default=[], help="scheme://host of a mirror")
+    args = parser.parse_args(argv)
+    address, _, port = args.listen.rpartition(":")
+    upstreams = {}
+    for up in args.upstream:
+        parts = urlsplit(up)
+        if parts.hostname and parts.scheme in ("http", "https"):
+            upstreams[parts.hostname] = parts.scheme
+    return address, int(port), ProxyConfig(upstreams=upstreams, cache=args.cache)
+
+
+def main(argv: list[str]) -> int:
+    address, port, config = parse_args(argv)
+    config.cache.mkdir(parents=True, exist_ok=True)
+    server = serve(address, port, config)
+    print(f"listening on {address}:{port}, mirrors: {', '.join(sorted(config.upstreams))}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
