@@ -58,7 +58,7 @@ COMMON_FILES: tuple[GuideFile, ...] = (NTP_CONF, SYSCTL_CONF, INTERFACES)
 COMMON_PACKAGES: tuple[str, ...] = ("ntp", "vlan", "bridge-utils")
 
 CONTROLLER_FILES: tuple[GuideFile, ...] = (
-    GuideFile("/etc/mysql/my.cnf", "my.cnf.j2"),
+    _ini("/etc/mysql/my.cnf", "my.cnf.j2"),
     _ini("/etc/keystone/keystone.conf", "keystone.conf.j2", secret=True),
     _ini("/etc/glance/glance-api-paste.ini", "glance-api-paste.ini.j2", secret=True),
     _ini("/etc/glance/glance-registry-paste.ini", "glance-registry-paste.ini.j2", secret=True),
