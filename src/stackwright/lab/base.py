@@ -23,12 +23,13 @@ BASE_PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "python3",
     "iputils-ping", "procps", "ca-certificates", "netbase",
 )  # fmt: skip
-RECIPE_VERSION = 1  # bump when `_customize` changes, so old bases are not reused
+RECIPE_VERSION = 2  # bump when `_customize` changes, so old bases are not reused
 BASE_BYTES = 600 * 2**20  # debootstrap's download plus the unpacked tree (~320 MB) with margin
 BUILD_TIMEOUT = 900.0
 
-# systemd units that cannot work in a container and would leave the system "degraded"
-MASKED_UNITS = ("systemd-remount-fs.service",)
+# Units masked in every host: systemd-remount-fs cannot work in a container (it would leave the
+# system "degraded"); the apt timers would take the dpkg lock at random times during `apply`.
+MASKED_UNITS = ("systemd-remount-fs.service", "apt-daily.timer", "apt-daily-upgrade.timer")
 
 SSH_KEYGEN_DROPIN = """\
 # stackwright lab: each host makes its own host keys on first boot

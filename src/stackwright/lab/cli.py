@@ -21,7 +21,7 @@ from stackwright.lab.system import HostCommandError
 from stackwright.yamlsource import UserError, UserErrors
 
 lab_app = typer.Typer(help="Throwaway Debian hosts on this machine, with the inventory's addresses.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 FileArg = Annotated[Path, typer.Argument(help="Inventory YAML, e.g. examples/seed.yaml.")]

@@ -24,7 +24,9 @@ SUPERVISOR_MARK = "stackwright.lab.supervisor"
 PROXY_MARK = "stackwright.lab.proxy"
 PROXY_START_WAIT = 10.0
 STOP_WAIT = 45.0
-DEVICE_BINDS = ("/dev/net/tun",)  # OVS netdev ports and libvirt taps need it inside hosts
+# OVS netdev ports and libvirt taps need /dev/net/tun inside hosts; /dev/kvm is passed as a real
+# server would have it (whether KVM guests can run here is for nova's checks to find out).
+DEVICE_BINDS = ("/dev/net/tun", "/dev/kvm")
 
 
 def _spawn(argv: list[str], log: Path) -> int:

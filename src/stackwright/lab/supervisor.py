@@ -68,6 +68,9 @@ def attach_links(spec: Spec, proc: subprocess.Popen[bytes]) -> bool:
     while pending and time.monotonic() < deadline and proc.poll() is None:
         for lk in list(pending):
             if Path(f"/sys/class/net/{lk['veth']}").exists():
+                # a bridge port needs no IPv6 of its own in the root namespace
+                with contextlib.suppress(OSError):
+                    Path(f"/proc/sys/net/ipv6/conf/{lk['veth']}/disable_ipv6").write_text("1")
                 done = subprocess.run(
                     ["ip", "link", "set", lk["veth"], "master", lk["bridge"], "up"],
                     capture_output=True, text=True, check=False,
