@@ -72,14 +72,19 @@ def ensure_base(codename: str, mirrors: Mirrors, progress: Callable[[str], None]
     tmp = BASE_CACHE / f".build-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _debootstrap(codename, mirrors, tmp, progress)
-        progress("configuring the base image")
-        _customize(tmp, mirrors)
+        build_into(tmp, codename, mirrors, progress)
         tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def build_into(directory: Path, codename: str, mirrors: Mirrors, progress: Callable[[str], None]) -> None:
+    """debootstrap + the lab's settings into `directory` (which must not exist yet)."""
+    _debootstrap(codename, mirrors, directory, progress)
+    progress("configuring the base image")
+    _customize(directory, mirrors)
 
 
 def _remove_stale_builds() -> None:
