@@ -122,10 +122,13 @@ def plan(
     inventory: InventoryArg,
     host: Annotated[str | None, typer.Option("--host", help="Only these hosts (comma-separated).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Connect and show exact diffs against the hosts as they are.")
+    ] = False,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
 ) -> None:
-    """Show what would be installed, written, set and restarted on every host — offline.
+    """Show what would be installed, written, set and restarted on every host — offline unless --live.
 
     Example: stackwright plan examples/seed.yaml --host compute1
     """
@@ -133,6 +136,8 @@ def plan(
 
     loaded = _load(inventory)
     pw = _passwords(loaded, passwords)
+    if live:
+        raise typer.Exit(_live_plan(loaded, pw, release, host, as_json))
     cluster = _plan(loaded, pw, release)
     hosts = _hosts(loaded, host)
     if as_json:
@@ -186,7 +191,131 @@ def graph(
     out.print(f"wrote {output}")
 
 
+LimitOpt = Annotated[str | None, typer.Option("--limit", help="Only these hosts (comma-separated).")]
+
+
+def _live_plan(
+    loaded: LoadedInventory, pw: Any, release: str | None, limit: str | None, as_json: bool
+) -> int:
+    from stackwright.applyview import print_live_plan, print_preflight, reports_json
+    from stackwright.deploy import converge, open_session, run_preflight
+    from stackwright.engine.converge import Options
+
+    session = open_session(loaded, pw, release, limit)
+    run_preflight(session)
+    reports = converge(session, Options(dry_run=True), lambda *_: None)
+    mask = pw.masker()
+    if as_json:
+        sys.stdout.write(reports_json(reports, mask) + "\n")
+        return 0 if all(r.ok for r in reports.values()) else 1
+    print_preflight(out, session.preflights)
+    total = print_live_plan(out, reports, mask)
+    out.print(
+        f"\n{total} changes planned on {len(reports)} hosts"
+        if total
+        else "\nno changes: hosts match the plan"
+    )
+    return 0 if all(r.ok for r in reports.values()) else 1
+
+
+@app.command()
+@user_errors_exit_2
+def preflight(
+    inventory: InventoryArg,
+    limit: LimitOpt = None,
+    release: ReleaseOpt = None,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Check hosts before changing them: SSH, Debian release, addresses, clock, KVM (and pick virt_type).
+
+    Example: stackwright preflight examples/seed.yaml
+    """
+    from stackwright.applyview import print_preflight
+    from stackwright.deploy import open_session, run_preflight
+
+    loaded = _load(inventory)
+    session = open_session(loaded, _passwords(loaded, passwords), release, limit)
+    run_preflight(session)
+    print_preflight(out, session.preflights)
+    raise typer.Exit(0 if all(p.ok for p in session.preflights.values()) else 1)
+
+
+@app.command()
+@user_errors_exit_2
+def apply(
+    inventory: InventoryArg,
+    limit: LimitOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing hosts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+    no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="Skip apt full-upgrade.")] = False,
+    allow_reboot: Annotated[
+        bool, typer.Option("--allow-reboot", help="Reboot hosts whose upgrade requires it.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show every step, changed or not.")
+    ] = False,
+    release: ReleaseOpt = None,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Converge the hosts to the plan over SSH: show the live plan, ask, apply, summarize.
+
+    Example: stackwright apply examples/seed.yaml --limit compute1 --yes
+    """
+    import time
+
+    from stackwright.applyview import (
+        ProgressView,
+        print_live_plan,
+        print_preflight,
+        print_summary,
+        reports_json,
+    )
+    from stackwright.deploy import converge, default_log_dir, open_session, run_preflight
+    from stackwright.engine.converge import Options
+
+    started = time.monotonic()
+    loaded = _load(inventory)
+    pw = _passwords(loaded, passwords)
+    mask = pw.masker()
+    console = Console(highlight=False, soft_wrap=True, record=True, stderr=as_json)
+    session = open_session(loaded, pw, release, limit)
+    run_preflight(session)
+    print_preflight(console, session.preflights)
+    if not yes:
+        dry = converge(session, Options(dry_run=True), lambda *_: None)
+        if print_live_plan(console, dry, mask) == 0:
+            console.print("\nno changes: hosts match the plan")
+        if not typer.confirm("\napply these changes?", default=False):
+            raise typer.Exit(1)
+    options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
+    with ProgressView(console, session.hosts, mask, verbose) as view:
+        reports = converge(session, options, view)
+    for name, report in session.preflights.items():
+        if name in session.hosts and not report.ok:
+            from stackwright.engine.converge import HostReport
+            from stackwright.engine.remote import RemoteError, Result
+
+            failure = "; ".join(line.message for line in report.failures())
+            reports[name] = HostReport(name, error=RemoteError(name, "preflight", Result(1, "", failure), ""))
+    print_summary(console, reports, mask, time.monotonic() - started)
+    log_dir = default_log_dir()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"apply-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    log.write_text(mask(console.export_text()))
+    console.print(f"log: {log}")
+    if as_json:
+        sys.stdout.write(reports_json(reports, mask) + "\n")
+    raise typer.Exit(0 if all(r.ok for r in reports.values()) else 1)
+
+
+_ENGINE_COMMANDS = {"apply", "preflight", "verify", "doctor"}
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and (sys.argv[1] in _ENGINE_COMMANDS or "--live" in sys.argv):
+        from stackwright.engine import patch
+
+        patch()
     app()
 
 

@@ -18,6 +18,7 @@ from stackwright.steps import (
     Directory,
     File,
     HostPlan,
+    NetworkConfig,
     OvsBridge,
     Packages,
     Service,
@@ -50,6 +51,11 @@ def step_summary(step: Step, mask: Masker) -> str:
             return f"run {description}: {mask(' '.join(argv))}"
         case Wait(description=description, timeout_s=timeout):
             return f"wait for {description} (at most {timeout:g} s)"
+        case NetworkConfig(files=files, probe_address=address):
+            return (
+                f"network configuration ({len(files)} files), last; rolled back unless the host "
+                f"still answers on {address}"
+            )
     raise TypeError(step)  # pragma: no cover
 
 
@@ -60,9 +66,14 @@ def write_text(plan: ClusterPlan, hosts: Iterable[str], mask: Masker, out: TextI
         out.write(f"\n{b}── {name} ({', '.join(host.roles)}) · release {host.release} ──{r}\n")
         for step in host.steps:
             out.write(f"{c}•{r} {step_summary(step, mask)}\n")
-            if isinstance(step, File):
+            files = (
+                (step,) if isinstance(step, File) else step.files if isinstance(step, NetworkConfig) else ()
+            )
+            for file in files:
+                if isinstance(step, NetworkConfig):
+                    out.write(f"  {c}◦{r} {step_summary(file, mask)}\n")
                 out.write(f"{d}  ┌── new file, full content:{r}\n")
-                body = mask(step.content)
+                body = mask(file.content)
                 out.write("".join(f"{g}  │{r} {line}\n" for line in body.splitlines()))
                 out.write(f"{d}  └──{r}\n")
         for runner, waits_for, steps in plan.after:
@@ -101,6 +112,8 @@ def step_json(step: Step, mask: Masker) -> dict[str, Any]:
             value = f"{value:04o}"
         elif key == "env":
             value = {k: mask(v) if v else v for k, v in value}
+        elif key == "files":
+            value = [step_json(f, mask) for f in value]
         elif isinstance(value, tuple):
             value = [mask(v) if isinstance(v, str) else v for v in value]
         elif isinstance(value, str):

@@ -99,7 +99,17 @@ class Wait:
     kind: Literal["wait"] = "wait"
 
 
-Step = Packages | File | Directory | Sysctl | OvsBridge | Service | Command | Wait
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Interface configuration files, applied last and rolled back automatically if the host
+    stops answering on `probe_address` afterwards (what `netplan try` does)."""
+
+    files: tuple[File, ...]
+    probe_address: str
+    kind: Literal["network_config"] = "network_config"
+
+
+Step = Packages | File | Directory | Sysctl | OvsBridge | Service | Command | Wait | NetworkConfig
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,13 @@ class HostPlan:
     steps: tuple[Step, ...] = field(default_factory=tuple)
 
     def files(self) -> dict[str, File]:
-        return {s.path: s for s in self.steps if isinstance(s, File)}
+        files: dict[str, File] = {}
+        for step in self.steps:
+            if isinstance(step, File):
+                files[step.path] = step
+            elif isinstance(step, NetworkConfig):
+                files.update((f.path, f) for f in step.files)
+        return files
 
     def packages(self) -> tuple[str, ...]:
         names: list[str] = []

@@ -1,0 +1,161 @@
+"""How apply, plan --live and preflight look: live progress per host, diffs, a summary table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from stackwright.checks.preflight import Preflight
+from stackwright.engine.converge import HostReport
+from stackwright.engine.ops import Outcome
+from stackwright.secrets import Masker
+
+
+class ProgressView:
+    """One row per host: its current step, changes so far, time. Plain lines when not a terminal."""
+
+    def __init__(self, console: Console, hosts: list[str], mask: Masker, verbose: bool = False) -> None:
+        self.console = console
+        self.mask = mask
+        self.verbose = verbose
+        self.start = time.monotonic()
+        self.rows: dict[str, dict[str, Any]] = {
+            h: {"step": "connecting", "changed": 0, "unchanged": 0, "failed": False} for h in hosts
+        }
+        self.live: Live | None = None
+
+    def __enter__(self) -> ProgressView:
+        if self.console.is_terminal:
+            self.live = Live(self._table(), console=self.console, refresh_per_second=8, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, host: str, summary: str, outcome: Outcome | None) -> None:
+        row = self.rows.setdefault(host, {"step": "", "changed": 0, "unchanged": 0, "failed": False})
+        row["step"] = summary
+        if outcome is not None:
+            row["changed" if outcome.changed else "unchanged"] += 1
+            if outcome.changed or self.verbose:
+                self.console.print(
+                    Text.assemble(
+                        (f"{host}: ", "bold"),
+                        self.mask(summary),
+                        " → ",
+                        (self.mask(outcome.detail), "green" if outcome.changed else "dim"),
+                    ),
+                    highlight=False,
+                )
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _table(self) -> Table:
+        table = Table(title=f"converging · {time.monotonic() - self.start:.0f} s", expand=False)
+        for column in ("host", "step", "changed", "unchanged"):
+            table.add_column(column)
+        for host, row in self.rows.items():
+            table.add_row(host, self.mask(row["step"])[:70], str(row["changed"]), str(row["unchanged"]))
+        return table
+
+
+def print_preflight(console: Console, preflights: Mapping[str, Preflight]) -> None:
+    table = Table(title="preflight")
+    for column in ("host", "check", "result"):
+        table.add_column(column)
+    for host, report in preflights.items():
+        for line in report.lines:
+            mark = (
+                "[green]ok[/green]"
+                if line.ok
+                else ("[yellow]warn[/yellow]" if line.warning else "[red]FAIL[/red]")
+            )
+            table.add_row(host, line.id, f"{mark} {line.message}")
+    console.print(table)
+
+
+def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: Masker) -> int:
+    """The dry run's changes per host, with exact diffs. Returns the number of changes."""
+    total = 0
+    for host, report in reports.items():
+        changes = [o for o in report.outcomes if o.changed]
+        total += len(changes)
+        console.print(f"\n[bold]── {host}[/bold]: {len(changes)} to change, {report.unchanged} unchanged")
+        for outcome in changes:
+            from stackwright.planview import step_summary
+
+            console.print(
+                f"  • {mask(step_summary(outcome.step, mask))} → {mask(outcome.detail)}", highlight=False
+            )
+            if outcome.diff:
+                for line in mask(outcome.diff).splitlines():
+                    style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+                    console.print(Text("    " + line, style=style), highlight=False)
+        if report.error:
+            console.print(f"  [red]cannot plan:[/red] {mask(str(report.error))}")
+    return total
+
+
+def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Masker, seconds: float) -> None:
+    table = Table(title=f"apply summary · {seconds:.1f} s")
+    for column in ("host", "result", "changed", "unchanged", "restarted", "time per phase"):
+        table.add_column(column)
+    for host, report in reports.items():
+        result = "[green]converged[/green]" if report.ok else "[red]FAILED[/red]"
+        if report.reboot_required:
+            result += " [yellow](reboot required: rerun with --allow-reboot)[/yellow]"
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.phases.items() if v >= 0.05)
+        table.add_row(
+            host,
+            result,
+            str(report.changed),
+            str(report.unchanged),
+            ", ".join(report.restarted) or "-",
+            phases,
+        )
+    console.print(table)
+    for host, report in reports.items():
+        if report.error:
+            err = report.error
+            console.print(f"[red]{host}: failed at[/red] {mask(err.command)}", highlight=False)
+            tail = mask(err.result.tail(12))
+            if tail:
+                console.print(Text("\n".join("    " + line for line in tail.splitlines()), style="dim"))
+            if err.hint:
+                console.print(f"    hint: {mask(err.hint)}", highlight=False)
+
+
+def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
+    data = {
+        host: {
+            "ok": r.ok,
+            "changed": r.changed,
+            "unchanged": r.unchanged,
+            "restarted": r.restarted,
+            "reboot_required": r.reboot_required,
+            "phases": {k: round(v, 3) for k, v in r.phases.items()},
+            "error": None
+            if r.error is None
+            else {
+                "command": mask(r.error.command),
+                "output": mask(r.error.result.tail(12)),
+                "hint": mask(r.error.hint),
+            },
+            "changes": [
+                {"kind": o.step.kind, "detail": mask(o.detail), "path": getattr(o.step, "path", None)}
+                for o in r.outcomes
+                if o.changed
+            ],
+        }
+        for host, r in reports.items()
+    }
+    return json.dumps({"hosts": data, "ok": all(r.ok for r in reports.values())}, indent=2)

@@ -1,0 +1,179 @@
+"""Preflight: before changing a host, check it is the host the inventory describes.
+
+One round trip per host gathers: Debian codename, IPv4 addresses per interface,
+the clock, container or not, the OVS kernel datapath, and a real KVM probe
+(`kvm_probe.py`). From them come pass/fail lines and the `HostFacts` the plan
+needs (`virt_type` under `auto`, `ovs_datapath`, `containerized`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+
+from stackwright.context import HostFacts
+from stackwright.engine.remote import Remote
+from stackwright.inventory import Inventory
+from stackwright.releases.base import Release
+from stackwright.steps import HostPlan, OvsBridge
+
+CLOCK_FAIL_S = 30.0  # tokens and RabbitMQ heartbeats fail well before this
+CLOCK_WARN_S = 2.0
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    id: str
+    ok: bool
+    message: str
+    warning: bool = False
+
+
+@dataclass
+class Preflight:
+    host: str
+    lines: list[CheckLine] = field(default_factory=list)
+    facts: HostFacts = field(default_factory=HostFacts)
+
+    @property
+    def ok(self) -> bool:
+        return all(line.ok or line.warning for line in self.lines)
+
+    def failures(self) -> list[CheckLine]:
+        return [line for line in self.lines if not line.ok and not line.warning]
+
+
+def _probe_script() -> str:
+    probe = resources.files("stackwright.checks").joinpath("kvm_probe.py").read_text()
+    return f""". /etc/os-release 2>/dev/null; echo "codename=${{VERSION_CODENAME:-unknown}}"
+ip -o -4 addr show 2>/dev/null | while read -r _ ifname _ cidr _; do echo "addr=$ifname $cidr"; done
+echo "container=$(systemd-detect-virt -c 2>/dev/null || echo none)"
+if [ -d /sys/module/openvswitch ] || modinfo openvswitch >/dev/null 2>&1; then echo ovs=system; \
+else echo ovs=netdev; fi
+if command -v python3 >/dev/null; then
+probe=$(mktemp)
+cat > "$probe" <<'KVM_PROBE'
+{probe}
+KVM_PROBE
+kvm=$(timeout 10 python3 "$probe" 2>&1 | tail -n 1)
+rm -f "$probe"
+echo "kvm=${{kvm:-no the probe hung or crashed}}"
+else echo "kvm=no python3 is missing, cannot probe KVM"; fi
+echo "time=$(date +%s.%N)"
+"""
+
+
+def gather(remote: Remote) -> tuple[dict[str, list[str]], float]:
+    """{"codename": ["bookworm"], "addr": ["eth0 10.10.10.53/24", ...], ...} and the clock skew (s)."""
+    before = time.time()
+    result = remote.run("sh -s", stdin=_probe_script(), timeout=60)
+    after = time.time()
+    values: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values.setdefault(key, []).append(value.strip())
+    skew = 0.0
+    try:
+        host_time = float(values["time"][0])
+    except (KeyError, IndexError, ValueError):
+        return values, skew
+    # In sync, the host's reading falls inside our round trip; outside it, that is the skew.
+    if host_time < before:
+        skew = host_time - before
+    elif host_time > after:
+        skew = host_time - after
+    return values, skew
+
+
+def preflight_host(remote: Remote, inventory: Inventory, release: Release, plan: HostPlan) -> Preflight:
+    values, skew = gather(remote)
+    node = inventory.nodes[remote.name]
+    report = Preflight(remote.name)
+    add = report.lines.append
+
+    codename = (values.get("codename") or ["unknown"])[0]
+    add(
+        CheckLine(
+            "debian-release",
+            codename == release.debian,
+            f"Debian {codename}"
+            + (
+                ""
+                if codename == release.debian
+                else f", but release {release.name} needs Debian "
+                f"{release.debian} — use a {release.debian} host or another release"
+            ),
+        )
+    )
+
+    have: dict[str, set[str]] = {}
+    for entry in values.get("addr", []):
+        ifname, _, cidr = entry.partition(" ")
+        have.setdefault(ifname.split("@")[0], set()).add(cidr)
+    bridges_holding = {
+        port: step.name for step in plan.steps if isinstance(step, OvsBridge) for port in step.ports
+    }
+    nets = dict(inventory.networks.items())
+    for net, address in node.addresses().items():
+        ifname = node.interface(net)
+        want = f"{address}/{nets[net].cidr.prefixlen}"
+        holders = [i for i, cidrs in have.items() if want in cidrs]
+        ok = ifname in holders or bridges_holding.get(ifname) in holders
+        where = f" (found on {', '.join(holders)})" if holders and not ok else ""
+        add(
+            CheckLine(
+                f"address-{net}",
+                ok,
+                f"{want} on {ifname}"
+                if ok
+                else f"{want} is not on {ifname}{where} — configure it, or fix "
+                f"nodes.{remote.name}.{net}/interfaces",
+            )
+        )
+
+    add(
+        CheckLine(
+            "clock",
+            abs(skew) <= CLOCK_FAIL_S,
+            f"clock {skew:+.1f} s from this machine"
+            + ("" if abs(skew) <= CLOCK_FAIL_S else " — sync it (chrony) before deploying"),
+            warning=CLOCK_WARN_S < abs(skew) <= CLOCK_FAIL_S,
+        )
+    )
+
+    container = (values.get("container") or ["none"])[0]
+    containerized = container not in ("none", "")
+    ovs = (values.get("ovs") or ["system"])[0]
+    kvm = (values.get("kvm") or ["no the probe did not run"])[0]
+    kvm_ok = kvm.startswith("ok")
+    reason = kvm.partition(" ")[2]
+    chosen = inventory.virt_type_of(remote.name)
+    if chosen == "auto":
+        virt_type = "kvm" if kvm_ok else "qemu"
+        why = f"KVM runs guests here ({reason})" if kvm_ok else f"KVM cannot run guests here: {reason}"
+        add(CheckLine("virt-type", True, f"virt_type auto → {virt_type}: {why}"))
+    elif chosen == "kvm":
+        virt_type = "kvm"
+        add(
+            CheckLine(
+                "virt-type",
+                kvm_ok or not node.has("compute"),
+                "virt_type kvm: KVM runs guests here"
+                if kvm_ok
+                else f"virt_type kvm, but KVM cannot run guests here: {reason} — set virt_type: qemu "
+                "(or auto) for this node, or enable hardware virtualization",
+            )
+        )
+    else:
+        virt_type = "qemu"
+        add(CheckLine("virt-type", True, "virt_type qemu (software emulation, as configured)"))
+    report.facts = HostFacts(virt_type=virt_type, ovs_datapath=ovs, containerized=containerized)
+    if ovs == "netdev":
+        add(
+            CheckLine(
+                "ovs-datapath", True, "no openvswitch kernel module: OVS uses the userspace (netdev) datapath"
+            )
+        )
+    return report

@@ -1,0 +1,130 @@
+"""apply / plan --live / preflight: connect, check, plan with the hosts' facts, converge.
+
+The engine's I/O lives here and in `engine/`; what to do comes from the pure planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackwright.checks.preflight import Preflight, preflight_host
+from stackwright.context import HostFacts
+from stackwright.engine.converge import HostReport, Options, Progress, converge_host
+from stackwright.engine.remote import Remote, connect
+from stackwright.inventory import LoadedInventory
+from stackwright.planner import plan_cluster
+from stackwright.releases import get_release
+from stackwright.releases.base import Release
+from stackwright.secrets import Passwords
+from stackwright.steps import ClusterPlan
+from stackwright.yamlsource import UserError
+
+
+@dataclass
+class Session:
+    loaded: LoadedInventory
+    passwords: Passwords
+    release: Release
+    hosts: list[str]  # the hosts to converge (--limit)
+    remotes: dict[str, Remote] = field(default_factory=dict)
+    preflights: dict[str, Preflight] = field(default_factory=dict)
+    plan: ClusterPlan | None = None
+
+
+def applicable_release(loaded: LoadedInventory, name: str | None) -> Release:
+    release = get_release(name or loaded.model.release)
+    if not release.applicable:
+        raise UserError(
+            f"release {release.name} is render only ({release.description}) — use `stackwright plan` or "
+            "`render` to read it, and release zed to deploy"
+        )
+    return release
+
+
+def limit_hosts(loaded: LoadedInventory, limit: str | None) -> list[str]:
+    names = list(loaded.model.nodes)
+    if not limit:
+        return names
+    wanted = [h.strip() for h in limit.split(",") if h.strip()]
+    unknown = [h for h in wanted if h not in names]
+    if unknown:
+        raise UserError(f"--limit {', '.join(unknown)}: no such node — the inventory has {', '.join(names)}")
+    return wanted
+
+
+def open_session(
+    loaded: LoadedInventory, passwords: Passwords, release_name: str | None, limit: str | None
+) -> Session:
+    release = applicable_release(loaded, release_name)
+    session = Session(loaded, passwords, release, limit_hosts(loaded, limit))
+    # Hosts that run cross-host steps for the limited hosts (discover_hosts on the controller).
+    planned = plan_cluster(loaded, passwords, release_name=release.name)
+    extra = [runner for runner, waits, _ in planned.after if set(waits) & set(session.hosts)]
+    names = list(dict.fromkeys([*session.hosts, *extra]))
+    session.remotes = connect(loaded.model, names)
+    return session
+
+
+def run_preflight(session: Session) -> None:
+    import gevent
+
+    offline = plan_cluster(session.loaded, session.passwords, release_name=session.release.name)
+    jobs = {
+        name: gevent.spawn(
+            preflight_host, session.remotes[name], session.loaded.model, session.release, offline.hosts[name]
+        )
+        for name in session.remotes
+    }
+    gevent.joinall(list(jobs.values()))
+    for name, job in jobs.items():
+        if job.value is None:
+            raise UserError(f"{name}: preflight could not run ({job.exception}) — check SSH access")
+        session.preflights[name] = job.value
+    facts: Mapping[str, HostFacts] = {n: p.facts for n, p in session.preflights.items()}
+    session.plan = plan_cluster(
+        session.loaded, session.passwords, release_name=session.release.name, facts=facts
+    )
+
+
+def converge(session: Session, options: Options, progress: Progress) -> dict[str, HostReport]:
+    """Every limited host in parallel; then cross-host steps whose hosts all converged."""
+    import gevent
+
+    assert session.plan is not None
+    plan = session.plan
+    jobs = {
+        name: gevent.spawn(converge_host, session.remotes[name], plan.hosts[name], options, progress)
+        for name in session.hosts
+        if session.preflights[name].ok
+    }
+    gevent.joinall(list(jobs.values()))
+    reports = {name: _value(name, job) for name, job in jobs.items()}
+    for runner, waits_for, steps in plan.after:
+        involved = set(waits_for) & set(session.hosts)
+        if not involved or runner not in session.remotes:
+            continue
+        if not all(name in reports and reports[name].ok for name in involved):
+            continue
+        if runner in session.hosts and not (runner in reports and reports[runner].ok):
+            continue
+        report = reports.get(runner) or HostReport(runner)
+        reports[runner] = converge_host(
+            session.remotes[runner], plan.hosts[runner], options, progress, steps=steps, report=report
+        )
+    return reports
+
+
+def _value(name: str, job: object) -> HostReport:
+    from stackwright.engine.remote import RemoteError, Result
+
+    value = getattr(job, "value", None)
+    if isinstance(value, HostReport):
+        return value
+    error = getattr(job, "exception", None)
+    return HostReport(name, error=RemoteError(name, "converge", Result(1, "", repr(error)), "internal error"))
+
+
+def default_log_dir() -> Path:
+    return Path.home() / ".local" / "state" / "stackwright"

@@ -1,0 +1,193 @@
+"""Converge hosts: each host's steps in order, hosts in parallel, cross-host steps when ready.
+
+A host holds `/run/stackwright.lock` while it is being changed; a second apply is refused
+with the holder's name, and a lock whose holder process is gone is cleared. A failed step
+stops that host only; the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from stackwright.engine import facts
+from stackwright.engine.ops import HostRun, Outcome, run_step
+from stackwright.engine.remote import Remote, RemoteError, Result
+from stackwright.planview import step_summary
+from stackwright.secrets import Masker
+from stackwright.steps import Command, File, HostPlan, Step
+
+LOCK = "/run/stackwright.lock"
+APT_FRESH_SECONDS = 3600
+
+
+@dataclass
+class HostReport:
+    host: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: RemoteError | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    reboot_required: bool = False
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for o in self.outcomes if o.changed)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(1 for o in self.outcomes if not o.changed)
+
+    @property
+    def restarted(self) -> list[str]:
+        return [name for o in self.outcomes for name in o.restarted]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+Progress = Callable[[str, str, Outcome | None], None]  # (host, step summary, outcome when done)
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    upgrade: bool = True
+    allow_reboot: bool = False
+
+
+def lock_holder() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+
+
+def acquire_lock(remote: Remote) -> None:
+    """Create the lock with noclobber; clear it only if its holder (on this machine) is gone."""
+    me = lock_holder()
+    script = f"""set -C
+if ( echo {shlex.quote(me)} > {LOCK} ) 2>/dev/null; then echo acquired; else cat {LOCK}; fi
+"""
+    result = remote.run("sh -s", stdin=script)
+    if result.stdout.startswith("acquired"):
+        return
+    holder = result.stdout.strip()
+    if _holder_is_gone(holder):
+        remote.run(f"rm -f {LOCK}")
+        acquire_lock(remote)
+        return
+    raise RemoteError(
+        remote.name,
+        "lock",
+        Result(1, "", f"another apply holds {LOCK}: {holder}"),
+        "wait for it to finish; if that run is dead on another machine, remove the lock on the host",
+    )
+
+
+def _holder_is_gone(holder: str) -> bool:
+    parts = holder.split()
+    if len(parts) < 3 or parts[1] != "pid" or parts[0] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def release_lock(remote: Remote) -> None:
+    remote.run(f"grep -qF {shlex.quote(f'pid {os.getpid()} ')} {LOCK} && rm -f {LOCK}; true")
+
+
+def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostReport) -> None:
+    """The guide's first section: apt update (when stale or packages are missing) and full-upgrade."""
+    missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
+    stale = not remote.run(
+        f"find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newermt '-{APT_FRESH_SECONDS} seconds' "
+        "| grep -q ."
+    ).ok
+    if options.dry_run or not (missing or stale or options.upgrade):
+        return
+    if missing or stale:
+        remote.check(
+            "DEBIAN_FRONTEND=noninteractive apt-get update -q",
+            hint="the host needs its Debian mirror (or the lab's apt proxy)",
+            timeout=600,
+        )
+    if options.upgrade and stale:
+        result = remote.check(
+            "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confdef "
+            "-o Dpkg::Options::=--force-confold full-upgrade",
+            timeout=3600,
+        )
+        upgraded = [line for line in result.stdout.splitlines() if line.startswith("Setting up ")]
+        if upgraded:
+            report.outcomes.append(Outcome(_PREP, True, f"upgraded {len(upgraded)} packages"))
+    report.reboot_required = remote.run("[ -e /var/run/reboot-required ]").ok
+
+
+_PREP = Command("node preparation", ("apt-get", "full-upgrade"))
+_NO_MASK = Masker(())  # summaries name paths and commands; argv never holds a password
+
+
+def converge_host(
+    remote: Remote,
+    plan: HostPlan,
+    options: Options,
+    progress: Progress,
+    steps: Iterable[Step] | None = None,
+    report: HostReport | None = None,
+) -> HostReport:
+    report = report or HostReport(plan.host)
+    run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run)
+    locked = False
+    try:
+        if not options.dry_run:
+            acquire_lock(remote)
+            locked = True
+        if steps is None:
+            start = time.monotonic()
+            progress(plan.host, "node preparation", None)
+            prepare_node(remote, plan, options, report)
+            report.phases["prepare"] = time.monotonic() - start
+            steps = plan.steps
+        steps = list(steps)
+        groups = _file_groups(steps)
+        for index, step in enumerate(steps):
+            if index in groups:
+                run.file_facts.update(facts.files(remote, groups[index]))
+            summary = step_summary(step, _NO_MASK)
+            progress(plan.host, summary, None)
+            outcome = run_step(run, step)
+            report.outcomes.append(outcome)
+            report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
+            progress(plan.host, summary, outcome)
+    except RemoteError as exc:
+        report.error = exc
+    finally:
+        if locked:
+            release_lock(remote)
+    return report
+
+
+def _file_groups(steps: list[Step]) -> dict[int, list[str]]:
+    """{index of the first File of a run of consecutive Files: their paths}.
+
+    Nothing else runs between consecutive File steps, so their facts are read in one
+    round trip just before the first of them (not earlier: a package may write them).
+    """
+    groups: dict[int, list[str]] = {}
+    start: int | None = None
+    for index, step in enumerate(steps):
+        if isinstance(step, File):
+            if start is None:
+                start = index
+                groups[start] = []
+            groups[start].append(step.path)
+        else:
+            start = None
+    return groups

@@ -1,0 +1,106 @@
+"""Facts: small shell readers of a host's state, batched into one round trip where possible.
+
+Like pyinfra's facts: a command that reads, and a parser that turns its output into
+plain data (shapes in the docstrings). Each reader here takes many keys at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stackwright.engine.remote import Remote
+
+_SEP = "@@stackwright@@"
+
+
+@dataclass(frozen=True)
+class FileFact:
+    """{sha256, mode, owner, group} of an existing file; `None` when absent."""
+
+    sha256: str
+    mode: int
+    owner: str
+    group: str
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def files(remote: Remote, paths: Iterable[str]) -> dict[str, FileFact | None]:
+    """{"/etc/nova/nova.conf": FileFact(...) or None}: one round trip for all paths."""
+    paths = list(paths)
+    if not paths:
+        return {}
+    script = "".join(
+        f"echo {_SEP}; p={shlex.quote(p)}; "
+        'if [ -f "$p" ]; then stat -c "%a %U %G" "$p"; sha256sum < "$p" | cut -c1-64; '
+        "else echo MISSING; fi\n"
+        for p in paths
+    )
+    result = remote.run("sh -s", stdin=script)
+    chunks = result.stdout.split(_SEP)[1:]
+    facts: dict[str, FileFact | None] = {}
+    for path, chunk in zip(paths, chunks, strict=False):
+        lines = chunk.strip().splitlines()
+        if len(lines) < 2 or lines[0] == "MISSING":
+            facts[path] = None
+            continue
+        mode, owner, group = lines[0].split()
+        facts[path] = FileFact(sha256=lines[1].strip(), mode=int(mode, 8), owner=owner, group=group)
+    return facts
+
+
+def installed_packages(remote: Remote, names: Iterable[str]) -> set[str]:
+    """The subset of `names` dpkg reports as installed ("ii")."""
+    names = list(names)
+    if not names:
+        return set()
+    result = remote.run(
+        "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' "
+        + " ".join(map(shlex.quote, names))
+        + " 2>/dev/null; true"
+    )
+    installed = set()
+    for line in result.stdout.splitlines():
+        name, _, status = line.partition("\t")
+        if status.startswith("ii"):
+            installed.add(name.split(":")[0])
+    return installed
+
+
+@dataclass(frozen=True)
+class UnitFact:
+    enabled: str  # enabled | disabled | masked | static | not-found ...
+    active: str  # active | inactive | failed | activating ...
+
+
+def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
+    """{"nova-compute": UnitFact(enabled="enabled", active="active")} in one round trip."""
+    names = list(names)
+    if not names:
+        return {}
+    script = "".join(
+        f"echo {_SEP}; systemctl is-enabled {shlex.quote(n)} 2>/dev/null || true; "
+        f"systemctl is-active {shlex.quote(n)} 2>/dev/null || true\n"
+        for n in names
+    )
+    chunks = remote.run("sh -s", stdin=script).stdout.split(_SEP)[1:]
+    facts = {}
+    for name, chunk in zip(names, chunks, strict=False):
+        lines = [line.strip() for line in chunk.strip().splitlines()] + ["unknown", "unknown"]
+        enabled = lines[0] or "not-found"
+        facts[name] = UnitFact(enabled=enabled, active=lines[1] or "unknown")
+    return facts
+
+
+def existing(remote: Remote, paths: Iterable[str]) -> set[str]:
+    """The subset of `paths` that exist."""
+    paths = list(paths)
+    if not paths:
+        return set()
+    script = "".join(f"[ -e {shlex.quote(p)} ] && echo {shlex.quote(p)}\n" for p in paths) + "true\n"
+    return set(remote.run("sh -s", stdin=script).stdout.splitlines()) & set(paths)

@@ -1,0 +1,462 @@
+"""Operations: for each step type, compare the host's facts with the step and act only on a difference.
+
+Each op returns an `Outcome`; with `dry_run` it only says what it would do (that is
+`plan --live`). Files are written atomically (content streamed into a temp file
+beside the target, mode and owner set, then `mv`), the previous version is kept
+under BACKUPS, and every service that reads a changed file gets a pending-restart
+marker on the host, so a run killed between the write and the restart still
+restarts it next time.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stackwright.engine import facts
+from stackwright.engine.remote import Remote, RemoteError, Result
+from stackwright.steps import (
+    Command,
+    Directory,
+    File,
+    HostPlan,
+    NetworkConfig,
+    OvsBridge,
+    Packages,
+    Service,
+    Step,
+    Sysctl,
+    Wait,
+)
+
+STATE_DIR = "/var/lib/stackwright"
+BACKUPS = f"{STATE_DIR}/backups"
+PENDING = f"{STATE_DIR}/pending-restart"
+MARKERS = f"{STATE_DIR}/markers"
+SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
+
+
+@dataclass
+class Outcome:
+    step: Step
+    changed: bool
+    detail: str
+    seconds: float = 0.0
+    diff: str = ""
+    restarted: tuple[str, ...] = ()
+
+
+@dataclass
+class HostRun:
+    """What one host's run knows: its plan, its connection, and what changed so far."""
+
+    remote: Remote
+    plan: HostPlan
+    dry_run: bool = False
+    file_facts: dict[str, facts.FileFact | None] = field(default_factory=dict)
+    changed_files: set[str] = field(default_factory=set)
+
+    def services_reading(self, path: str) -> list[str]:
+        return [s.name for s in self.plan.services() if path in s.restart_when]
+
+
+def run_step(run: HostRun, step: Step) -> Outcome:
+    start = time.monotonic()
+    outcome = _OPS[type(step)](run, step)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def packages(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, Packages)
+    missing = [n for n in step.names if n not in facts.installed_packages(run.remote, step.names)]
+    if not missing:
+        return Outcome(step, False, f"{len(step.names)} packages installed")
+    if run.dry_run:
+        return Outcome(step, True, f"would install {len(missing)}: {' '.join(missing)}")
+    _install(run.remote, missing)
+    return Outcome(step, True, f"installed {len(missing)}: {' '.join(missing)}")
+
+
+def install_script(names: list[str]) -> str:
+    """apt-get without recommends, with services kept from starting (policy-rc.d 101) until
+    their configuration is written (DESIGN §5: recommends pulled 933 packages; early starts
+    hang nova-compute 90 s). An administrator's own policy-rc.d is put back afterwards.
+    """
+    pkgs = " ".join(map(shlex.quote, names))
+    return f"""set -e
+export DEBIAN_FRONTEND=noninteractive
+saved=/run/stackwright-policy-rc.d.saved
+[ -e /usr/sbin/policy-rc.d ] && [ ! -e $saved ] && cp -p /usr/sbin/policy-rc.d $saved
+restore() {{
+  if [ -e $saved ]; then mv -f $saved /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+}}
+trap restore EXIT
+printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d
+chmod 0755 /usr/sbin/policy-rc.d
+apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \\
+  -o Dpkg::Options::=--force-confold {pkgs}
+"""
+
+
+def _install(remote: Remote, names: list[str]) -> Result:
+    result = remote.run_script(install_script(names), timeout=3600)
+    if not result.ok:
+        raise RemoteError(
+            remote.name,
+            f"apt-get install {' '.join(names)}",
+            result,
+            "check the host's apt sources and that `apt-get update` works there",
+        )
+    return result
+
+
+def file(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, File)
+    fact = (
+        run.file_facts.pop(step.path, None)
+        if step.path in run.file_facts
+        else facts.files(run.remote, [step.path])[step.path]
+    )
+    want = facts.sha256(step.content)
+    content_differs = fact is None or fact.sha256 != want
+    meta_differs = fact is not None and (fact.mode, fact.owner, fact.group) != (
+        step.mode,
+        step.owner,
+        step.group,
+    )
+    if not content_differs and not meta_differs:
+        return Outcome(step, False, "unchanged")
+    diff = ""
+    if content_differs:
+        old = "" if fact is None else run.remote.get(step.path).decode(errors="replace")
+        diff = unified_diff(step.path, old, step.content, new_file=fact is None)
+    what = "create" if fact is None else ("update" if content_differs else "fix mode/owner of")
+    if run.dry_run:
+        return Outcome(step, True, f"would {what}", diff=diff)
+    services = run.services_reading(step.path)
+    if content_differs:
+        result = run.remote.run("sh -s", stdin=_write_script(step, services))
+        if not result.ok:
+            raise RemoteError(run.remote.name, f"write {step.path}", result, _owner_hint(step))
+    else:
+        script = (
+            f"chown {step.owner}:{step.group} {shlex.quote(step.path)} && "
+            f"chmod {step.mode:04o} {shlex.quote(step.path)}" + _pending(services)
+        )
+        run.remote.check(script, hint=_owner_hint(step))
+    run.changed_files.add(step.path)
+    done = {"create": "created", "update": "updated"}.get(what, "fixed mode/owner")
+    return Outcome(step, True, done, diff=diff)
+
+
+def _owner_hint(step: File) -> str:
+    return f"the owner {step.owner}:{step.group} must exist on the host (its package installs it)"
+
+
+def _pending(services: list[str]) -> str:
+    if not services:
+        return ""
+    touches = " ".join(shlex.quote(f"{PENDING}/{s}") for s in services)
+    return f" && mkdir -p {PENDING} && touch {touches}"
+
+
+def _write_script(step: File, services: list[str]) -> str:
+    path = shlex.quote(step.path)
+    tmp = shlex.quote(f"{step.path}.stackwright-new")
+    backup = shlex.quote(f"{BACKUPS}{step.path}")
+    payload = base64.b64encode(step.content.encode()).decode()
+    return f"""set -e
+umask 077
+mkdir -p "$(dirname {path})"
+base64 -d > {tmp} <<'STACKWRIGHT_EOF'
+{payload}
+STACKWRIGHT_EOF
+chown {step.owner}:{step.group} {tmp}
+chmod {step.mode:04o} {tmp}
+if [ -e {path} ]; then
+  mkdir -p "$(dirname {backup})"
+  cp -p {path} {backup}.$(date +%Y%m%dT%H%M%S)
+fi
+mv -f {tmp} {path}
+true{_pending(services)}
+"""
+
+
+def unified_diff(path: str, old: str, new: str, *, new_file: bool) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile="/dev/null" if new_file else f"{path} (on host)",
+        tofile=f"{path} (planned)",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def directory(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, Directory)
+    path = shlex.quote(step.path)
+    current = run.remote.run(f"stat -c '%a %U %G' {path} 2>/dev/null").stdout.split()
+    want = [f"{step.mode:o}", step.owner, step.group]
+    if current == want:
+        return Outcome(step, False, "unchanged")
+    if run.dry_run:
+        return Outcome(step, True, "would create" if not current else f"would fix {' '.join(current)}")
+    run.remote.check(
+        f"mkdir -p {path} && chown {step.owner}:{step.group} {path} && chmod {step.mode:04o} {path}",
+        hint=_owner_hint(File(step.path, "", owner=step.owner, group=step.group)),
+    )
+    return Outcome(step, True, "created" if not current else f"fixed (was {' '.join(current)})")
+
+
+def sysctl(run: HostRun, step: Step) -> Outcome:
+    """Live value via `sysctl -w`, persisted as one line in SYSCTL_FILE (read at boot)."""
+    assert isinstance(step, Sysctl)
+    line = f"{step.key} = {step.value}"
+    probe = run.remote.run(
+        f"sysctl -n {shlex.quote(step.key)}; grep -Fxq {shlex.quote(line)} {SYSCTL_FILE} && echo persisted"
+    )
+    lines = probe.stdout.splitlines()
+    live_ok = bool(lines) and lines[0].split() == step.value.split()
+    persisted = "persisted" in lines
+    if live_ok and persisted:
+        return Outcome(step, False, "unchanged")
+    if run.dry_run:
+        return Outcome(
+            step, True, "would set" + ("" if live_ok else " live") + ("" if persisted else " and persist")
+        )
+    key = shlex.quote(step.key)
+    script = f"sysctl -q -w {key}={shlex.quote(step.value)}" if not live_ok else "true"
+    if not persisted:
+        escaped = step.key.replace(".", "\\.")
+        script += (
+            f" && touch {SYSCTL_FILE} && sed -i '/^{escaped} *=/d' {SYSCTL_FILE}"
+            f" && echo {shlex.quote(line)} >> {SYSCTL_FILE}"
+        )
+    run.remote.check(script, hint="inside containers only net.* keys are writable")
+    return Outcome(step, True, "set")
+
+
+def ovs_bridge(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, OvsBridge)
+    name = shlex.quote(step.name)
+    probe = run.remote.run(
+        f"ovs-vsctl br-exists {name} && ovs-vsctl get bridge {name} datapath_type"
+        f" && ovs-vsctl list-ports {name}"
+    )
+    lines = probe.stdout.splitlines()
+    exists = probe.ok and bool(lines)
+    datapath = lines[0].strip('"') if exists else ""
+    have_ports = set(lines[1:]) if exists else set()
+    datapath_ok = datapath == step.datapath_type or (step.datapath_type == "system" and datapath == "")
+    missing = [p for p in step.ports if p not in have_ports]
+    if exists and datapath_ok and not missing:
+        return Outcome(step, False, "unchanged")
+    if run.dry_run:
+        return Outcome(step, True, "would create" if not exists else "would fix datapath/ports")
+    command = f"ovs-vsctl --may-exist add-br {name} -- set bridge {name} datapath_type={step.datapath_type}"
+    for port in missing:
+        command += f" -- --may-exist add-port {name} {shlex.quote(port)}"
+    run.remote.check(command, hint="is openvswitch-switch running? (systemctl status openvswitch-switch)")
+    return Outcome(step, True, "created" if not exists else "fixed")
+
+
+def service(run: HostRun, step: Step) -> Outcome:
+    """Enable + start; restart only if a file it reads changed (now or in an interrupted run)."""
+    assert isinstance(step, Service)
+    name = shlex.quote(step.name)
+    unit = facts.units(run.remote, [step.name])[step.name]
+    pending = run.remote.run(f"[ -e {PENDING}/{name} ]").ok
+    actions: list[str] = []
+    if step.enabled and unit.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
+        actions.append("enable")
+    if step.running and unit.active != "active":
+        actions.append("start")
+    elif step.running and (pending or any(p in run.changed_files for p in step.restart_when)):
+        actions.append("restart")
+    if not actions:
+        return Outcome(step, False, "running" if step.running else "unchanged")
+    if run.dry_run:
+        return Outcome(step, True, "would " + " + ".join(actions))
+    script = []
+    if "enable" in actions:
+        script.append(f"systemctl enable -q {name}")
+    if "start" in actions:
+        script.append(f"systemctl start {name}")
+    if "restart" in actions:
+        script.append(f"systemctl restart {name}")
+    script.append(f"rm -f {PENDING}/{name}")
+    result = run.remote.run(" && ".join(script), timeout=300)
+    if not result.ok:
+        journal = run.remote.run(f"journalctl -u {name} -n 12 --no-pager -o cat 2>/dev/null").stdout
+        raise RemoteError(
+            run.remote.name,
+            " && ".join(script[:-1]),
+            Result(result.rc, result.stdout, journal or result.stderr),
+            f"see `journalctl -u {step.name}` on {run.remote.name}",
+        )
+    restarted = (step.name,) if "restart" in actions else ()
+    done = {"enable": "enabled", "start": "started", "restart": "restarted"}
+    return Outcome(step, True, " + ".join(done[a] for a in actions), restarted=restarted)
+
+
+def command(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, Command)
+    if step.once_marker and run.remote.run(f"[ -e {shlex.quote(step.once_marker)} ]").ok:
+        return Outcome(step, False, "done before")
+    if step.unless and run.remote.run(step.unless, timeout=120).ok:
+        return Outcome(step, False, "not needed")
+    if run.dry_run:
+        return Outcome(step, True, "would run")
+    script = "set -e\n" + " ".join(map(shlex.quote, step.argv)) + "\n"
+    if step.once_marker:
+        marker = shlex.quote(step.once_marker)
+        script += f'mkdir -p "$(dirname {marker})" && touch {marker}\n'
+    result = run.remote.run_script(script, env=dict(step.env), timeout=1800)
+    if not result.ok:
+        raise RemoteError(
+            run.remote.name, step.description, result, "the command's output above names the cause"
+        )
+    return Outcome(step, True, "ran")
+
+
+def wait(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, Wait)
+    if run.dry_run:
+        return Outcome(step, False, "checked at apply")
+    seconds = int(step.timeout_s)
+    script = f"""i=0
+until sh -c {shlex.quote(step.check)} >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -ge {seconds * 4} ] && exit 1; sleep 0.25
+done
+"""
+    result = run.remote.run("sh -s", stdin=script, timeout=seconds + 30)
+    if not result.ok:
+        raise RemoteError(
+            run.remote.name,
+            f"wait for {step.description}",
+            Result(1, "", f"not ready after {seconds} s"),
+            f"check `{step.check}` on the host",
+        )
+    return Outcome(step, False, "ready")
+
+
+ROLLBACK_DIR = f"{STATE_DIR}/net-rollback"
+ROLLBACK_UNIT = "stackwright-net-rollback"
+ROLLBACK_AFTER_S = 45
+PROBE_WAIT_S = 20.0
+
+
+def network_config(run: HostRun, step: Step) -> Outcome:
+    """Write networkd files with a rollback armed on the host, reload, then prove the host
+    still answers on its management address from here; disarm only then. If it does not,
+    the host restores the previous files itself after ROLLBACK_AFTER_S."""
+    assert isinstance(step, NetworkConfig)
+    current = facts.files(run.remote, [f.path for f in step.files])
+    changed = [f for f in step.files if _differs(current[f.path], f)]
+    if not changed:
+        return Outcome(step, False, "unchanged")
+    diff = "".join(
+        unified_diff(
+            f.path,
+            "" if current[f.path] is None else run.remote.get(f.path).decode(errors="replace"),
+            f.content,
+            new_file=current[f.path] is None,
+        )
+        for f in changed
+    )
+    if run.dry_run:
+        return Outcome(step, True, f"would change {len(changed)} files", diff=diff)
+    rollback = ["#!/bin/sh"]
+    save = [f"rm -rf {ROLLBACK_DIR}", f"mkdir -p {ROLLBACK_DIR}"]
+    for index, f in enumerate(changed):
+        saved = f"{ROLLBACK_DIR}/{index}.orig"
+        if current[f.path] is None:
+            rollback.append(f"rm -f {shlex.quote(f.path)}")
+        else:
+            save.append(f"cp -p {shlex.quote(f.path)} {saved}")
+            rollback.append(f"cp -p {saved} {shlex.quote(f.path)}")
+    rollback.append("networkctl reload")
+    script = "\n".join(
+        [
+            "set -e",
+            *save,
+            f"cat > {ROLLBACK_DIR}/rollback.sh <<'STACKWRIGHT_EOF'",
+            *rollback,
+            "STACKWRIGHT_EOF",
+            f"systemctl stop {ROLLBACK_UNIT}.timer {ROLLBACK_UNIT}.service 2>/dev/null || true",
+            f"systemd-run --quiet --unit={ROLLBACK_UNIT} --on-active={ROLLBACK_AFTER_S} "
+            f"/bin/sh {ROLLBACK_DIR}/rollback.sh",
+        ]
+        + [_write_script(f, []).removeprefix("set -e\n") for f in changed]
+        + [
+            "systemctl enable -q systemd-networkd",
+            "systemctl is-active -q systemd-networkd || systemctl start systemd-networkd",
+            "networkctl reload",
+            "",
+        ]
+    )
+    result = run.remote.run("sh -s", stdin=script, timeout=60)
+    if not result.ok:
+        raise RemoteError(
+            run.remote.name,
+            "write network configuration",
+            result,
+            f"the host restores the previous files within {ROLLBACK_AFTER_S} s",
+        )
+    if not _answers(step.probe_address, PROBE_WAIT_S):
+        raise RemoteError(
+            run.remote.name,
+            "network configuration",
+            Result(1, "", f"{step.probe_address} stopped answering after the change"),
+            f"the host rolls back to the previous files within {ROLLBACK_AFTER_S} s; check the interface "
+            "names and addresses in the inventory",
+        )
+    run.remote.check(
+        f"systemctl stop {ROLLBACK_UNIT}.timer && rm -rf {ROLLBACK_DIR}",
+        hint=f"cancel the rollback timer {ROLLBACK_UNIT}.timer by hand",
+    )
+    run.changed_files.update(f.path for f in changed)
+    return Outcome(step, True, f"applied {len(changed)} files; host still answers", diff=diff)
+
+
+def _differs(fact: facts.FileFact | None, step: File) -> bool:
+    return (
+        fact is None
+        or fact.sha256 != facts.sha256(step.content)
+        or ((fact.mode, fact.owner, fact.group) != (step.mode, step.owner, step.group))
+    )
+
+
+def _answers(address: str, within_s: float) -> bool:
+    """A fresh TCP connection gets an SSH banner (a new path, not the connection we hold)."""
+    import socket
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, 22), timeout=2) as sock:
+                sock.settimeout(2)
+                if sock.recv(8).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+_OPS: dict[type, Callable[[HostRun, Step], Outcome]] = {
+    NetworkConfig: network_config,
+    Packages: packages,
+    File: file,
+    Directory: directory,
+    Sysctl: sysctl,
+    OvsBridge: ovs_bridge,
+    Service: service,
+    Command: command,
+    Wait: wait,
+}

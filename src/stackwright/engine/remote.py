@@ -1,0 +1,151 @@
+"""Connected hosts: shell commands and file transfers over pyinfra's SSH connector.
+
+We use pyinfra for the connection layer (paramiko, known_hosts, ssh_config, sftp)
+and drive our own operations (see `engine.ops`): pyinfra's stock operations
+prepare every host's commands from facts gathered up front, while our steps
+depend on what earlier steps did on the same host (a db sync after its package).
+
+The CLI must run gevent's monkey patching first (`engine.patch()`), as pyinfra's
+own CLI does, so that hosts run in parallel greenlets.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stackwright.inventory import Inventory
+from stackwright.yamlsource import UserError
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def tail(self, lines: int = 8) -> str:
+        text = (self.stderr or self.stdout).strip().splitlines()
+        return "\n".join(text[-lines:])
+
+
+class RemoteError(Exception):
+    """A command failed on a host; carries what the user needs to see."""
+
+    def __init__(self, host: str, command: str, result: Result, hint: str = "") -> None:
+        super().__init__(f"{host}: `{command}` exited {result.rc}")
+        self.host = host
+        self.command = command
+        self.result = result
+        self.hint = hint
+
+
+class Remote:
+    """One connected host."""
+
+    def __init__(self, name: str, pyinfra_host: Any, verbose: bool = False) -> None:
+        self.name = name
+        self._host = pyinfra_host
+        self.verbose = verbose
+        self.commands_run = 0
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = 600,
+    ) -> Result:
+        """Run `command` with sh; secrets go through `stdin`, never the command line."""
+        from pyinfra.api.command import StringCommand
+
+        self.commands_run += 1
+        kwargs: dict[str, Any] = {"_timeout": timeout}
+        if stdin is not None:
+            kwargs["_stdin"] = stdin
+        try:
+            ok, output = self._host.run_shell_command(StringCommand(command), **kwargs)
+        except TimeoutError:
+            return Result(124, "", f"timed out after {timeout} s")
+        # pyinfra reports success as a bool; the exact exit code is not kept.
+        return Result(0 if ok else 1, output.stdout, output.stderr)
+
+    def run_script(self, script: str, *, env: Mapping[str, str] = {}, timeout: float | None = 600) -> Result:
+        """Feed a whole script on stdin to `sh -s`: env values (passwords) never reach argv."""
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+        return self.run("sh -s", stdin=exports + script, timeout=timeout)
+
+    def check(self, command: str, *, hint: str = "", timeout: float | None = 600) -> Result:
+        result = self.run(command, timeout=timeout)
+        if not result.ok:
+            raise RemoteError(self.name, command, result, hint)
+        return result
+
+    def put(self, data: bytes, path: str) -> None:
+        if not self._host.put_file(io.BytesIO(data), path):
+            raise RemoteError(self.name, f"upload {path}", Result(1, "", "sftp upload failed"))
+
+    def get(self, path: str) -> bytes:
+        buffer = io.BytesIO()
+        if not self._host.get_file(path, buffer):
+            raise RemoteError(self.name, f"download {path}", Result(1, "", "sftp download failed"))
+        return buffer.getvalue()
+
+
+def ssh_target(inventory: Inventory, name: str) -> dict[str, Any]:
+    node = inventory.nodes[name]
+    return {
+        "ssh_hostname": node.ssh.host or str(node.management),
+        "ssh_user": node.ssh.user,
+        "ssh_port": node.ssh.port,
+        "ssh_connect_retries": 0,
+    }
+
+
+def connect(
+    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+) -> dict[str, Remote]:
+    """Connect to every named host in parallel; unreachable hosts raise one UserError naming them."""
+    from pyinfra.api.config import Config
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.inventory import Inventory as PyinfraInventory
+    from pyinfra.api.state import State
+
+    hosts = [(name, ssh_target(inventory, name)) for name in names]
+    # pyinfra's constructors carry no annotations
+    pyinfra_inventory = PyinfraInventory((hosts, {}))  # type: ignore[no-untyped-call]
+    state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=timeout))  # type: ignore[no-untyped-call]
+    try:
+        connect_all(state)
+    except Exception as exc:  # pyinfra raises PyinfraError when every host failed
+        raise UserError(f"cannot connect over SSH: {exc} — check the hosts are up and the SSH key") from None
+    remotes: dict[str, Remote] = {}
+    failed: list[str] = []
+    for name in names:
+        host = state.inventory.get_host(name)
+        if not host.connected:
+            failed.append(f"{name} ({ssh_target(inventory, name)['ssh_hostname']})")
+            continue
+        _no_delay(host)
+        remotes[name] = Remote(name, host, verbose)
+    if failed:
+        raise UserError(
+            f"cannot reach {', '.join(failed)} over SSH — check the host is up, its address and "
+            "root's SSH key/config (for lab hosts: `stackwright lab status FILE`)"
+        )
+    return remotes
+
+
+def _no_delay(host: Any) -> None:
+    """paramiko leaves Nagle on: every command then waits ~45 ms for a delayed ACK (DESIGN §4)."""
+    transport = host.connector.client.get_transport()
+    if transport is not None:
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
