@@ -128,9 +128,33 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
         if upgraded:
             report.outcomes.append(Outcome(_PREP, True, f"upgraded {len(upgraded)} packages"))
     report.reboot_required = remote.run("[ -e /var/run/reboot-required ]").ok
+    if report.reboot_required and options.allow_reboot:
+        reboot(remote)
+        report.reboot_required = False
+        report.outcomes.append(Outcome(_REBOOT, True, "rebooted after the upgrade"))
+
+
+def reboot(remote: Remote, within_s: float = 300.0) -> None:
+    """Reboot (the upgrade asked for it, e.g. a new kernel) and wait, bounded, for SSH to return."""
+    boot_id = remote.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    remote.run("systemd-run --on-active=1 --quiet systemctl reboot", timeout=30)
+    if not remote.reconnect(within_s):
+        raise RemoteError(
+            remote.name,
+            "reboot",
+            Result(1, "", f"no SSH within {within_s:.0f} s"),
+            "check the host's console: it did not come back",
+        )
+    for _ in range(60):
+        if remote.run("cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot_id:
+            return
+        time.sleep(2)
+        remote.reconnect(within_s)
+    raise RemoteError(remote.name, "reboot", Result(1, "", "the host did not reboot"), "reboot it by hand")
 
 
 _PREP = Command("node preparation", ("apt-get", "full-upgrade"))
+_REBOOT = Command("reboot", ("systemctl", "reboot"))
 _NO_MASK = Masker(())  # summaries name paths and commands; argv never holds a password
 
 

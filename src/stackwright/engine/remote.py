@@ -89,6 +89,20 @@ class Remote:
             raise RemoteError(self.name, command, result, hint)
         return result
 
+    def reconnect(self, within_s: float = 300.0) -> bool:
+        """After a reboot: drop the old connection and retry (bounded) until SSH answers."""
+        import time
+
+        self._host.disconnect()
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            self._host.connect(show_errors=False)
+            if self._host.connected:
+                _no_delay(self._host)
+                return True
+        return False
+
     def put(self, data: bytes, path: str) -> None:
         if not self._host.put_file(io.BytesIO(data), path):
             raise RemoteError(self.name, f"upload {path}", Result(1, "", "sftp upload failed"))
