@@ -49,3 +49,27 @@ def test_down_leaves_no_process_bridge_veth_mount_or_proxy() -> None:
     assert not layout.ssh_config.exists()
     second = run_cli("down", str(DOWN_CHECK))
     assert second.returncode == 0, second.stderr
+
+
+def test_up_refuses_a_network_that_collides_with_this_machine(tmp_path: Path) -> None:
+    require_lab()
+    from stackwright.lab.network import machine_addresses
+
+    taken = next((i for dev, i in machine_addresses() if dev != "lo" and i.network.prefixlen <= 29), None)
+    if taken is None:
+        pytest.skip("this machine has no IPv4 network with room for a test inventory")
+    net = taken.network
+    free = [str(a) for a in net.hosts() if a != taken.ip][-3:]
+    inv = tmp_path / "collides.yaml"
+    inv.write_text(
+        "release: zed\nnetworks:\n"
+        f"  management: {{cidr: {net}}}\n"
+        "  data: {cidr: 10.252.2.0/24}\n  external: {cidr: 10.252.3.0/24}\n"
+        f"nodes:\n  solo: {{roles: [controller, network, compute], management: {free[0]}, "
+        "data: 10.252.2.10, external: 10.252.3.10}\n"
+    )
+    links_before = _links()
+    proc = run_cli("up", str(inv))
+    assert proc.returncode == 2, proc.stderr
+    assert f"collides with {taken}" in proc.stderr and "change networks.management.cidr" in proc.stderr
+    assert _links() == links_before

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.inventory import load_inventory
-from stackwright.lab import network
+from stackwright.lab import network, system
 from stackwright.lab.hosts import network_file
 from stackwright.lab.layout import LabLayout
 from stackwright.lab.proxy import cache_path, is_immutable
@@ -112,3 +112,31 @@ def test_own_bridges_do_not_count_as_collisions(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(network, "machine_addresses", lambda: mine)
     monkeypatch.setattr(network, "machine_routes", lambda: [(n, a.network) for n, a in mine])
     network.check_collisions(SEED_LAYOUT)
+
+
+def test_not_root_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    with pytest.raises(UserError, match=r"needs root .* sudo"):
+        system.require_root()
+
+
+def test_missing_tool_names_the_package_and_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(system.shutil, "which", lambda t: None if t == "systemd-nspawn" else "/x")
+    with pytest.raises(
+        UserError, match=r"systemd-nspawn not found — install systemd-container .*--ensure-packages"
+    ):
+        system.require_tools(ensure_packages=False)
+
+
+def test_ensure_packages_installs_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed: list[str] = []
+    monkeypatch.setattr(system.shutil, "which", lambda t: "/x" if installed or t != "debootstrap" else None)
+    monkeypatch.setattr(system, "install_packages", lambda pkgs: installed.extend(pkgs))
+    system.require_tools(ensure_packages=True)
+    assert installed == ["debootstrap"]
+
+
+def test_not_enough_disk_says_how_much_is_needed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(system, "free_bytes", lambda path: 200 * 2**20)
+    with pytest.raises(UserError, match=r"needs 1\.0 GB free under .* only 0\.2 GB left"):
+        system.require_disk(tmp_path, 2**30, "`lab up`")

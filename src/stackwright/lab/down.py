@@ -39,6 +39,11 @@ def down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
     if processes.proxy_alive(state.proxy_pid, layout) and state.proxy_pid is not None:
         pids[state.proxy_pid] = processes.PROXY_MARK
     result.killed = processes.stop_pids(pids)
+    # Anything of this lab the state file did not know about (lost or stale state): our own
+    # supervisors, hosts and proxy, recognised by their command lines.
+    strays = {pid: cmd for pid, cmd in processes.lab_processes(layout) if pid not in pids}
+    if strays:
+        result.killed += processes.stop_pids(strays)
 
     progress("removing overlays")
     for host in layout.hosts:

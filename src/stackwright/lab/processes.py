@@ -77,7 +77,7 @@ def start_proxy(layout: LabLayout, mirrors: Mirrors) -> int:
         "--cache", str(APT_CACHE),
     ]  # fmt: skip
     for src in mirrors.sources:
-        argv += ["--upstream", f"{src.scheme}://{src.host}"]
+        argv += ["--upstream", src.origin]
     return _spawn(argv, layout.dir / "proxy.log")
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 CHUNK = 256 * 1024
 UPSTREAM_TIMEOUT = 60.0
@@ -40,9 +40,34 @@ MAX_REDIRECTS = 5
 PASSED_HEADERS = ("content-type", "last-modified", "etag", "cache-control", "expires", "date")
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """A mirror as the machine's apt sources name it; lab hosts ask for it as http://host[:port]."""
+
+    scheme: str  # how we fetch from it: http or https
+    host: str
+    port: int | None  # explicit port in the source URI, if any
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(host, port) of the http URLs lab hosts request."""
+        return (self.host, self.port or 80)
+
+    @property
+    def upstream_port(self) -> int:
+        return self.port or (443 if self.scheme == "https" else 80)
+
+    @classmethod
+    def parse(cls, uri: str) -> Mirror | None:
+        parts = urlsplit(uri)
+        if not parts.hostname or parts.scheme not in ("http", "https"):
+            return None
+        return cls(parts.scheme, parts.hostname, parts.port)
+
+
 @dataclass
 class ProxyConfig:
-    upstreams: dict[str, str]  # host -> scheme (http or https) as in the machine's sources
+    mirrors: dict[tuple[str, int], Mirror]  # by Mirror.key
     cache: Path
     locks: dict[Path, threading.Lock] = field(default_factory=dict)
     locks_guard: threading.Lock = field(default_factory=threading.Lock)
@@ -73,25 +98,26 @@ class Upstreams:
     """Keep-alive connections to the mirrors, one set per client connection (thread)."""
 
     def __init__(self) -> None:
-        self.conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self.conns: dict[Mirror, http.client.HTTPConnection] = {}
 
     def request(
-        self, scheme: str, host: str, method: str, path: str, headers: dict[str, str]
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        self, mirror: Mirror, method: str, path: str, headers: dict[str, str]
+    ) -> http.client.HTTPResponse:
         for attempt in (0, 1):
-            conn = self.conns.get((scheme, host))
+            conn = self.conns.get(mirror)
             if conn is None:
-                cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-                conn = cls(host, timeout=UPSTREAM_TIMEOUT)
-                self.conns[(scheme, host)] = conn
+                https = mirror.scheme == "https"
+                cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+                conn = cls(mirror.host, mirror.upstream_port, timeout=UPSTREAM_TIMEOUT)
+                self.conns[mirror] = conn
             try:
-                conn.request(method, path, headers={**headers, "Host": host})
-                return conn, conn.getresponse()
+                conn.request(method, path, headers={**headers, "Host": mirror.host})
+                return conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                del self.conns[(scheme, host)]
+                del self.conns[mirror]
                 if attempt:
-                    raise UpstreamError(f"{host}: {exc}") from exc
+                    raise UpstreamError(f"{mirror.host}: {exc}") from exc
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -134,16 +160,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        host = url.hostname or ""
-        if url.scheme != "http" or host not in self.config.upstreams or url.port not in (None, 80):
-            self.refuse(403, f"{host or self.path}: not a mirror of this machine's apt sources")
+        try:
+            mirror = self.config.mirrors.get((url.hostname or "", url.port or 80))
+        except ValueError:  # a port that is not a number
+            mirror = None
+        if url.scheme != "http" or mirror is None:
+            self.refuse(403, f"{url.netloc or self.path}: not a mirror of this machine's apt sources")
             return
         path = url.path + (f"?{url.query}" if url.query else "")
         try:
             if is_immutable(url.path):
-                self.serve_immutable(host, path)
+                self.serve_immutable(mirror, path)
             else:
-                self.pass_through(host, path)
+                self.pass_through(mirror, path)
         except UpstreamError as exc:
             self.refuse(502, f"upstream failed: {exc}")
 
@@ -153,23 +182,29 @@ class Handler(BaseHTTPRequestHandler):
             keep += ["If-Modified-Since", "If-None-Match", "Range", "If-Range"]
         return {k: v for k in keep if (v := self.headers.get(k))}
 
-    def fetch(self, host: str, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+    def fetch(self, mirror: Mirror, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         """GET (or HEAD) from an allowed mirror, following redirects among allowed mirrors."""
         for _ in range(MAX_REDIRECTS + 1):
-            scheme = self.config.upstreams[host]
-            _, resp = self.upstreams.request(scheme, host, self.command, path, headers)
+            resp = self.upstreams.request(mirror, self.command, path, headers)
             if resp.status not in (301, 302, 303, 307, 308):
                 return resp
             resp.read()
-            target = urlsplit(urljoin(f"{scheme}://{host}{path}", resp.getheader("Location", "")))
-            host = target.hostname or ""
-            if host not in self.config.upstreams:
-                raise UpstreamError(f"redirect to {host}, which is not in this machine's apt sources")
+            base = f"{mirror.scheme}://{mirror.host}:{mirror.upstream_port}{path}"
+            target = urlsplit(urljoin(base, resp.getheader("Location", "")))
+            found = next(
+                (m for m in self.config.mirrors.values() if (m.host, m.upstream_port) == _hostport(target)),
+                None,
+            )
+            if found is None:
+                raise UpstreamError(
+                    f"redirect to {target.netloc}, not a mirror of this machine's apt sources"
+                )
+            mirror = found
             path = target.path + (f"?{target.query}" if target.query else "")
         raise UpstreamError(f"more than {MAX_REDIRECTS} redirects")
 
-    def pass_through(self, host: str, path: str) -> None:
-        resp = self.fetch(host, path, self.request_headers(conditional=True))
+    def pass_through(self, mirror: Mirror, path: str) -> None:
+        resp = self.fetch(mirror, path, self.request_headers(conditional=True))
         length = resp.getheader("Content-Length")
         self.send_response(resp.status)
         for name in (*PASSED_HEADERS, "content-range", "accept-ranges"):
@@ -189,8 +224,8 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
-    def serve_immutable(self, host: str, path: str) -> None:
-        target = cache_path(self.config.cache, host, urlsplit(path).path)
+    def serve_immutable(self, mirror: Mirror, path: str) -> None:
+        target = cache_path(self.config.cache, mirror.host, urlsplit(path).path)
         if target is None:
             self.refuse(403, "bad path")
             return
@@ -204,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
             if target.is_file():  # another request fetched it while we waited
                 self.send_cached(target, "HIT")
                 return
-            self.download_and_send(host, path, target)
+            self.download_and_send(mirror, path, target)
         finally:
             lock.release()
 
@@ -222,11 +257,11 @@ class Handler(BaseHTTPRequestHandler):
             while block := f.read(CHUNK):
                 self.wfile.write(block)
 
-    def download_and_send(self, host: str, path: str, target: Path) -> None:
+    def download_and_send(self, mirror: Mirror, path: str, target: Path) -> None:
         if self.command == "HEAD":
-            self.pass_through(host, path)
+            self.pass_through(mirror, path)
             return
-        resp = self.fetch(host, path, self.request_headers(conditional=False))
+        resp = self.fetch(mirror, path, self.request_headers(conditional=False))
         if resp.status != 200:
             body = resp.read()
             self.send_response(resp.status)
@@ -269,6 +304,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_cached(target, "MISS")
 
 
+def _hostport(url: SplitResult) -> tuple[str, int]:
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    return (url.hostname or "", port or (443 if url.scheme == "https" else 80))
+
+
 def iter_body(resp: http.client.HTTPResponse) -> Iterator[bytes]:
     while True:
         try:
@@ -289,6 +332,15 @@ def _set_mtime(name: str, last_modified: str | None) -> None:
         os.utime(name, (stamp, stamp))
 
 
+def remove_stale_parts(cache: Path, older_than: float = 3600) -> None:
+    """Temp files of downloads cut short (a proxy stopped mid-file); other labs' are younger."""
+    cutoff = time.time() - older_than
+    for part in cache.rglob(".part-*"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+
+
 def serve(listen: str, port: int, config: ProxyConfig) -> ThreadingHTTPServer:
     handler = type("LabProxyHandler", (Handler,), {"config": config})
     server = ThreadingHTTPServer((listen, port), handler)
@@ -303,19 +355,17 @@ def parse_args(argv: list[str]) -> tuple[str, int, ProxyConfig]:
     parser.add_argument("--upstream", action="append", default=[], help="scheme://host of a mirror")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
-    upstreams = {}
-    for up in args.upstream:
-        parts = urlsplit(up)
-        if parts.hostname and parts.scheme in ("http", "https"):
-            upstreams[parts.hostname] = parts.scheme
-    return address, int(port), ProxyConfig(upstreams=upstreams, cache=args.cache)
+    mirrors = {m.key: m for up in args.upstream if (m := Mirror.parse(up)) is not None}
+    return address, int(port), ProxyConfig(mirrors=mirrors, cache=args.cache)
 
 
 def main(argv: list[str]) -> int:
     address, port, config = parse_args(argv)
     config.cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(config.cache)
     server = serve(address, port, config)
-    print(f"listening on {address}:{port}, mirrors: {', '.join(sorted(config.upstreams))}", flush=True)
+    names = ", ".join(sorted(f"{m.scheme}://{m.host}" for m in config.mirrors.values()))
+    print(f"listening on {address}:{port}, mirrors: {names}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0

@@ -37,10 +37,18 @@ class AptSource:
         return urlsplit(self.uri).scheme
 
     @property
+    def origin(self) -> str:
+        """scheme://host[:port] (never any user:password part)."""
+        parts = urlsplit(self.uri)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}"
+
+    @property
     def http_uri(self) -> str:
         """The same mirror as seen from lab hosts: always plain http (the proxy speaks http)."""
         parts = urlsplit(self.uri)
-        return f"http://{parts.netloc}{parts.path}".rstrip("/")
+        port = f":{parts.port}" if parts.port else ""
+        return f"http://{parts.hostname}{port}{parts.path}".rstrip("/")
 
 
 def parse_list(text: str) -> list[AptSource]:
