@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from stackwright.inventory import Inventory, Node
 
@@ -21,6 +21,9 @@ class HostFacts:
 
     virt_type: str | None = None  # "kvm" | "qemu"
     ovs_datapath: str | None = None  # "system" | "netdev"
+    # Inside a container (systemd-detect-virt --container): /sys/fs/cgroup is read-only
+    # there, so libvirt must not create cgroup v1 controllers (DESIGN §5).
+    containerized: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,6 @@ class Interface:
 
     @property
     def netmask(self) -> str:
-        from ipaddress import IPv4Network
-
         return str(IPv4Network(f"0.0.0.0/{self.prefixlen}").netmask)
 
 
@@ -120,6 +121,25 @@ class HostContext:
     @property
     def ovs_datapath(self) -> str:
         return self.facts.ovs_datapath or "system"
+
+    @property
+    def containerized(self) -> bool:
+        return self.facts.containerized
+
+    @property
+    def management_network(self) -> IPv4Network:
+        return self.inventory.networks.management.cidr
+
+    @property
+    def management_hosts_pattern(self) -> str:
+        """The management network as a MariaDB account host: '10.10.10.0/255.255.255.0'."""
+        net = self.management_network
+        return f"{net.network_address}/{net.netmask}"
+
+    @property
+    def bridged_data(self) -> bool:
+        """The data address sits on br-phy (holding the data NIC): userspace-OVS tunnels need it."""
+        return self.ovs_datapath == "netdev" and self.data_ip is not None
 
     @property
     def tenant_network_type(self) -> str:

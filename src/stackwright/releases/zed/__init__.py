@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackwright.releases.base import Release
+from stackwright.releases.zed.cluster import cluster_after
 from stackwright.releases.zed.host import host_steps
 
 RELEASE = Release(
@@ -13,4 +14,5 @@ RELEASE = Release(
     templates_dir=Path(__file__).parent / "templates",
     host_steps=host_steps,
     description="OpenStack Zed from Debian 12's own packages",
+    cluster_after=cluster_after,
 )

@@ -1,20 +1,60 @@
-"""The order in which a host's roles are converged (zed)."""
+"""The order in which a host's roles are converged (zed).
+
+One host, one plan: a node holding several roles (the all-in-one holds all three) gets
+each file once, rendered with all its roles in view, and one package installation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed import common
-from stackwright.steps import Step
+from stackwright.releases.zed import common, compute, controller, guards, network
+from stackwright.steps import File, Packages, Step
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release
 
 
+def packages(host: HostContext) -> tuple[str, ...]:
+    names = [*common.packages(host)]
+    if host.is_controller:
+        names += controller.packages(host)
+    if host.is_network:
+        names += network.packages(host)
+    if host.is_compute:
+        names += compute.packages(host)
+    return tuple(dict.fromkeys(names))
+
+
 def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
-    steps: list[Step] = []
+    steps: list[Step] = [Packages(packages(host))]
     steps += common.base(host, release, pw)
+    steps += guards.state_directories()
+    if host.is_controller:
+        steps += controller.steps(host, release, pw)
+    if host.is_network:
+        steps += network.steps(host, release, pw)
+    if host.is_compute:
+        steps += compute.steps(host, release, pw)
     steps += common.network_config(host, release, pw)  # last: it can cut the host off
-    return steps
+    return once_each(steps)
+
+
+def once_each(steps: Iterable[Step]) -> list[Step]:
+    """Keep the first of identical steps (a file two roles share); a path twice with
+    different content is a bug in the release, not something to guess about."""
+    kept: list[Step] = []
+    files: dict[str, File] = {}
+    for step in steps:
+        if isinstance(step, File):
+            if step.path in files:
+                if files[step.path] != step:
+                    raise ValueError(f"two different versions of {step.path} in one host's plan")
+                continue
+            files[step.path] = step
+        elif step in kept:
+            continue
+        kept.append(step)
+    return kept

@@ -1,0 +1,108 @@
+"""A compute node: libvirt (the guide's qemu.conf, libvirtd listening for live migration,
+its default network removed), Open vSwitch with the neutron agent, and nova-compute."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from stackwright.context import HostContext
+from stackwright.releases.zed import neutron, nova
+from stackwright.releases.zed.files import rendered
+from stackwright.releases.zed.guards import SECRETS_DIR, applied_when_unchanged
+from stackwright.steps import Command, Directory, File, Service, Step
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+QEMU_CONF = "/etc/libvirt/qemu.conf"
+LIBVIRTD_CONF = "/etc/libvirt/libvirtd.conf"
+LIBVIRTD_DEFAULT = "/etc/default/libvirtd"
+LIBVIRT_SASL_CONF = "/etc/sasl2/libvirt.conf"
+LIBVIRT_SASL_DB = "/etc/libvirt/passwd.db"
+LIBVIRT_AUTH_CONF = "/etc/libvirt/auth.conf"
+SASL_PASSWORD = f"{SECRETS_DIR}/libvirt-sasl.password"
+SOCKET_DROPIN = "/etc/systemd/system/libvirtd.socket.d/stackwright.conf"
+TCP_SOCKET_DROPIN = "/etc/systemd/system/libvirtd-tcp.socket.d/stackwright.conf"
+BR_NETFILTER = "/etc/modules-load.d/neutron-br_netfilter.conf"
+INSTANCES_DIR = "/var/lib/nova/instances"
+LIBVIRT_PORT = 16509
+SASL_USER = "nova"
+
+
+def packages(host: HostContext) -> tuple[str, ...]:
+    return (
+        *nova.compute_packages(),
+        *neutron.l2_packages(),
+        # saslpasswd2, and the digest-md5 mechanism libvirtd's TCP socket uses.
+        "sasl2-bin",
+        "libsasl2-modules",
+    )
+
+
+def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        # iptables_hybrid filters guest traffic on Linux bridges (qbr*): bridge netfilter.
+        File(BR_NETFILTER, "br_netfilter\n"),
+        *libvirt(host, release, pw),
+        Directory(INSTANCES_DIR, mode=0o755, owner="nova", group="nova"),
+        *neutron.l2_agent(host, release, pw),
+        *nova.compute(host, release, pw),
+    ]
+
+
+def sockets_bound(host: HostContext) -> str:
+    """True when the unix socket is root:libvirt 0660 and TCP listens on management only."""
+    return (
+        'test "$(stat -c %a:%G /run/libvirt/libvirt-sock 2>/dev/null)" = 660:libvirt'
+        f" && test \"$(ss -Hltn 'sport = :{LIBVIRT_PORT}' | awk '{{print $4}}')\""
+        f" = {host.management_ip}:{LIBVIRT_PORT}"
+        " && ! systemctl show -P NeedDaemonReload libvirtd.socket libvirtd-tcp.socket | grep -qx yes"
+    )
+
+
+def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    daemon_files = (LIBVIRTD_CONF, QEMU_CONF, LIBVIRT_SASL_CONF, LIBVIRTD_DEFAULT)
+    return [
+        rendered(release, host, pw, QEMU_CONF, mode=0o600, format="text"),
+        rendered(release, host, pw, LIBVIRTD_CONF, format="text"),
+        rendered(release, host, pw, LIBVIRT_SASL_CONF, template="libvirt-sasl.conf.j2", format="text"),
+        rendered(release, host, pw, LIBVIRTD_DEFAULT, template="libvirtd.default.j2", format="text"),
+        rendered(release, host, pw, SOCKET_DROPIN, template="libvirtd.socket.conf.j2", format="text"),
+        rendered(release, host, pw, TCP_SOCKET_DROPIN, template="libvirtd-tcp.socket.conf.j2", format="text"),
+        # Debian 12's libvirtd is socket-activated (`--listen` is refused then). A socket
+        # cannot be (re)started while libvirtd.service runs ("Socket service ... already
+        # active, refusing"), so libvirtd stops for the moment it takes; guests keep running.
+        Command(
+            "libvirtd sockets: unix root:libvirt 0660, TCP on the management address",
+            (
+                "sh",
+                "-c",
+                "set -e\n"
+                "systemctl daemon-reload\n"
+                "systemctl stop libvirtd.service\n"
+                "systemctl restart libvirtd.socket libvirtd-tcp.socket\n"
+                "systemctl start libvirtd.service",
+            ),
+            unless=sockets_bound(host),
+        ),
+        Service("libvirtd-tcp.socket"),
+        Service("libvirtd", restart_when=daemon_files),
+        # nova manages its guests; libvirt-guests would hold host shutdown 300 s (DESIGN §5b).
+        Service("libvirt-guests", enabled=False, running=False),
+        Command(
+            "remove libvirt's default network (neutron provides the guests' networks)",
+            ("sh", "-c", "virsh net-destroy default >/dev/null 2>&1 || true\nvirsh net-undefine default"),
+            unless="! virsh net-uuid default >/dev/null 2>&1",
+        ),
+        File(SASL_PASSWORD, pw["libvirt_sasl_password"], mode=0o600, secret=True),
+        applied_when_unchanged(
+            f"libvirt SASL user '{SASL_USER}' for live migration",
+            "libvirt-sasl-user",
+            (SASL_PASSWORD,),
+            f"saslpasswd2 -p -c -a libvirt -f {LIBVIRT_SASL_DB} {SASL_USER} < {SASL_PASSWORD}",
+        ),
+        rendered(
+            release, host, pw, LIBVIRT_AUTH_CONF, template="libvirt-auth.conf.j2", group="nova", format="text"
+        ),
+    ]

@@ -1,0 +1,287 @@
+"""The controller: MariaDB, RabbitMQ, memcached, Keystone, Glance, Placement, then the
+Nova and Neutron servers (in nova.py and neutron.py, which also serve the other roles)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from stackwright.context import HostContext
+from stackwright.releases.zed import neutron, nova
+from stackwright.releases.zed.files import rendered
+from stackwright.releases.zed.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
+from stackwright.steps import Command, Directory, File, Service, Step, Wait
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+MARIADB_CNF = "/etc/mysql/mariadb.conf.d/99-openstack.cnf"
+DATABASES_SQL = f"{SECRETS_DIR}/openstack-databases.sql"
+RABBITMQ_CONF = "/etc/rabbitmq/rabbitmq.conf"
+RABBITMQ_PASSWORD = f"{SECRETS_DIR}/rabbitmq-openstack.password"
+MEMCACHED_CONF = "/etc/memcached.conf"
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+KEYSTONE_UWSGI = "/etc/keystone/keystone-uwsgi.ini"
+KEYSTONE_BOOTSTRAP_ENV = f"{SECRETS_DIR}/keystone-bootstrap.env"
+KEYSTONE_OWNER = ("--keystone-user", "keystone", "--keystone-group", "keystone")
+CATALOG_SCRIPT = "/usr/local/lib/stackwright/keystone-catalog.py"
+CATALOG_JSON = f"{SECRETS_DIR}/keystone-catalog.json"
+GLANCE_API_CONF = "/etc/glance/glance-api.conf"
+PLACEMENT_CONF = "/etc/placement/placement.conf"
+PLACEMENT_UWSGI = "/etc/placement/placement-api-uwsgi.ini"
+
+# (database, account, password name)
+DATABASES: tuple[tuple[str, str, str], ...] = (
+    ("keystone", "keystone", "keystone_db_password"),
+    ("glance", "glance", "glance_db_password"),
+    ("placement", "placement", "placement_db_password"),
+    ("nova_api", "nova", "nova_db_password"),
+    ("nova", "nova", "nova_db_password"),
+    ("nova_cell0", "nova", "nova_db_password"),
+    ("neutron", "neutron", "neutron_db_password"),
+)
+# (service user, password name): each gets the admin role on the service project.
+SERVICE_USERS: tuple[tuple[str, str], ...] = (
+    ("glance", "glance_password"),
+    ("placement", "placement_password"),
+    ("nova", "nova_password"),
+    ("neutron", "neutron_password"),
+)
+
+
+def packages(host: HostContext) -> tuple[str, ...]:
+    return (
+        "mariadb-server",
+        "python3-pymysql",
+        "rabbitmq-server",
+        "memcached",
+        "python3-memcache",
+        "keystone",
+        "python3-openstacksdk",
+        "python3-openstackclient",
+        "glance-api",
+        "placement-api",
+        *nova.controller_packages(),
+        *neutron.server_packages(),
+    )
+
+
+def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        *mariadb(host, release, pw),
+        *rabbitmq(host, release, pw),
+        *memcached(host, release, pw),
+        *keystone(host, release, pw),
+        *glance(host, release, pw),
+        *placement(host, release, pw),
+        *nova.controller(host, release, pw),
+        *neutron.server(host, release, pw),
+    ]
+
+
+def answers(url: str) -> str:
+    """A shell test that an HTTP API answers (python3 is on every host; curl is not)."""
+    return f"python3 -c \"import urllib.request; urllib.request.urlopen('{url}', timeout=5)\""
+
+
+def mariadb(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    accounts = {user: pw[secret] for _, user, secret in DATABASES}
+    databases = [(db, user, pw[secret]) for db, user, secret in DATABASES]
+    return [
+        rendered(release, host, pw, MARIADB_CNF),
+        Service("mariadb", restart_when=(MARIADB_CNF,)),
+        Wait("MariaDB answers on its socket", "mysqladmin --silent ping", timeout_s=60),
+        rendered(
+            release,
+            host,
+            pw,
+            DATABASES_SQL,
+            root_only=True,
+            format="text",
+            databases=databases,
+            accounts=list(accounts.items()),
+        ),
+        # root logs in through the unix socket (Debian's default); the SQL holds the
+        # passwords, so it is read from a root-only file, never from argv.
+        applied_when_unchanged(
+            "create the service databases and accounts",
+            "mariadb-openstack",
+            (DATABASES_SQL,),
+            f"mysql --batch < {DATABASES_SQL}",
+        ),
+    ]
+
+
+def rabbitmq(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    password = RABBITMQ_PASSWORD
+    return [
+        rendered(release, host, pw, RABBITMQ_CONF, format="text"),
+        Service("rabbitmq-server", restart_when=(RABBITMQ_CONF,)),
+        Wait("RabbitMQ runs", "rabbitmqctl --quiet status >/dev/null 2>&1", timeout_s=120),
+        File(password, pw["rabbitmq_password"], mode=0o600, secret=True),
+        # rabbitmqctl reads a password it is not given from stdin.
+        applied_when_unchanged(
+            "RabbitMQ user 'openstack' with its password and permissions",
+            "rabbitmq-openstack",
+            (password,),
+            "if rabbitmqctl --quiet list_users | cut -f1 | grep -qx openstack; then\n"
+            f"  rabbitmqctl change_password openstack < {password}\n"
+            "else\n"
+            f"  rabbitmqctl add_user openstack < {password}\n"
+            "fi\n"
+            "rabbitmqctl set_permissions -p / openstack '.*' '.*' '.*'",
+        ),
+        Command(
+            "delete RabbitMQ's guest user",
+            ("rabbitmqctl", "delete_user", "guest"),
+            unless="! rabbitmqctl --quiet list_users | cut -f1 | grep -qx guest",
+        ),
+    ]
+
+
+def memcached(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        rendered(release, host, pw, MEMCACHED_CONF, format="text"),
+        Service("memcached", restart_when=(MEMCACHED_CONF,)),
+    ]
+
+
+def keystone_endpoints(host: HostContext, port: int, path: str = "") -> dict[str, str]:
+    """Public on the controller's public address, internal and admin on management."""
+    internal = f"http://{host.controller_ip}:{port}{path}"
+    return {
+        "public": f"http://{host.controller_public_ip}:{port}{path}",
+        "internal": internal,
+        "admin": internal,
+    }
+
+
+def keystone(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    identity = keystone_endpoints(host, 5000, "/v3/")
+    bootstrap_env = "".join(
+        f"{name}={value}\n"
+        for name, value in (
+            ("OS_BOOTSTRAP_PASSWORD", pw["admin_password"]),
+            ("OS_BOOTSTRAP_USERNAME", "admin"),
+            ("OS_BOOTSTRAP_PROJECT_NAME", "admin"),
+            ("OS_BOOTSTRAP_ROLE_NAME", "admin"),
+            ("OS_BOOTSTRAP_SERVICE_NAME", "keystone"),
+            ("OS_BOOTSTRAP_REGION_ID", host.region),
+            ("OS_BOOTSTRAP_PUBLIC_URL", identity["public"]),
+            ("OS_BOOTSTRAP_INTERNAL_URL", identity["internal"]),
+            ("OS_BOOTSTRAP_ADMIN_URL", identity["admin"]),
+        )
+    )
+    return [
+        rendered(release, host, pw, KEYSTONE_CONF, group="keystone"),
+        rendered(release, host, pw, KEYSTONE_UWSGI),
+        Command(
+            "Keystone database schema",
+            as_user("keystone", "keystone-manage db_sync"),
+            once_marker=marker("keystone-db-sync"),
+        ),
+        Command(
+            "Keystone fernet token keys",
+            ("keystone-manage", "fernet_setup", *KEYSTONE_OWNER),
+            unless="test -s /etc/keystone/fernet-keys/0",
+        ),
+        Command(
+            "Keystone credential encryption keys",
+            ("keystone-manage", "credential_setup", *KEYSTONE_OWNER),
+            unless="test -s /etc/keystone/credential-keys/0",
+        ),
+        File(KEYSTONE_BOOTSTRAP_ENV, bootstrap_env, mode=0o600, secret=True),
+        # bootstrap reads OS_BOOTSTRAP_* from its environment; it creates the admin
+        # user, project and role and the identity endpoints, and resets what differs.
+        applied_when_unchanged(
+            "Keystone bootstrap: admin user, identity service and endpoints",
+            "keystone-bootstrap",
+            (KEYSTONE_BOOTSTRAP_ENV,),
+            f"set -a; . {KEYSTONE_BOOTSTRAP_ENV}; set +a\nkeystone-manage bootstrap",
+        ),
+        Service("keystone", restart_when=(KEYSTONE_CONF, KEYSTONE_UWSGI)),
+        Wait("Keystone answers", answers(identity["internal"]), timeout_s=120),
+        *catalog(host, release, pw),
+    ]
+
+
+def catalog_json(host: HostContext, pw: Mapping[str, str]) -> str:
+    services = [
+        ("glance", "image", "OpenStack Image", keystone_endpoints(host, 9292)),
+        ("placement", "placement", "Placement API", keystone_endpoints(host, 8778)),
+        ("nova", "compute", "OpenStack Compute", keystone_endpoints(host, 8774, "/v2.1")),
+        ("neutron", "network", "OpenStack Networking", keystone_endpoints(host, 9696)),
+    ]
+    document = {
+        "region": host.region,
+        "auth_url": f"http://{host.controller_ip}:5000/v3",
+        "users": [{"name": name, "password": pw[secret]} for name, secret in SERVICE_USERS],
+        "services": [
+            {"name": name, "type": kind, "description": text, "endpoints": endpoints}
+            for name, kind, text, endpoints in services
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def catalog(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    """The service project, service users and the catalog, through openstacksdk."""
+    return [
+        Directory("/usr/local/lib/stackwright"),
+        rendered(
+            release, host, pw, CATALOG_SCRIPT, template="keystone-catalog.py.j2", mode=0o700, format="text"
+        ),
+        File(CATALOG_JSON, catalog_json(host, pw), mode=0o600, secret=True),
+        applied_when_unchanged(
+            "Keystone service project, service users and endpoints",
+            "keystone-catalog",
+            (CATALOG_SCRIPT, CATALOG_JSON),
+            f"python3 {CATALOG_SCRIPT} {CATALOG_JSON}",
+            env=admin_env(host, pw),
+        ),
+    ]
+
+
+def admin_env(host: HostContext, pw: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return (
+        ("OS_AUTH_URL", f"http://{host.controller_ip}:5000/v3"),
+        ("OS_AUTH_TYPE", "password"),
+        ("OS_USERNAME", "admin"),
+        ("OS_PASSWORD", pw["admin_password"]),
+        ("OS_PROJECT_NAME", "admin"),
+        ("OS_USER_DOMAIN_NAME", "Default"),
+        ("OS_PROJECT_DOMAIN_NAME", "Default"),
+        ("OS_REGION_NAME", host.region),
+        ("OS_INTERFACE", "internal"),
+        ("OS_IDENTITY_API_VERSION", "3"),
+    )
+
+
+def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        rendered(release, host, pw, GLANCE_API_CONF, group="glance"),
+        Directory("/var/lib/glance/images", mode=0o750, owner="glance", group="glance"),
+        Command(
+            "Glance database schema",
+            as_user("glance", "glance-manage db_sync"),
+            once_marker=marker("glance-db-sync"),
+        ),
+        Service("glance-api", restart_when=(GLANCE_API_CONF,)),
+    ]
+
+
+def placement(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        rendered(release, host, pw, PLACEMENT_CONF, group="placement"),
+        rendered(release, host, pw, PLACEMENT_UWSGI),
+        Command(
+            "Placement database schema",
+            as_user("placement", "placement-manage db sync"),
+            once_marker=marker("placement-db-sync"),
+        ),
+        Service("placement-api", restart_when=(PLACEMENT_CONF, PLACEMENT_UWSGI)),
+        # nova-conductor and nova-scheduler loop on "placement ... does not have any
+        # supported versions" until it answers (DESIGN §5b).
+        Wait("Placement answers", answers(f"http://{host.controller_ip}:8778/"), timeout_s=120),
+    ]

@@ -1,0 +1,99 @@
+"""Neutron: the server on the controller, the Open vSwitch agent and its bridges on
+network and compute nodes, and the L3, DHCP and metadata agents on the network node.
+
+neutron.conf is one file per host with all the host's roles in view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from stackwright.context import HostContext
+from stackwright.releases.zed.common import DATA_BRIDGE, EXTERNAL_BRIDGE
+from stackwright.releases.zed.files import rendered
+from stackwright.releases.zed.guards import as_user, marker
+from stackwright.steps import Command, File, OvsBridge, Service, Step
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+NEUTRON_CONF = "/etc/neutron/neutron.conf"
+# Debian's neutron-api and neutron-rpc-server load this file for core_plugin = ml2.
+ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"
+NEUTRON_API_UWSGI = "/etc/neutron/neutron-api-uwsgi.ini"
+OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
+L3_AGENT_INI = "/etc/neutron/l3_agent.ini"
+DHCP_AGENT_INI = "/etc/neutron/dhcp_agent.ini"
+METADATA_AGENT_INI = "/etc/neutron/metadata_agent.ini"
+INTEGRATION_BRIDGE = "br-int"
+
+
+def server_packages() -> tuple[str, ...]:
+    return ("neutron-api", "neutron-rpc-server")
+
+
+def l2_packages() -> tuple[str, ...]:
+    return ("openvswitch-switch", "neutron-openvswitch-agent")
+
+
+def network_packages() -> tuple[str, ...]:
+    return ("neutron-l3-agent", "neutron-dhcp-agent", "neutron-metadata-agent")
+
+
+def neutron_conf(host: HostContext, release: Release, pw: Mapping[str, str]) -> File:
+    return rendered(release, host, pw, NEUTRON_CONF, group="neutron")
+
+
+def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        neutron_conf(host, release, pw),
+        rendered(release, host, pw, ML2_CONF),
+        rendered(release, host, pw, NEUTRON_API_UWSGI),
+        Command(
+            "Neutron database schema",
+            as_user(
+                "neutron",
+                f"neutron-db-manage --config-file {NEUTRON_CONF} --config-file {ML2_CONF} upgrade heads",
+            ),
+            once_marker=marker("neutron-db-sync"),
+        ),
+        # Debian leaves both disabled: enabled here, or they are gone after a reboot.
+        Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI)),
+        Service("neutron-rpc-server", restart_when=(NEUTRON_CONF, ML2_CONF)),
+    ]
+
+
+def bridges(host: HostContext) -> list[Step]:
+    """Every bridge the agent's config names exists before the agent starts (DESIGN §5)."""
+    datapath: Literal["system", "netdev"] = "netdev" if host.ovs_datapath == "netdev" else "system"
+    steps: list[Step] = [OvsBridge(INTEGRATION_BRIDGE, datapath_type=datapath)]
+    if host.bridged_data:
+        steps.append(OvsBridge(DATA_BRIDGE, datapath_type=datapath, ports=(host.interface("data").name,)))
+    if host.is_network:
+        steps.append(
+            OvsBridge(EXTERNAL_BRIDGE, datapath_type=datapath, ports=(host.interface("external").name,))
+        )
+    return steps
+
+
+def l2_agent(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    """Open vSwitch and the neutron OVS agent: the same on network and compute nodes."""
+    return [
+        Service("openvswitch-switch"),
+        *bridges(host),
+        neutron_conf(host, release, pw),
+        rendered(release, host, pw, OVS_AGENT_INI),
+        Service("neutron-openvswitch-agent", restart_when=(NEUTRON_CONF, OVS_AGENT_INI)),
+    ]
+
+
+def network_agents(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        rendered(release, host, pw, L3_AGENT_INI),
+        rendered(release, host, pw, DHCP_AGENT_INI),
+        rendered(release, host, pw, METADATA_AGENT_INI, group="neutron"),
+        Service("neutron-l3-agent", restart_when=(NEUTRON_CONF, L3_AGENT_INI)),
+        Service("neutron-dhcp-agent", restart_when=(NEUTRON_CONF, DHCP_AGENT_INI)),
+        Service("neutron-metadata-agent", restart_when=(NEUTRON_CONF, METADATA_AGENT_INI)),
+    ]

@@ -1,0 +1,87 @@
+"""Nova: the controller's API, conductor, scheduler and console proxy, and nova-compute.
+
+nova.conf is one file per host, rendered with all the host's roles in view (an
+all-in-one node gets the controller's and the compute node's sections in it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from stackwright.context import HostContext
+from stackwright.releases.zed.files import rendered
+from stackwright.releases.zed.guards import as_user, marker
+from stackwright.steps import Command, File, Service, Step
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+NOVA_CONF = "/etc/nova/nova.conf"
+NOVA_COMPUTE_CONF = "/etc/nova/nova-compute.conf"
+NOVA_API_UWSGI = "/etc/nova/nova-api-uwsgi.ini"
+NOVA_METADATA_UWSGI = "/etc/nova/nova-api-metadata-uwsgi.ini"
+CONSOLEPROXY_DEFAULT = "/etc/default/nova-consoleproxy"
+
+
+def controller_packages() -> tuple[str, ...]:
+    # nova-api also ships nova-api-metadata; nova-consoleproxy ships nova-novncproxy.
+    return ("nova-api", "nova-conductor", "nova-scheduler", "nova-consoleproxy")
+
+
+def compute_packages() -> tuple[str, ...]:
+    # nova-compute-kvm, not nova-compute-qemu: that one pulls QEMU for every architecture.
+    return ("nova-compute", "nova-compute-kvm")
+
+
+def nova_conf(host: HostContext, release: Release, pw: Mapping[str, str]) -> File:
+    return rendered(release, host, pw, NOVA_CONF, group="nova")
+
+
+def cell_exists(name: str) -> str:
+    return f"nova-manage cell_v2 list_cells 2>/dev/null | grep -qE '^\\| +{name} +\\|'"
+
+
+def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        nova_conf(host, release, pw),
+        rendered(release, host, pw, NOVA_API_UWSGI),
+        rendered(release, host, pw, NOVA_METADATA_UWSGI),
+        rendered(release, host, pw, CONSOLEPROXY_DEFAULT, template="nova-consoleproxy.j2", format="text"),
+        Command(
+            "Nova API database schema",
+            as_user("nova", "nova-manage api_db sync"),
+            once_marker=marker("nova-api-db-sync"),
+        ),
+        Command(
+            "Nova cell0 mapping",
+            as_user("nova", "nova-manage cell_v2 map_cell0"),
+            unless=cell_exists("cell0"),
+        ),
+        Command(
+            "Nova cell1",
+            as_user("nova", "nova-manage cell_v2 create_cell --name=cell1 --verbose"),
+            unless=cell_exists("cell1"),
+        ),
+        Command(
+            "Nova database schemas (cell0 and cell1)",
+            as_user("nova", "nova-manage db sync"),
+            once_marker=marker("nova-db-sync"),
+        ),
+        Service("nova-api", restart_when=(NOVA_CONF, NOVA_API_UWSGI)),
+        Service("nova-api-metadata", restart_when=(NOVA_CONF, NOVA_METADATA_UWSGI)),
+        Service("nova-conductor", restart_when=(NOVA_CONF,)),
+        Service("nova-scheduler", restart_when=(NOVA_CONF,)),
+        Service("nova-novncproxy", restart_when=(NOVA_CONF, CONSOLEPROXY_DEFAULT)),
+        # Debian enables every console proxy; only noVNC is configured.
+        Service("nova-spicehtml5proxy", enabled=False, running=False),
+        Service("nova-serialproxy", enabled=False, running=False),
+    ]
+
+
+def compute(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    return [
+        nova_conf(host, release, pw),
+        rendered(release, host, pw, NOVA_COMPUTE_CONF),
+        Service("nova-compute", restart_when=(NOVA_CONF, NOVA_COMPUTE_CONF)),
+    ]
