@@ -34,12 +34,14 @@ import pytest
 
 from stackwright.inventory import load_inventory
 from stackwright.lab.down import down, leftovers
-from stackwright.lab.layout import LabLayout
+from stackwright.lab.layout import STATE_ROOT, LabLayout
+from stackwright.lab.lock import file_lock
 from stackwright.lab.ssh import ssh_argv
 from stackwright.lab.up import up
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "seed.yaml"
+SESSION_WAIT = 1800.0  # seconds to wait for another test session's lab to be torn down
 DOWN_CHECK = Path(__file__).resolve().parent / "inventories" / "down-check.yaml"
 
 
@@ -109,10 +111,13 @@ def _quiet(msg: str) -> None:
 def seed_lab() -> Iterator[SeedLab]:
     require_lab()
     layout = layout_of(SEED)
-    try:
-        up(layout, ensure_packages=True, progress=_quiet)
-        yield SeedLab(SEED, layout)
-    finally:
-        down(layout, progress=_quiet)
-        left = leftovers(layout)
-        assert not left, f"lab down left these behind: {left}"
+    # Two test sessions on one checkout would share (and tear down) the same lab: take turns.
+    session = STATE_ROOT / f"{layout.lab_id}.test-session.lock"
+    with file_lock(session, "another test session using this lab", timeout=SESSION_WAIT):
+        try:
+            up(layout, ensure_packages=True, progress=_quiet)
+            yield SeedLab(SEED, layout)
+        finally:
+            down(layout, progress=_quiet)
+            left = leftovers(layout)
+            assert not left, f"lab down left these behind: {left}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from stackwright.lab import processes, ssh
 from stackwright.lab.layout import HostLayout, LabLayout
+from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import HostCommandError, require_root
 from stackwright.lab.up import wait_ready
@@ -85,6 +86,11 @@ def require_running(layout: LabLayout, name: str) -> HostLayout:
 def reboot(layout: LabLayout, name: str) -> float:
     """Reboot a host from inside, wait for it to come back with the same addresses; seconds taken."""
     require_root()
+    with lab_lock(layout):
+        return _reboot(layout, name)
+
+
+def _reboot(layout: LabLayout, name: str) -> float:
     host = require_running(layout, name)
     t0 = time.monotonic()
     old = processes.nspawn_pid(host)

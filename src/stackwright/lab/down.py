@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stackwright.lab import hosts, network, processes, ssh
 from stackwright.lab.layout import LabLayout
+from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import require_root
 
@@ -24,6 +25,11 @@ class DownResult:
 
 def down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
     require_root()
+    with lab_lock(layout):
+        return _down(layout, progress=progress)
+
+
+def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
     state = LabState.load(layout.state_file)
     result = DownResult()
     progress("stopping hosts")

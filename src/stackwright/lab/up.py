@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from stackwright.lab import hosts, network, processes, ssh
 from stackwright.lab.base import BASE_BYTES, base_path, ensure_base
 from stackwright.lab.layout import PROXY_PORT, STATE_ROOT, HostLayout, LabLayout
+from stackwright.lab.lock import lab_lock
 from stackwright.lab.sources import lab_mirrors
 from stackwright.lab.state import HostState, LabState
 from stackwright.lab.system import HostCommandError, require_disk, require_root, require_tools
@@ -30,8 +31,13 @@ class UpResult:
 
 
 def up(layout: LabLayout, *, ensure_packages: bool, progress: Progress) -> UpResult:
-    t0 = time.monotonic()
     require_root()
+    with lab_lock(layout):
+        return _up(layout, ensure_packages=ensure_packages, progress=progress)
+
+
+def _up(layout: LabLayout, *, ensure_packages: bool, progress: Progress) -> UpResult:
+    t0 = time.monotonic()
     require_tools(ensure_packages)
     mirrors = lab_mirrors(layout.codename)
     state = LabState.load(layout.state_file)
