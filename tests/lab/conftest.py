@@ -112,7 +112,7 @@ def seed_lab() -> Iterator[SeedLab]:
     require_lab()
     layout = layout_of(SEED)
     # Two test sessions on one checkout would share (and tear down) the same lab: take turns.
-    session = STATE_ROOT / f"{layout.lab_id}.test-session.lock"
+    session = STATE_ROOT / "locks" / f"{layout.lab_id}.test-session.lock"
     with file_lock(session, "another test session using this lab", timeout=SESSION_WAIT):
         try:
             up(layout, ensure_packages=True, progress=_quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
@@ -48,7 +49,12 @@ def _host_status(layout: LabLayout, state: LabState, host: HostLayout) -> HostSt
     addresses: dict[str, str] = {}
     ssh_ok, system_state = False, ""
     if running and ssh.sshd_answers(str(host.management)):
-        proc = ssh.ssh_run(layout, host.name, "systemctl is-system-running; ip -j -4 addr show", timeout=15)
+        try:
+            proc = ssh.ssh_run(
+                layout, host.name, "systemctl is-system-running; ip -j -4 addr show", timeout=15
+            )
+        except HostCommandError:  # no answer within the timeout: reported as SSH "no"
+            proc = subprocess.CompletedProcess([], 255, "", "")
         if proc.returncode in (0, 1) and proc.stdout:
             first, _, rest = proc.stdout.partition("\n")
             ssh_ok, system_state = True, first.strip()
@@ -95,7 +101,8 @@ def _reboot(layout: LabLayout, name: str) -> float:
     t0 = time.monotonic()
     old = processes.nspawn_pid(host)
     # The connection drops while the command runs; its exit code says nothing useful.
-    ssh.ssh_run(layout, name, "systemctl reboot", timeout=30)
+    with contextlib.suppress(HostCommandError):  # a hung session is fine: we watch nspawn below
+        ssh.ssh_run(layout, name, "systemctl reboot", timeout=30)
     deadline = time.monotonic() + REBOOT_DOWN_WAIT
     while time.monotonic() < deadline:
         new = processes.nspawn_pid(host)

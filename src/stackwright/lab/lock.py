@@ -1,6 +1,6 @@
 """One `lab` command at a time per lab: an flock beside the lab's directory, waited for (bounded).
 
-with lab_lock(layout):          # /var/lib/stackwright/lab/<lab-id>.lock
+with lab_lock(layout):          # /var/lib/stackwright/lab/locks/<lab-id>.lock
     ...                         # up / down / reboot
 """
 
@@ -45,5 +45,5 @@ def file_lock(path: Path, what: str, timeout: float = LOCK_WAIT) -> Iterator[Non
 
 def lab_lock(layout: LabLayout, timeout: float = LOCK_WAIT) -> AbstractContextManager[None]:
     return file_lock(
-        STATE_ROOT / f"{layout.lab_id}.lock", f"another `lab` command on {layout.lab_id}", timeout
+        STATE_ROOT / "locks" / f"{layout.lab_id}.lock", f"another `lab` command on {layout.lab_id}", timeout
     )

@@ -76,8 +76,8 @@ def start_proxy(layout: LabLayout, mirrors: Mirrors) -> int:
         sys.executable, "-m", PROXY_MARK, "--listen", f"{layout.proxy_address}:{PROXY_PORT}",
         "--cache", str(APT_CACHE),
     ]  # fmt: skip
-    for src in mirrors.sources:
-        argv += ["--upstream", src.origin]
+    for origin in sorted({src.origin for src in mirrors.sources}):
+        argv += ["--upstream", origin]
     return _spawn(argv, layout.dir / "proxy.log")
 
 
