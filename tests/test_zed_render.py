@@ -596,3 +596,17 @@ def test_every_template_is_used() -> None:
     for template in templates.glob("*.j2"):
         name = template.name.removesuffix(".j2")
         assert name in produced or f'"{template.name}"' in text, template.name
+
+
+def test_br_netfilter_loaded_on_servers_but_not_tried_in_containers() -> None:
+    def modprobe(cluster: ClusterPlan) -> list[Command]:
+        steps = cluster.hosts["compute1"].steps
+        return [s for s in steps if isinstance(s, Command) and s.argv[:1] == ("modprobe",)]
+
+    (load,) = modprobe(plan())
+    assert load.argv == ("modprobe", "br_netfilter") and load.unless == "test -d /proc/sys/net/bridge"
+    assert modprobe(lab()) == []
+    assert (
+        "br_netfilter"
+        in lab().hosts["compute1"].files()["/etc/modules-load.d/neutron-br_netfilter.conf"].content
+    )

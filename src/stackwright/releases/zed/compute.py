@@ -42,13 +42,26 @@ def packages(host: HostContext) -> tuple[str, ...]:
 
 def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     return [
-        # iptables_hybrid filters guest traffic on Linux bridges (qbr*): bridge netfilter.
-        File(BR_NETFILTER, "br_netfilter\n"),
+        *bridge_netfilter(host),
         *libvirt(host, release, pw),
         Directory(INSTANCES_DIR, mode=0o755, owner="nova", group="nova"),
         *neutron.l2_agent(host, release, pw),
         *nova.compute(host, release, pw),
     ]
+
+
+def bridge_netfilter(host: HostContext) -> list[Step]:
+    """iptables_hybrid filters guest traffic on Linux bridges (qbr*): it needs br_netfilter."""
+    steps: list[Step] = [File(BR_NETFILTER, "br_netfilter\n")]
+    if not host.containerized:  # a container cannot load modules; its host kernel decides
+        steps.append(
+            Command(
+                "load br_netfilter now (modules-load.d loads it at boot)",
+                ("modprobe", "br_netfilter"),
+                unless="test -d /proc/sys/net/bridge",
+            )
+        )
+    return steps
 
 
 def sockets_bound(host: HostContext) -> str:
