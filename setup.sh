@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 iptables openssh-client python3-venv"
+LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 nftables openssh-client python3-venv"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=""
   for pkg in $LAB_PACKAGES; do

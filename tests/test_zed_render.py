@@ -560,7 +560,7 @@ def test_discover_hosts_runs_on_the_controller_after_compute_nodes() -> None:
     discover = next(s for s in steps if isinstance(s, Command))
     assert "discover_hosts" in " ".join(discover.argv)
     assert discover.unless is not None and "compute1" in discover.unless
-    assert "list_hosts" in discover.unless
+    assert "nova_api.host_mappings" in discover.unless
     assert isinstance(steps[0], Wait) and "compute1" in steps[0].check
 
 

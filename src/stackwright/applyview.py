@@ -53,6 +53,7 @@ class ProgressView:
                         self.mask(summary),
                         " → ",
                         (self.mask(outcome.detail), "green" if outcome.changed else "dim"),
+                        (f" ({outcome.seconds:.1f} s)" if outcome.seconds >= 0.5 else "", "dim"),
                     ),
                     highlight=False,
                 )

@@ -44,11 +44,13 @@ def step_summary(step: Step, mask: Masker) -> str:
         case OvsBridge(name=name, datapath_type=dp, ports=ports):
             extra = f", ports {' '.join(ports)}" if ports else ""
             return f"ovs bridge {name} (datapath {dp}{extra})"
-        case Service(name=name, restart_when=paths):
+        case Service(name=name, restart_when=paths, enabled=enabled, running=running):
+            if not enabled and not running:
+                return f"service {name} disabled and stopped"
             when = f"; restart when {', '.join(paths)} change" if paths else ""
             return f"service {name} enabled and running{when}"
-        case Command(description=description, argv=argv):
-            return f"run {description}: {mask(' '.join(argv))}"
+        case Command(description=description):
+            return f"run: {description}"
         case Wait(description=description, timeout_s=timeout):
             return f"wait for {description} (at most {timeout:g} s)"
         case NetworkConfig(files=files, probe_address=address):
@@ -66,6 +68,11 @@ def write_text(plan: ClusterPlan, hosts: Iterable[str], mask: Masker, out: TextI
         out.write(f"\n{b}── {name} ({', '.join(host.roles)}) · release {host.release} ──{r}\n")
         for step in host.steps:
             out.write(f"{c}•{r} {step_summary(step, mask)}\n")
+            if isinstance(step, Command):
+                command = mask(" ".join(step.argv)).replace("\n", "\n  {d}$ ")
+                out.write(f"{d}  $ {command}{r}\n".replace("{d}", d))
+                if step.unless:
+                    out.write(f"{d}  (skipped when: {mask(step.unless)}){r}\n")
             files = (
                 (step,) if isinstance(step, File) else step.files if isinstance(step, NetworkConfig) else ()
             )

@@ -41,9 +41,22 @@ def test_hosts_get_the_inventory_interfaces_and_addresses() -> None:
 
 def test_network_files_sort_before_nspawns_own_and_set_no_gateway() -> None:
     assert "10-eth0.network" < "80-container-host0.network"
-    text = network_file("eth1", "10.20.20.53/24")
+    layout = LabLayout.of(load_inventory(SEED).model, SEED)
+    link = layout.host("compute1").links[1]
+    text = network_file(link)
     assert "Name=eth1" in text and "Address=10.20.20.53/24" in text
     assert "Gateway" not in text and "LinkLocalAddressing=no" in text
+
+
+def test_lab_network_files_are_the_ones_apply_writes_for_plain_interfaces(passwords: dict[str, str]) -> None:
+    from stackwright.planner import plan_cluster
+
+    layout = LabLayout.of(load_inventory(SEED).model, SEED)
+    plan = plan_cluster(load_inventory(SEED), passwords)
+    controller = layout.host("controller")
+    files = plan.hosts["controller"].files()
+    for link in controller.links:
+        assert files[f"/etc/systemd/network/10-{link.ifname}.network"].content == network_file(link)
 
 
 def test_render_only_release_is_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
 from stackwright.inventory import Inventory
 from stackwright.releases.base import Release
-from stackwright.steps import HostPlan, OvsBridge
+from stackwright.steps import HostPlan
 
 CLOCK_FAIL_S = 30.0  # tokens and RabbitMQ heartbeats fail well before this
 CLOCK_WARN_S = 2.0
@@ -49,6 +49,9 @@ def _probe_script() -> str:
     return f""". /etc/os-release 2>/dev/null; echo "codename=${{VERSION_CODENAME:-unknown}}"
 ip -o -4 addr show 2>/dev/null | while read -r _ ifname _ cidr _; do echo "addr=$ifname $cidr"; done
 echo "container=$(systemd-detect-virt -c 2>/dev/null || echo none)"
+for br in $(ovs-vsctl --timeout=5 list-br 2>/dev/null); do
+  echo "ovsbr=$br $(ovs-vsctl --timeout=5 list-ports "$br" | tr '\n' ' ')"
+done
 if [ -d /sys/module/openvswitch ] || modinfo openvswitch >/dev/null 2>&1; then echo ovs=system; \
 else echo ovs=netdev; fi
 if command -v python3 >/dev/null; then
@@ -112,8 +115,9 @@ def preflight_host(remote: Remote, inventory: Inventory, release: Release, plan:
     for entry in values.get("addr", []):
         ifname, _, cidr = entry.partition(" ")
         have.setdefault(ifname.split("@")[0], set()).add(cidr)
+    # An address a converged host moved onto the OVS bridge holding its NIC (br-ex, br-phy).
     bridges_holding = {
-        port: step.name for step in plan.steps if isinstance(step, OvsBridge) for port in step.ports
+        port: bridge for bridge, *ports in (v.split() for v in values.get("ovsbr", [])) for port in ports
     }
     nets = dict(inventory.networks.items())
     for net, address in node.addresses().items():

@@ -76,6 +76,7 @@ def installed_packages(remote: Remote, names: Iterable[str]) -> set[str]:
 class UnitFact:
     enabled: str  # enabled | disabled | masked | static | not-found ...
     active: str  # active | inactive | failed | activating ...
+    condition_failed: bool = False  # started, but skipped by a Condition*= (e.g. chrony in a container)
 
 
 def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
@@ -85,15 +86,18 @@ def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
         return {}
     script = "".join(
         f"echo {_SEP}; systemctl is-enabled {shlex.quote(n)} 2>/dev/null || true; "
-        f"systemctl is-active {shlex.quote(n)} 2>/dev/null || true\n"
+        f"systemctl is-active {shlex.quote(n)} 2>/dev/null || true; "
+        f"systemctl show -p ConditionResult --value {shlex.quote(n)} 2>/dev/null || true\n"
         for n in names
     )
     chunks = remote.run("sh -s", stdin=script).stdout.split(_SEP)[1:]
     facts = {}
     for name, chunk in zip(names, chunks, strict=False):
-        lines = [line.strip() for line in chunk.strip().splitlines()] + ["unknown", "unknown"]
+        lines = [line.strip() for line in chunk.strip().splitlines()] + ["unknown", "unknown", ""]
         enabled = lines[0] or "not-found"
-        facts[name] = UnitFact(enabled=enabled, active=lines[1] or "unknown")
+        facts[name] = UnitFact(
+            enabled=enabled, active=lines[1] or "unknown", condition_failed=lines[2] == "no"
+        )
     return facts
 
 

@@ -272,14 +272,21 @@ def service(run: HostRun, step: Step) -> Outcome:
     unit = facts.units(run.remote, [step.name])[step.name]
     pending = run.remote.run(f"[ -e {PENDING}/{name} ]").ok
     actions: list[str] = []
-    if step.enabled and unit.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
+    enabled = unit.enabled in ("enabled", "static", "alias", "indirect", "generated")
+    if step.enabled and not enabled:
         actions.append("enable")
-    if step.running and unit.active != "active":
+    elif not step.enabled and unit.enabled == "enabled":
+        actions.append("disable")
+    if step.running and unit.active != "active" and not (unit.active == "inactive" and unit.condition_failed):
         actions.append("start")
     elif step.running and (pending or any(p in run.changed_files for p in step.restart_when)):
         actions.append("restart")
+    elif not step.running and unit.active in ("active", "activating"):
+        actions.append("stop")
     if not actions:
-        return Outcome(step, False, "running" if step.running else "unchanged")
+        if step.running and unit.condition_failed and unit.active == "inactive":
+            return Outcome(step, False, "skipped by its unit's conditions on this host (e.g. a container)")
+        return Outcome(step, False, "running" if step.running else "stopped")
     if run.dry_run:
         return Outcome(step, True, "would " + " + ".join(actions))
     script = []
@@ -289,6 +296,10 @@ def service(run: HostRun, step: Step) -> Outcome:
         script.append(f"systemctl start {name}")
     if "restart" in actions:
         script.append(f"systemctl restart {name}")
+    if "disable" in actions:
+        script.append(f"systemctl disable -q {name}")
+    if "stop" in actions:
+        script.append(f"systemctl stop {name}")
     script.append(f"rm -f {PENDING}/{name}")
     result = run.remote.run(" && ".join(script), timeout=300)
     if not result.ok:
@@ -300,7 +311,13 @@ def service(run: HostRun, step: Step) -> Outcome:
             f"see `journalctl -u {step.name}` on {run.remote.name}",
         )
     restarted = (step.name,) if "restart" in actions else ()
-    done = {"enable": "enabled", "start": "started", "restart": "restarted"}
+    done = {
+        "enable": "enabled",
+        "start": "started",
+        "restart": "restarted",
+        "disable": "disabled",
+        "stop": "stopped",
+    }
     return Outcome(step, True, " + ".join(done[a] for a in actions), restarted=restarted)
 
 
@@ -380,7 +397,12 @@ def network_config(run: HostRun, step: Step) -> Outcome:
         else:
             save.append(f"cp -p {shlex.quote(f.path)} {saved}")
             rollback.append(f"cp -p {saved} {shlex.quote(f.path)}")
-    rollback.append("networkctl reload")
+    # reload alone leaves an address on a NIC whose file no longer has it (it moved to a bridge)
+    names = " ".join(sorted({shlex.quote(n) for f in step.files for n in _matched_names(f.content)}))
+    reconfigure = (
+        f'for i in {names}; do ip link show "$i" >/dev/null 2>&1 && networkctl reconfigure "$i"; done; true'
+    )
+    rollback += ["networkctl reload", reconfigure]
     script = "\n".join(
         [
             "set -e",
@@ -397,6 +419,7 @@ def network_config(run: HostRun, step: Step) -> Outcome:
             "systemctl enable -q systemd-networkd",
             "systemctl is-active -q systemd-networkd || systemctl start systemd-networkd",
             "networkctl reload",
+            reconfigure,
             "",
         ]
     )
@@ -422,6 +445,11 @@ def network_config(run: HostRun, step: Step) -> Outcome:
     )
     run.changed_files.update(f.path for f in changed)
     return Outcome(step, True, f"applied {len(changed)} files; host still answers", diff=diff)
+
+
+def _matched_names(networkd_text: str) -> list[str]:
+    """Interface names from the `Name=` lines of a .network file's [Match] section."""
+    return [n for line in networkd_text.splitlines() if line.startswith("Name=") for n in line[5:].split()]
 
 
 def _differs(fact: facts.FileFact | None, step: File) -> bool:

@@ -12,8 +12,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from stackwright.lab.layout import HostLayout, LabLayout
+from stackwright.context import Interface
+from stackwright.lab.layout import HostLayout, LabLayout, Link
 from stackwright.lab.system import run
+from stackwright.netconfig import networkd_file
 
 
 def is_mounted(path: Path) -> bool:
@@ -41,12 +43,17 @@ def remove_host_dir(host: HostLayout) -> None:
     shutil.rmtree(host.dir, ignore_errors=True)
 
 
-def network_file(ifname: str, address: str) -> str:
-    """systemd-networkd config: the inventory's address, nothing else (no gateway, no IPv6)."""
-    return (
-        f"# stackwright lab\n[Match]\nName={ifname}\n\n[Network]\nAddress={address}\n"
-        "LinkLocalAddressing=no\nIPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n"
+def network_file(link: Link) -> str:
+    """The very file `apply` writes for a plain interface (stackwright.netconfig), so a host
+    whose addresses stay on its NICs shows no network diff after `lab up`."""
+    interface = Interface(
+        network=link.network,
+        name=link.ifname,
+        address=link.address.ip,
+        prefixlen=link.address.network.prefixlen,
+        gateway=None,
     )
+    return networkd_file(interface)
 
 
 def hosts_file(layout: LabLayout) -> str:
@@ -81,7 +88,7 @@ def personalize(host: HostLayout, layout: LabLayout, authorized_key: str) -> Non
         _write(
             root,
             f"/etc/systemd/network/10-{link.ifname}.network",
-            network_file(link.ifname, str(link.address)),
+            network_file(link),
         )
     _write(
         root,

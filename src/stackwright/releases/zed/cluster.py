@@ -21,9 +21,12 @@ def compute_nodes_registered(names: list[str]) -> str:
 
 
 def compute_hosts_mapped(names: list[str]) -> str:
-    """A shell test: every named compute node is mapped to a cell (discover_hosts done)."""
-    checks = " && ".join(f"printf '%s\\n' \"$hosts\" | grep -qE '\\| +{name} +\\|'" for name in names)
-    return f"hosts=$(nova-manage cell_v2 list_hosts 2>/dev/null) && {checks}"
+    """A shell test: every named compute node is mapped to a cell (discover_hosts done).
+
+    A query, not `nova-manage cell_v2 list_hosts` (1.4 s of start-up on every re-apply)."""
+    listed = ", ".join(f"'{name}'" for name in names)
+    query = f"SELECT COUNT(DISTINCT host) FROM nova_api.host_mappings WHERE host IN ({listed})"
+    return f'test "$(mysql --batch --skip-column-names -e "{query}" 2>/dev/null)" = {len(names)}'
 
 
 def cluster_after(inventory: Inventory, release: Release, pw: Mapping[str, str]) -> AfterSteps:

@@ -39,7 +39,9 @@ def nova_conf(host: HostContext, release: Release, pw: Mapping[str, str]) -> Fil
 
 
 def cell_exists(name: str) -> str:
-    return f"nova-manage cell_v2 list_cells 2>/dev/null | grep -qE '^\\| +{name} +\\|'"
+    # A query, not `nova-manage cell_v2 list_cells`: that costs 1.4 s of Python start-up per re-apply.
+    query = f"SELECT COUNT(*) FROM nova_api.cell_mappings WHERE name = '{name}'"
+    return f'test "$(mysql --batch --skip-column-names -e "{query}" 2>/dev/null)" = 1'
 
 
 def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
