@@ -107,17 +107,36 @@ def _quiet(msg: str) -> None:
     pass
 
 
+# The tests' own copy of examples/seed.yaml (a fixed path, so the lab id and its lock are the same in
+# every session): the cloud tests grow it by a node (compute2) and keep passwords.yaml beside it.
+TEST_INVENTORY = STATE_ROOT / "test-inventories" / "seed.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `cloud` converge the seed lab into an OpenStack cloud (moving addresses onto
+    OVS bridges); they run after every other test that uses the plain lab hosts."""
+    items.sort(key=lambda item: item.get_closest_marker("cloud") is not None)
+
+
 @pytest.fixture(scope="session")
 def seed_lab() -> Iterator[SeedLab]:
     require_lab()
-    layout = layout_of(SEED)
+    TEST_INVENTORY.parent.mkdir(parents=True, exist_ok=True)
+    for stale in TEST_INVENTORY.parent.glob("*.yaml"):
+        if stale.name != "passwords.yaml":
+            stale.unlink()
+    shutil.copy(SEED, TEST_INVENTORY)
+    layout = layout_of(TEST_INVENTORY)
     # Two test sessions on one checkout would share (and tear down) the same lab: take turns.
     session = STATE_ROOT / "locks" / f"{layout.lab_id}.test-session.lock"
     with file_lock(session, "another test session using this lab", timeout=SESSION_WAIT):
         try:
             up(layout, ensure_packages=True, progress=_quiet)
-            yield SeedLab(SEED, layout)
+            yield SeedLab(TEST_INVENTORY, layout)
         finally:
-            down(layout, progress=_quiet)
-            left = leftovers(layout)
-            assert not left, f"lab down left these behind: {left}"
+            # STACKWRIGHT_KEEP_LAB=1 keeps the hosts for a developer to inspect (never in CI).
+            if os.environ.get("STACKWRIGHT_KEEP_LAB") != "1" or os.environ.get("CI") == "true":
+                final = layout_of(TEST_INVENTORY)  # tests may have grown the inventory (compute2)
+                down(final, progress=_quiet)
+                left = leftovers(final)
+                assert not left, f"lab down left these behind: {left}"

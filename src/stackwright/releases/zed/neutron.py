@@ -13,7 +13,7 @@ from stackwright.context import HostContext
 from stackwright.releases.zed.common import DATA_BRIDGE, EXTERNAL_BRIDGE
 from stackwright.releases.zed.files import rendered
 from stackwright.releases.zed.guards import as_user, marker
-from stackwright.steps import Command, File, OvsBridge, Service, Step
+from stackwright.steps import Command, File, OvsBridge, Service, Step, Wait
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release
@@ -80,7 +80,12 @@ def bridges(host: HostContext) -> list[Step]:
 def l2_agent(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     """Open vSwitch and the neutron OVS agent: the same on network and compute nodes."""
     return [
+        # openvswitch-switch is a oneshot wrapper that can report active while its daemons are
+        # down (seen on a lab host after package installation): start them by name, then wait.
+        Service("ovsdb-server"),
+        Service("ovs-vswitchd"),
         Service("openvswitch-switch"),
+        Wait("Open vSwitch database", "ovs-vsctl --timeout=2 show", timeout_s=30),
         *bridges(host),
         neutron_conf(host, release, pw),
         rendered(release, host, pw, OVS_AGENT_INI),

@@ -1,0 +1,162 @@
+"""The product end to end on lab hosts: bare hosts -> a working cloud (issues: apply/compute, whole cloud).
+
+Runs after every other lab test (marker `cloud`), in file order, against the session's seed lab:
+controller + network first, then the compute node alone (the seed), then the whole cluster again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stackwright.inventory import load_inventory
+from stackwright.planner import plan_cluster
+from stackwright.secrets import load_passwords
+from stackwright.steps import OvsBridge, Sysctl
+from tests.lab.conftest import SeedLab
+
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
+TIMINGS: dict[str, float] = {}
+
+
+def stackwright(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", "from stackwright.cli import main; main()", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    return proc
+
+
+def apply_json(lab: SeedLab, *args: str) -> dict[str, Any]:
+    start = time.monotonic()
+    proc = stackwright("apply", str(lab.inventory), "--yes", "--json", *args)
+    TIMINGS[" ".join(["apply", *args])] = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def live_plan(lab: SeedLab) -> dict[str, Any]:
+    proc = stackwright("plan", str(lab.inventory), "--live", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def expected_plan(lab: SeedLab, virt_type: str = "qemu") -> Any:
+    from stackwright.context import HostFacts
+
+    facts = {n: HostFacts(virt_type=virt_type, ovs_datapath="netdev", containerized=True) for n in lab.hosts}
+    loaded = load_inventory(lab.inventory)
+    return plan_cluster(loaded, load_passwords(lab.inventory.parent / "passwords.yaml"), facts=facts)
+
+
+def test_apply_controller_and_network_node(seed_lab: SeedLab) -> None:
+    report = apply_json(seed_lab, "--limit", "controller,network")
+    assert report["ok"]
+    assert set(report["hosts"]) == {"controller", "network"}
+
+
+def test_apply_compute_node_converges_it(seed_lab: SeedLab) -> None:
+    """The seed: a bare host becomes a compute node (and the controller maps it to cell1)."""
+    report = apply_json(seed_lab, "--limit", "compute1")
+    assert report["ok"], report
+    plan = expected_plan(seed_lab).hosts["compute1"]
+    missing = seed_lab.exec(
+        "compute1", "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' " + " ".join(plan.packages())
+    ).stdout
+    assert all(line.startswith("ii") for line in missing.splitlines()), missing
+    for path, file in plan.files().items():
+        stat = seed_lab.check("compute1", f"stat -c '%a %U %G' {path}").split()
+        assert stat == [f"{file.mode:o}", file.owner, file.group], path
+        content = seed_lab.check("compute1", f"cat {path}")
+        assert content == file.content, f"{path} differs from the plan"
+    for step in plan.steps:
+        if isinstance(step, Sysctl):
+            assert seed_lab.check("compute1", f"sysctl -n {step.key}").split() == step.value.split()
+            assert f"{step.key} = {step.value}" in seed_lab.check(
+                "compute1", "cat /etc/sysctl.d/60-stackwright.conf"
+            )
+        if isinstance(step, OvsBridge):
+            seed_lab.check("compute1", f"ovs-vsctl br-exists {step.name}")
+    assert any(isinstance(s, OvsBridge) and s.name == "br-int" for s in plan.steps)
+    for unit in ("libvirtd", "openvswitch-switch", "neutron-openvswitch-agent", "nova-compute"):
+        assert seed_lab.check("compute1", f"systemctl is-active {unit}").strip() == "active", unit
+    assert seed_lab.exec("compute1", "systemctl --failed --no-legend --plain").stdout.strip() == ""
+    mapped = seed_lab.check(
+        "controller",
+        'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"',
+    )
+    assert "compute1" in mapped.split()
+
+
+def test_reapply_changes_nothing_and_restarts_nothing(seed_lab: SeedLab) -> None:
+    report = apply_json(seed_lab, "--no-upgrade")
+    for host, result in report["hosts"].items():
+        assert result["ok"], (host, result["error"])
+        assert result["changed"] == 0, (host, result["changes"])
+        assert result["restarted"] == [], host
+    plan = live_plan(seed_lab)
+    assert all(h["changed"] == 0 for h in plan["hosts"].values()), plan
+
+
+def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(seed_lab: SeedLab) -> None:
+    path = "/etc/nova/nova.conf"
+    seed_lab.check("compute1", f"echo '# edited by hand' >> {path}")
+    plan = live_plan(seed_lab)
+    changes = plan["hosts"]["compute1"]["changes"]
+    assert [c["path"] for c in changes] == [path]
+    report = apply_json(seed_lab, "--limit", "compute1", "--no-upgrade")
+    compute = report["hosts"]["compute1"]
+    assert [c["path"] for c in compute["changes"] if c["kind"] == "file"] == [path]
+    assert compute["restarted"] == ["nova-compute"]
+    assert "# edited by hand" not in seed_lab.check("compute1", f"cat {path}")
+    backups = seed_lab.check("compute1", "cat /var/lib/stackwright/backups/etc/nova/nova.conf.*")
+    assert "# edited by hand" in backups
+
+
+def test_preflight_picks_qemu_when_kvm_cannot_run_guests(seed_lab: SeedLab) -> None:
+    proc = stackwright("preflight", str(seed_lab.inventory), "--limit", "compute1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "virt_type auto → qemu" in text
+    assert "virt_type = qemu" in seed_lab.check("compute1", "cat /etc/nova/nova.conf")
+
+
+def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
+    secrets = yaml.safe_load((seed_lab.inventory.parent / "passwords.yaml").read_text()).values()
+    logs = sorted((Path.home() / ".local/state/stackwright").glob("apply-*.log"))[-3:]
+    texts = [log.read_text() for log in logs]
+    texts.append(stackwright("plan", str(seed_lab.inventory), "--live").stdout)
+    for text in texts:
+        for value in secrets:
+            assert value not in text
+
+
+def test_record_timings() -> None:
+    out = Path(__file__).resolve().parents[2] / ".benchmarks" / "cloud-timings.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(TIMINGS, indent=2))
+
+
+def test_second_compute_node_touches_no_other_host_but_discover(seed_lab: SeedLab) -> None:
+    text = seed_lab.inventory.read_text()
+    if "compute2" not in text:
+        text += "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
+        seed_lab.inventory.write_text(text)
+    up = seed_lab.cli("up")
+    assert up.returncode == 0, up.stderr
+    report = apply_json(seed_lab, "--limit", "compute2")
+    assert set(report["hosts"]) == {"compute2", "controller"}
+    controller = report["hosts"]["controller"]
+    assert [c["detail"] for c in controller["changes"]] == ["ran"], controller["changes"]
+    assert controller["restarted"] == []
+    mapped = seed_lab.check(
+        "controller", 'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"'
+    )
+    assert {"compute1", "compute2"} <= set(mapped.split())
