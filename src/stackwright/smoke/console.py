@@ -1,0 +1,71 @@
+"""Reading the smoke guest's console: its fixed `STACKWRIGHT-SMOKE ...` lines (pure)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, replace
+from ipaddress import AddressValueError, IPv4Address
+
+from stackwright.smoke.image import MARK
+
+# Searched anywhere in a line: a kernel message may share the line's start.
+_LINE = re.compile(re.escape(MARK) + r" ([a-z0-9-]+)(?: ([^\r\n]*))?")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class ConsoleReport:
+    started: bool = False
+    kernel: str | None = None
+    no_eth0: bool = False
+    dhcp_retries: int = 0
+    lease: IPv4Address | None = None
+    lease_failed: bool = False
+    uuid: str | None = None
+    uuid_failed: str | None = None  # the guest's reason, e.g. "after 20 tries: wget: ... 404"
+    done: bool = False
+
+    def summary(self) -> str:
+        """One line on where the guest got to, for a message when a wait gives up."""
+        if not self.started:
+            return "the guest's init has not started (no STACKWRIGHT-SMOKE line yet)"
+        if self.no_eth0:
+            return "the guest found no eth0 (virtio-net did not come up)"
+        if self.lease is None:
+            if self.lease_failed:
+                return f"the guest got no DHCP lease after {self.dhcp_retries} rounds"
+            return f"the guest is still asking for a DHCP lease ({self.dhcp_retries} rounds without answer)"
+        if self.uuid is None:
+            if self.uuid_failed is not None:
+                return f"lease {self.lease}; metadata failed {self.uuid_failed}"
+            return f"lease {self.lease}; still fetching the metadata"
+        return f"lease {self.lease}; uuid {self.uuid}" + ("; done" if self.done else "")
+
+
+def parse_console(text: str) -> ConsoleReport:
+    """The guest's progress from its console log; a later line wins (a guest may have rebooted)."""
+    report = ConsoleReport()
+    for match in _LINE.finditer(text):
+        word, rest = match.group(1), (match.group(2) or "").strip()
+        first = rest.split()[0] if rest else ""
+        if word == "start":
+            report = ConsoleReport(started=True, kernel=first or None)
+            continue
+        report = replace(report, started=True)
+        if word == "no-eth0":
+            report = replace(report, no_eth0=True)
+        elif word == "dhcp-retry":
+            report = replace(report, dhcp_retries=int(first) if first.isdigit() else report.dhcp_retries + 1)
+        elif word == "lease":
+            with contextlib.suppress(AddressValueError):
+                report = replace(report, lease=IPv4Address(first), lease_failed=False)
+        elif word == "lease-failed":
+            report = replace(report, lease_failed=True)
+        elif word == "uuid" and _UUID.fullmatch(first):
+            report = replace(report, uuid=first.lower(), uuid_failed=None)
+        elif word == "uuid-failed":
+            report = replace(report, uuid_failed=rest)
+        elif word == "done":
+            report = replace(report, done=True)
+    return report

@@ -1,0 +1,511 @@
+"""The smoke-test guest, built on this machine from Debian packages (no cirros download).
+
+A guest is three files:
+
+- `vmlinuz`: the Debian cloud kernel (`linux-image-cloud-amd64` → `linux-image-<abi>-cloud-amd64`);
+- `initrd.img`: a gzipped cpio with `busybox-static`, the virtio-net modules and an `/init` that
+  loads the modules, runs `udhcpc -i eth0`, fetches the metadata service's `uuid` and prints
+  fixed lines on the console (ttyS0, see `MARK`);
+- `disk.raw`: 1 MiB of zeros, the machine image Glance needs beside the kernel (aki) and ramdisk
+  (ari) images to boot the kernel directly (`kernel_id`, `ramdisk_id`, `os_command_line`).
+
+The .debs come through this machine's own apt configuration (`apt-get download`), are unpacked
+with `dpkg-deb -x`, and the result is cached under `/var/cache/stackwright/guest/<key>/`, keyed by
+the package versions and this recipe: built into a temporary directory, then renamed, so a
+half-built guest is never used and a warm cache never rebuilds.
+
+Console lines (each on its own line, parse with `smoke.console`):
+
+    STACKWRIGHT-SMOKE start <kernel release>
+    STACKWRIGHT-SMOKE dhcp-retry <n>        (a DHCP round of ~60 s found no server; up to 5)
+    STACKWRIGHT-SMOKE lease <ip>            (or: lease-failed)
+    STACKWRIGHT-SMOKE uuid <uuid>           (or: uuid-failed after <n> tries: <wget's error>)
+    STACKWRIGHT-SMOKE done
+
+After `done` the guest sleeps (the server stays ACTIVE and its console log readable).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackwright.yamlsource import UserError
+
+DEFAULT_CACHE = Path("/var/cache/stackwright/guest")
+KERNEL_META = "linux-image-cloud-amd64"
+BUSYBOX = "busybox-static"
+MARK = "STACKWRIGHT-SMOKE"
+COMMAND_LINE = "console=ttyS0 panic=-1"
+DISK_BYTES = 1 << 20
+KEEP_BUILDS = 3  # older cache entries (earlier kernel updates) are removed beyond this many
+APT_TIMEOUT = 600.0
+TOOL_TIMEOUT = 120.0
+
+# Load order; the init runs the list twice, so a module whose dependency came later still loads.
+# The virtio_pci helpers exist only in some kernels (5.14+); missing ones are skipped.
+MODULES: tuple[str, ...] = (
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+)
+REQUIRED_MODULES = frozenset({"virtio_pci", "virtio_net"})
+
+METADATA_URL = "http://169.254.169.254/openstack/latest/meta_data.json"
+METADATA_TRIES = 20
+METADATA_WAIT_S = 3
+METADATA_TIMEOUT_S = 10
+# busybox sed: the "uuid" value of the one-line meta_data.json
+UUID_SED = r's/.*"uuid": *"\([0-9a-fA-F-]*\)".*/\1/p'
+DHCP_ROUNDS = 5  # each: udhcpc -t 20 -T 3, about 60 s; tolerates a port that is bound late
+
+INIT_TEMPLATE = """\
+#!/bin/busybox sh
+# stackwright smoke guest: virtio-net, DHCP, metadata uuid, fixed lines on the console.
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo 1 > /proc/sys/kernel/printk
+say() {{ echo "{mark} $*"; }}
+say start "$(uname -r)"
+for pass in 1 2; do
+  for mod in {modules}; do
+    insmod "/lib/modules/$mod.ko" 2>/dev/null
+  done
+done
+n=0
+while [ ! -e /sys/class/net/eth0 ] && [ "$n" -lt 20 ]; do sleep 1; n=$((n + 1)); done
+[ -e /sys/class/net/eth0 ] || say no-eth0 $(ls /sys/class/net)
+ip link set lo up
+ip link set eth0 up
+lease=""
+round=0
+while [ "$round" -lt {dhcp_rounds} ]; do
+  round=$((round + 1))
+  rm -f /run/lease
+  udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 3
+  if [ -s /run/lease ]; then lease=$(cat /run/lease); break; fi
+  say dhcp-retry "$round"
+done
+if [ -n "$lease" ]; then
+  say lease "$lease"
+  uuid=""
+  try=0
+  while [ "$try" -lt {md_tries} ]; do
+    try=$((try + 1))
+    rm -f /tmp/meta_data.json
+    # This busybox's wget has no -T (it crashes on it): bound it with timeout instead.
+    if timeout {md_timeout} wget -q -O /tmp/meta_data.json {md_url} 2>/tmp/wget.err; then
+      uuid=$(sed -n '{uuid_sed}' /tmp/meta_data.json | head -n 1)
+      [ -n "$uuid" ] && break
+      echo "no uuid in meta_data.json" > /tmp/wget.err
+    fi
+    [ -s /tmp/wget.err ] || echo "no answer within {md_timeout} s" > /tmp/wget.err
+    sleep {md_wait}
+  done
+  if [ -n "$uuid" ]; then say uuid "$uuid"
+  else say uuid-failed after "$try" tries: $(head -n 1 /tmp/wget.err); fi
+else
+  say lease-failed
+fi
+say done
+while true; do sleep 3600; done
+"""
+
+UDHCPC_SCRIPT = """\
+#!/bin/sh
+# udhcpc hook: address, MTU, classless static routes (option 121) or the default router.
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip link set "$interface" up
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-$subnet}" dev "$interface"
+    have_default=""
+    set -- $staticroutes
+    while [ "$#" -ge 2 ]; do
+      if [ "$2" = 0.0.0.0 ]; then ip route replace "$1" dev "$interface"
+      else ip route replace "$1" via "$2" dev "$interface"; fi
+      [ "$1" = 0.0.0.0/0 ] && have_default=1
+      shift 2
+    done
+    if [ -z "$have_default" ] && [ -n "$router" ]; then
+      set -- $router
+      ip route replace default via "$1" dev "$interface"
+    fi
+    echo "$ip" > /run/lease
+    ;;
+esac
+exit 0
+"""
+
+# Bump when the cpio layout or the build steps change (the scripts are hashed anyway).
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    kernel: Path
+    initramfs: Path
+    disk: Path
+    versions: dict[str, str] = field(default_factory=dict)
+    command_line: str = COMMAND_LINE
+
+    @property
+    def key(self) -> str:
+        return self.kernel.parent.name
+
+
+def init_script(modules: Iterable[str]) -> str:
+    return INIT_TEMPLATE.format(
+        mark=MARK,
+        modules=" ".join(modules),
+        dhcp_rounds=DHCP_ROUNDS,
+        md_tries=METADATA_TRIES,
+        md_wait=METADATA_WAIT_S,
+        md_timeout=METADATA_TIMEOUT_S,
+        md_url=METADATA_URL,
+        uuid_sed=UUID_SED,
+    )
+
+
+def recipe_hash() -> str:
+    text = "\n".join([str(RECIPE_VERSION), init_script(MODULES), UDHCPC_SCRIPT])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# apt
+
+
+def _run(argv: list[str], *, cwd: Path | None = None, timeout: float = TOOL_TIMEOUT) -> str:
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=_apt_env()
+        )
+    except FileNotFoundError:
+        raise UserError(f"{argv[0]} is not installed — the guest is built from Debian packages") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"`{' '.join(argv)}` took longer than {timeout:.0f} s — check apt's network"
+        ) from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(f"`{' '.join(argv)}` failed: {last}")
+    return proc.stdout
+
+
+def _apt_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    env["DEBIAN_FRONTEND"] = "noninteractive"
+    return env
+
+
+def parse_apt_show(text: str) -> list[dict[str, str]]:
+    """The stanzas of `apt-cache show` as [{field: value}] (continuation lines dropped)."""
+    stanzas: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if fields:
+                stanzas.append(fields)
+            fields = {}
+        elif not line[0].isspace():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+    return stanzas
+
+
+def kernel_package_of(depends: str) -> str | None:
+    """`linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2), ...` → the versioned kernel package."""
+    for dep in depends.split(","):
+        name = dep.split("|")[0].strip().split(" ")[0]
+        if re.fullmatch(r"linux-image-[0-9][\w.+-]*-cloud-amd64", name):
+            return name
+    return None
+
+
+def _candidates(*packages: str) -> dict[str, dict[str, str]]:
+    """{package: fields of its candidate version}; one apt-cache call (each rebuilds apt's cache)."""
+    found = {
+        s["Package"]: s
+        for s in parse_apt_show(_run(["apt-cache", "show", "--no-all-versions", *packages]))
+        if "Package" in s and "Version" in s
+    }
+    for package in packages:
+        if package not in found:
+            raise UserError(
+                f"apt knows no candidate for {package} — run `apt-get update` (Debian amd64 needed)"
+            )
+    return found
+
+
+def resolve_versions() -> dict[str, str]:
+    """{package: candidate version} for the kernel meta package, its kernel, busybox-static."""
+    first = _candidates(KERNEL_META, BUSYBOX)
+    meta = first[KERNEL_META]
+    kernel = kernel_package_of(meta.get("Depends", ""))
+    if kernel is None:
+        raise UserError(f"{KERNEL_META} {meta['Version']} depends on no linux-image-*-cloud-amd64 package")
+    return {
+        KERNEL_META: meta["Version"],
+        kernel: _candidates(kernel)[kernel]["Version"],
+        BUSYBOX: first[BUSYBOX]["Version"],
+    }
+
+
+def cache_key(versions: dict[str, str]) -> str:
+    kernel = next(p for p in versions if p != KERNEL_META and p.startswith("linux-image-"))
+    raw = f"{kernel.removeprefix('linux-image-')}_{versions[kernel]}_busybox_{versions[BUSYBOX]}"
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", raw) + f"_{recipe_hash()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# cpio (newc) — written here so the build needs no cpio tool and is byte-for-byte reproducible
+
+
+@dataclass(frozen=True)
+class CpioEntry:
+    name: str
+    mode: int  # full st_mode, e.g. 0o100755
+    data: bytes = b""
+    rdev: tuple[int, int] = (0, 0)
+
+
+def cpio_newc(entries: Iterable[CpioEntry]) -> bytes:
+    out = bytearray()
+
+    def pad() -> None:
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, entry in enumerate([*entries, CpioEntry("TRAILER!!!", 0)], start=1):
+        name = entry.name.encode() + b"\0"
+        nlink = 2 if entry.mode & 0o170000 == 0o040000 else 1
+        fields = (
+            ino if entry.name != "TRAILER!!!" else 0,
+            entry.mode,
+            0,
+            0,
+            nlink if entry.name != "TRAILER!!!" else 1,
+            0,
+            len(entry.data),
+            0,
+            0,
+            entry.rdev[0],
+            entry.rdev[1],
+            len(name),
+            0,
+        )
+        out.extend(b"070701" + b"".join(b"%08X" % v for v in fields))
+        out.extend(name)
+        pad()
+        out.extend(entry.data)
+        pad()
+    return bytes(out)
+
+
+def _module_bytes(path: Path) -> bytes:
+    if path.name.endswith(".ko"):
+        return path.read_bytes()
+    if path.name.endswith(".ko.xz"):
+        return lzma.decompress(path.read_bytes())
+    raise UserError(f"{path.name}: compressed kernel modules of this kind are not supported")
+
+
+def find_modules(kernel_root: Path) -> dict[str, Path]:
+    """{module name: file} for the modules in `MODULES` present in an unpacked kernel package."""
+    found: dict[str, Path] = {}
+    for path in sorted(kernel_root.glob("**/lib/modules/*/kernel/**/*.ko*")):
+        name = path.name.split(".ko")[0]
+        if name in MODULES:
+            found.setdefault(name, path)
+    return found
+
+
+def _builtin(kernel_root: Path, module: str) -> bool:
+    configs = list(kernel_root.glob("boot/config-*"))
+    option = {"virtio_pci": "CONFIG_VIRTIO_PCI", "virtio_net": "CONFIG_VIRTIO_NET"}.get(module)
+    return bool(option) and any(f"\n{option}=y\n" in c.read_text(errors="replace") for c in configs)
+
+
+def build_initramfs(busybox: Path, modules: dict[str, Path]) -> bytes:
+    order = [m for m in MODULES if m in modules]
+    entries = [
+        CpioEntry(d, 0o040755)
+        for d in (
+            "bin",
+            "dev",
+            "etc",
+            "lib",
+            "lib/modules",
+            "proc",
+            "run",
+            "sbin",
+            "sys",
+            "tmp",
+            "usr",
+            "usr/bin",
+            "usr/sbin",
+        )
+    ]
+    entries += [
+        CpioEntry("dev/console", 0o020600, rdev=(5, 1)),
+        CpioEntry("bin/busybox", 0o100755, busybox.read_bytes()),
+        CpioEntry("init", 0o100755, init_script(order).encode()),
+        CpioEntry("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode()),
+    ]
+    entries += [CpioEntry(f"lib/modules/{m}.ko", 0o100644, _module_bytes(modules[m])) for m in order]
+    return gzip.compress(cpio_newc(entries), compresslevel=9, mtime=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache
+
+
+def _complete(entry: Path) -> GuestImage | None:
+    try:
+        versions = json.loads((entry / "versions.json").read_text())
+    except (OSError, ValueError):
+        return None
+    image = GuestImage(entry / "vmlinuz", entry / "initrd.img", entry / "disk.raw", versions)
+    if all(p.is_file() for p in (image.kernel, image.initramfs, image.disk)):
+        return image
+    return None
+
+
+def _cached_any(cache_dir: Path) -> GuestImage | None:
+    """The newest complete cache entry of this recipe (when apt cannot say what is current)."""
+    if not cache_dir.is_dir():
+        return None
+    entries = sorted(
+        (p for p in cache_dir.iterdir() if p.name.endswith(f"_{recipe_hash()}")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for entry in entries:
+        image = _complete(entry)
+        if image is not None:
+            return image
+    return None
+
+
+def _prune(cache_dir: Path, keep: Path) -> None:
+    entries = sorted(
+        (p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in entries[KEEP_BUILDS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+    # Temporary build directories left by an interrupted build (older than an hour).
+    for tmp in cache_dir.glob(".build-*"):
+        if time.time() - tmp.stat().st_mtime > 3600:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_guest(
+    cache_dir: Path = DEFAULT_CACHE, *, progress: Callable[[str], None] | None = None
+) -> GuestImage:
+    """The cached guest for the current package versions, built first if missing."""
+    say = progress or (lambda _message: None)
+    try:
+        versions = resolve_versions()
+    except UserError:
+        fallback = _cached_any(cache_dir)
+        if fallback is None:
+            raise
+        say(f"apt cannot resolve the guest packages; using the cached guest {fallback.key}")
+        return fallback
+    final = cache_dir / cache_key(versions)
+    image = _complete(final)
+    if image is not None:
+        return image
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))
+    except OSError as exc:
+        raise UserError(f"cannot write the guest cache {cache_dir} ({exc.strerror}) — run as root") from None
+    try:
+        say(f"building the smoke guest {final.name}")
+        debs = tmp / "debs"
+        debs.mkdir()
+        wanted = [f"{p}={v}" for p, v in versions.items() if p != KERNEL_META]
+        _run(
+            ["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", *wanted],
+            cwd=debs,
+            timeout=APT_TIMEOUT,
+        )
+        kernel_deb = next(debs.glob("linux-image-*.deb"))
+        busybox_deb = next(debs.glob(f"{BUSYBOX}_*.deb"))
+        kroot, broot = tmp / "kernel", tmp / "busybox"
+        _run(["dpkg-deb", "-x", str(kernel_deb), str(kroot)])
+        _run(["dpkg-deb", "-x", str(busybox_deb), str(broot)])
+
+        vmlinuz = sorted(kroot.glob("boot/vmlinuz-*"))
+        if not vmlinuz:
+            raise UserError(f"{kernel_deb.name} holds no boot/vmlinuz-*")
+        busybox = broot / "bin" / "busybox"
+        if not busybox.is_file():
+            raise UserError(f"{busybox_deb.name} holds no bin/busybox")
+        modules = find_modules(kroot)
+        missing = [m for m in sorted(REQUIRED_MODULES) if m not in modules and not _builtin(kroot, m)]
+        if missing:
+            raise UserError(f"{kernel_deb.name} lacks the module(s) {', '.join(missing)}")
+
+        shutil.copyfile(vmlinuz[0], tmp / "vmlinuz")
+        (tmp / "initrd.img").write_bytes(build_initramfs(busybox, modules))
+        with open(tmp / "disk.raw", "wb") as disk:
+            disk.write(b"\0" * DISK_BYTES)
+        shutil.rmtree(debs)
+        shutil.rmtree(kroot)
+        shutil.rmtree(broot)
+        recorded = {
+            **versions,
+            "modules": " ".join(m for m in MODULES if m in modules),
+            "recipe": recipe_hash(),
+        }
+        (tmp / "versions.json").write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+        for path in tmp.iterdir():
+            path.chmod(0o644)
+        tmp.chmod(0o755)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # Another build won the race (or a broken entry is in the way): use or replace it.
+            if _complete(final) is None:
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _prune(cache_dir, final)
+    image = _complete(final)
+    if image is None:
+        raise UserError(f"the guest cache entry {final} is incomplete after building — remove it and retry")
+    return image

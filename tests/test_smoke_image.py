@@ -1,0 +1,412 @@
+"""The smoke guest image: offline checks of its parts, and (lab) a real build booted under QEMU.
+
+The QEMU boot uses user-mode networking with `restrict=on`: the guest gets slirp's DHCP lease
+(10.0.2.15) and cannot reach anything else, so its metadata fetch must fail — and say so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from stackwright.smoke import image
+from stackwright.smoke.console import parse_console
+from stackwright.smoke.image import (
+    MODULES,
+    CpioEntry,
+    GuestImage,
+    build_guest,
+    cache_key,
+    cpio_newc,
+    init_script,
+    kernel_package_of,
+    parse_apt_show,
+)
+from stackwright.yamlsource import UserError
+
+VERSIONS = {
+    "linux-image-cloud-amd64": "6.1.192-2",
+    "linux-image-6.1.0-56-cloud-amd64": "6.1.192-2",
+    "busybox-static": "1:1.35.0-4+deb12u1+b1",
+}
+
+
+def read_newc(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:
+    """{name: (mode, data, rdev)} from a newc archive (a reader independent of the writer)."""
+    out: dict[str, tuple[int, bytes, tuple[int, int]]] = {}
+    pos = 0
+    while True:
+        assert data[pos : pos + 6] == b"070701"
+        fields = [int(data[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
+        namesize, filesize = fields[11], fields[6]
+        name = data[pos + 110 : pos + 110 + namesize - 1].decode()
+        pos += 110 + namesize
+        pos += -pos % 4
+        body = data[pos : pos + filesize]
+        pos += filesize
+        pos += -pos % 4
+        if name == "TRAILER!!!":
+            return out
+        out[name] = (fields[1], body, (fields[9], fields[10]))
+
+
+# --------------------------------------------------------------------------------- offline
+
+
+def test_cpio_roundtrip_and_alignment() -> None:
+    archive = cpio_newc(
+        [
+            CpioEntry("bin", 0o040755),
+            CpioEntry("dev/console", 0o020600, rdev=(5, 1)),
+            CpioEntry("init", 0o100755, b"#!/bin/sh\necho hi\n"),
+            CpioEntry("odd", 0o100644, b"x" * 5),
+        ]
+    )
+    assert len(archive) % 4 == 0
+    entries = read_newc(archive)
+    assert entries["init"] == (0o100755, b"#!/bin/sh\necho hi\n", (0, 0))
+    assert entries["dev/console"][2] == (5, 1)
+    assert entries["odd"][1] == b"xxxxx"
+    assert list(entries) == ["bin", "dev/console", "init", "odd"]
+
+
+def test_cpio_is_reproducible() -> None:
+    entries = [CpioEntry("init", 0o100755, b"#!/bin/sh\n")]
+    assert cpio_newc(entries) == cpio_newc(entries)
+
+
+def test_parse_apt_show_stanzas_and_kernel_dependency() -> None:
+    text = (
+        "Package: linux-image-cloud-amd64\nVersion: 6.1.192-2\n"
+        "Depends: linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)\n"
+        "Description: meta\n continuation: not a field\n\n"
+        "Package: busybox-static\nVersion: 1:1.35.0-4+deb12u1+b1\n"
+    )
+    stanzas = parse_apt_show(text)
+    assert [s["Package"] for s in stanzas] == ["linux-image-cloud-amd64", "busybox-static"]
+    assert "continuation" not in stanzas[0]
+    assert kernel_package_of(stanzas[0]["Depends"]) == "linux-image-6.1.0-56-cloud-amd64"
+    assert kernel_package_of("kmod, linux-base (>= 4.3~)") is None
+    assert kernel_package_of("foo | linux-image-6.1.0-9-cloud-amd64") is None  # only first alternatives
+
+
+def test_cache_key_is_a_safe_name_and_changes_with_versions() -> None:
+    key = cache_key(VERSIONS)
+    assert "/" not in key and ":" not in key
+    assert key.startswith("6.1.0-56-cloud-amd64_6.1.192-2_busybox_1_1.35.0")
+    assert cache_key({**VERSIONS, "busybox-static": "1:1.36.1-1"}) != key
+
+
+def test_init_script_loads_modules_twice_in_order_and_reports_fixed_lines() -> None:
+    script = init_script(MODULES)
+    assert script.startswith("#!/bin/busybox sh\n")
+    assert "for pass in 1 2; do" in script
+    assert f"for mod in {' '.join(MODULES)}; do" in script
+    for line in ("say lease ", "say uuid ", "say uuid-failed", "say lease-failed", "say done"):
+        assert line in script
+    assert "udhcpc -i eth0" in script
+    assert image.METADATA_URL in script
+    assert f'while [ "$try" -lt {image.METADATA_TRIES} ]' in script
+
+
+def _fake_entry(cache: Path, versions: dict[str, str]) -> Path:
+    entry = cache / cache_key(versions)
+    entry.mkdir(parents=True)
+    for name in ("vmlinuz", "initrd.img", "disk.raw"):
+        (entry / name).write_bytes(b"x")
+    (entry / "versions.json").write_text(json.dumps(versions))
+    return entry
+
+
+def test_warm_cache_is_used_without_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _fake_entry(tmp_path, VERSIONS)
+    monkeypatch.setattr(image, "resolve_versions", lambda: dict(VERSIONS))
+
+    def no_tools(argv: list[str], **_: object) -> str:
+        raise AssertionError(f"a warm cache ran {argv}")
+
+    monkeypatch.setattr(image, "_run", no_tools)
+    guest = build_guest(tmp_path)
+    assert guest.kernel == entry / "vmlinuz" and guest.key == entry.name
+
+
+def test_incomplete_entry_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _fake_entry(tmp_path, VERSIONS)
+    (entry / "initrd.img").unlink()
+    monkeypatch.setattr(image, "resolve_versions", lambda: dict(VERSIONS))
+    calls: list[list[str]] = []
+
+    def fail_download(argv: list[str], **_: object) -> str:
+        calls.append(argv)
+        raise UserError("download refused in this test")
+
+    monkeypatch.setattr(image, "_run", fail_download)
+    with pytest.raises(UserError, match="download refused"):
+        build_guest(tmp_path)
+    assert calls and "download" in calls[0]
+    assert not list(tmp_path.glob(".build-*")), "the temporary build directory must be removed"
+
+
+def test_cached_guest_used_when_apt_cannot_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = _fake_entry(tmp_path, VERSIONS)
+
+    def unresolved() -> dict[str, str]:
+        raise UserError("apt knows no candidate for linux-image-cloud-amd64")
+
+    monkeypatch.setattr(image, "resolve_versions", unresolved)
+    notes: list[str] = []
+    assert build_guest(tmp_path, progress=notes.append).key == entry.name
+    assert notes and "cached guest" in notes[0]
+    with pytest.raises(UserError, match="no candidate"):
+        build_guest(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------------- lab
+
+
+def _require_root_and_apt() -> None:
+    reason = None
+    if os.geteuid() != 0:
+        reason = "building the guest image needs root (apt, /var/cache/stackwright)"
+    elif shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        reason = "apt-get and dpkg-deb are needed to build the guest from Debian packages"
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: lab tests must run, but {reason}")
+    pytest.skip(reason)
+
+
+def _ensure_qemu() -> str:
+    found = shutil.which("qemu-system-x86_64")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-system-x86"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=False,
+    )
+    found = shutil.which("qemu-system-x86_64")
+    assert found, f"installing qemu-system-x86 failed: {proc.stderr[-2000:]}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def guest() -> GuestImage:
+    _require_root_and_apt()
+    started = time.monotonic()
+    built = build_guest()
+    print(f"\nguest {built.key}: build_guest took {time.monotonic() - started:.1f} s")
+    return built
+
+
+@pytest.mark.lab
+def test_guest_files(guest: GuestImage) -> None:
+    assert guest.disk.stat().st_size == image.DISK_BYTES
+    assert guest.kernel.stat().st_size > 1_000_000
+    entries = read_newc(gzip.decompress(guest.initramfs.read_bytes()))
+    assert entries["init"][0] == 0o100755
+    assert entries["dev/console"][2] == (5, 1)
+    for module in ("virtio", "virtio_ring", "virtio_pci", "failover", "net_failover", "virtio_net"):
+        assert f"lib/modules/{module}.ko" in entries, module
+    assert guest.initramfs.stat().st_size < 3_000_000
+    assert guest.versions["busybox-static"] and guest.versions["linux-image-cloud-amd64"]
+
+
+@pytest.mark.lab
+def test_warm_cache_does_not_rebuild(guest: GuestImage, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = guest.initramfs.stat()
+    real_run = image._run
+
+    def no_download(argv: list[str], **kwargs: object) -> str:
+        assert "download" not in argv and "dpkg-deb" not in argv[0], f"warm cache ran {argv}"
+        return real_run(argv, **kwargs)  # type: ignore[arg-type]  # the real keyword arguments
+
+    monkeypatch.setattr(image, "_run", no_download)
+    started = time.monotonic()
+    again = build_guest()
+    print(f"\nwarm build_guest: {time.monotonic() - started:.2f} s")
+    assert again == guest
+    assert again.initramfs.stat().st_ino == before.st_ino
+    assert again.initramfs.stat().st_mtime == before.st_mtime
+
+
+@pytest.mark.lab
+def test_uuid_sed_with_the_guest_busybox(guest: GuestImage, tmp_path: Path) -> None:
+    entries = read_newc(gzip.decompress(guest.initramfs.read_bytes()))
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(entries["bin/busybox"][1])
+    busybox.chmod(0o755)
+    meta = tmp_path / "meta_data.json"
+    meta.write_text(
+        '{"uuid": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "meta": {}, "hostname": "x", '
+        '"project_id": "4f1c", "devices": [], "dedicated_cpus": []}'
+    )
+    out = subprocess.run(
+        [str(busybox), "sed", "-n", image.UUID_SED, str(meta)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+class _Console:
+    """QEMU's serial console, read in a thread; bounded waits for a line."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with self._lock:
+                self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip("\r\n")))
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(line for _, line in self.lines)
+
+    def wait_for(self, needle: str, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with self._lock:
+                for stamp, line in self.lines:
+                    if needle in line:
+                        return stamp
+            time.sleep(0.2)
+        with self._lock:
+            return next((stamp for stamp, line in self.lines if needle in line), None)
+
+
+@contextmanager
+def boot(guest: GuestImage, netdev: str) -> Iterator[tuple[_Console, float]]:
+    """The guest under QEMU (TCG) with one virtio NIC on user-mode networking `netdev`."""
+    qemu = _ensure_qemu()
+    argv = [
+        qemu, "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot",
+        "-kernel", str(guest.kernel), "-initrd", str(guest.initramfs), "-append", guest.command_line,
+        "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield _Console(proc), started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _tail(console: _Console) -> str:
+    return "\n".join(console.text().splitlines()[-25:])
+
+
+@pytest.mark.lab
+def test_guest_boots_gets_lease_and_reports_metadata_failure(guest: GuestImage) -> None:
+    # restrict=on: slirp's DHCP answers; nothing outside the guest is reachable.
+    with boot(guest, "user,id=n0,restrict=on") as (console, started):
+        leased = console.wait_for("STACKWRIGHT-SMOKE lease ", timeout=120)
+        assert leased is not None, f"no lease line within 120 s; console tail:\n{_tail(console)}"
+        print(f"\nqemu start → lease line: {leased - started:.1f} s")
+        # 20 metadata tries × (≤ 10 s + 3 s) — bounded.
+        limit = image.METADATA_TRIES * (image.METADATA_TIMEOUT_S + image.METADATA_WAIT_S) + 30
+        done = console.wait_for("STACKWRIGHT-SMOKE done", timeout=limit)
+        assert done is not None, f"no done line; console tail:\n{_tail(console)}"
+        print(f"qemu start → done line: {done - started:.1f} s")
+        text = console.text()
+    report = parse_console(text)
+    assert report.started and report.kernel
+    assert str(report.lease) == "10.0.2.15"
+    assert "STACKWRIGHT-SMOKE lease 10.0.2.15" in text
+    assert report.uuid is None
+    assert report.uuid_failed is not None
+    assert report.uuid_failed.startswith(f"after {image.METADATA_TRIES} tries: ")
+    reason = report.uuid_failed.partition(": ")[2]
+    assert reason and "Segmentation" not in reason, f"wget itself failed: {reason}"
+    assert report.done
+    print(f"guest's failure line: uuid-failed {report.uuid_failed}")
+
+
+@pytest.mark.lab
+def test_guest_reads_its_uuid_from_a_metadata_service(guest: GuestImage, tmp_path: Path) -> None:
+    """slirp on 169.254.169.0/24 with a guestfwd for 169.254.169.254:80 to a local script that
+    answers like Nova's metadata service (still restrict=on: no traffic leaves QEMU)."""
+    uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    body = json.dumps({"uuid": uuid, "meta": {}, "hostname": "smoke", "launch_index": 0})
+    response = tmp_path / "response.http"
+    response.write_bytes(
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+    )
+    server = tmp_path / "metadata.sh"
+    server.write_text(f"#!/bin/sh\nread -r request\ncat {response}\n")
+    server.chmod(0o755)
+    netdev = f"user,id=n0,restrict=on,net=169.254.169.0/24,guestfwd=tcp:169.254.169.254:80-cmd:{server}"
+    with boot(guest, netdev) as (console, started):
+        done = console.wait_for("STACKWRIGHT-SMOKE done", timeout=120)
+        assert done is not None, f"no done line within 120 s; console tail:\n{_tail(console)}"
+        print(f"\nqemu start → uuid and done: {done - started:.1f} s")
+        report = parse_console(console.text())
+    assert str(report.lease) == "169.254.169.15"
+    assert report.uuid == uuid, f"console tail:\n{_tail(console)}"
+    assert report.done
+
+
+@pytest.mark.lab
+def test_udhcpc_hook_sets_address_mtu_and_routes(guest: GuestImage, tmp_path: Path) -> None:
+    """The guest's udhcpc hook, run by the guest's busybox in a private network namespace (no
+    traffic): address, MTU, option 121 routes, else the router option as default route."""
+    host_ip = shutil.which("ip")
+    unshare = shutil.which("unshare")
+    assert host_ip and unshare, "iproute2 and util-linux are needed (the lab uses them too)"
+    entries = read_newc(gzip.decompress(guest.initramfs.read_bytes()))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "busybox").write_bytes(entries["bin/busybox"][1])
+    (bindir / "busybox").chmod(0o755)
+    for applet in ("sh", "ip", "cat"):
+        (bindir / applet).symlink_to("busybox")
+    hook = tmp_path / "udhcpc.script"
+    hook.write_bytes(entries["etc/udhcpc.script"][1])
+    script = f"""
+{host_ip} link add d0 type veth peer name d1 && {host_ip} link set d1 up || exit 90
+export PATH={bindir}
+interface=d0 ip=10.99.0.23 subnet=255.255.255.0 mtu=1450 router=10.99.0.1 \\
+  staticroutes="169.254.169.254/32 10.99.0.2 0.0.0.0/0 10.99.0.1" sh {hook} bound || exit 91
+cat /run/lease 2>/dev/null; ip -4 addr show d0; ip route; ip link show d0
+echo ===
+interface=d0 ip=10.99.0.24 subnet=255.255.255.0 router="10.99.0.9 10.99.0.1" sh {hook} renew || exit 92
+ip -4 addr show d0; ip route
+"""
+    # /run/lease is written by the hook: give it a private /run via a mount namespace.
+    proc = subprocess.run(
+        [unshare, "--net", "--mount", "sh", "-c", f"mount -t tmpfs tmpfs /run && {script}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first, _, second = proc.stdout.partition("===")
+    assert first.startswith("10.99.0.23\n")
+    assert "inet 10.99.0.23/24" in first and "mtu 1450" in first
+    assert "default via 10.99.0.1 dev d0" in first
+    assert "169.254.169.254 via 10.99.0.2 dev d0" in first
+    assert "inet 10.99.0.24/24" in second and "inet 10.99.0.23" not in second
+    assert "default via 10.99.0.9 dev d0" in second  # no option 121: the first router
