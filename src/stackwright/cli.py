@@ -298,6 +298,14 @@ def apply(
             failure = "; ".join(line.message for line in report.failures())
             reports[name] = HostReport(name, error=RemoteError(name, "preflight", Result(1, "", failure), ""))
     print_summary(console, reports, mask, time.monotonic() - started)
+    if all(r.ok for r in reports.values()):
+        from stackwright.smoke.cloud import write_clouds_yaml
+
+        clouds = loaded.path.parent / "clouds.yaml"
+        write_clouds_yaml(clouds, loaded.model, pw)
+        console.print(
+            f"admin credentials: {clouds} (OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud stackwright)"
+        )
     log_dir = default_log_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"apply-{time.strftime('%Y%m%dT%H%M%S')}.log"
@@ -306,6 +314,77 @@ def apply(
     if as_json:
         sys.stdout.write(reports_json(reports, mask) + "\n")
     raise typer.Exit(0 if all(r.ok for r in reports.values()) else 1)
+
+
+@app.command()
+@user_errors_exit_2
+def verify(
+    inventory: InventoryArg,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="Also boot a test VM and prove its DHCP lease and metadata.")
+    ] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the smoke test's resources in place.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Prove the cloud works: nova services (the smiley faces), neutron agents, hypervisors, endpoints.
+
+    Example: stackwright verify examples/seed.yaml --smoke
+    """
+    import dataclasses
+
+    from stackwright.checks.verify import all_ok, show_verify
+    from stackwright.checks.verify import verify as run_verify
+    from stackwright.smoke.cloud import connect
+
+    loaded = _load(inventory)
+    pw = _passwords(loaded, passwords)
+    _require_reachable(loaded)
+    console = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    lines = run_verify(connect(loaded.model, pw), loaded.model)
+    show_verify(lines, console)
+    ok = all_ok(lines)
+    result: dict[str, Any] = {
+        "ok": ok,
+        "checks": [
+            {"id": line.id, "ok": line.ok, "message": line.message, "hint": line.hint} for line in lines
+        ],
+    }
+    if smoke and ok:
+        from stackwright.smoke.image import build_guest
+        from stackwright.smoke.run import run_smoke, show_smoke
+
+        guest = build_guest(progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+        report = run_smoke(
+            connect(loaded.model, pw),
+            loaded.model,
+            guest,
+            keep,
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        )
+        show_smoke(report, console)
+        ok = report.ok
+        result["smoke"] = {k: v for k, v in dataclasses.asdict(report).items() if k != "console_tail"}
+        result["ok"] = ok
+    elif smoke:
+        console.print("[red]smoke test not run:[/red] fix the failing checks above first")
+    if as_json:
+        sys.stdout.write(pw.masker()(json.dumps(result, indent=2, default=str)) + "\n")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _require_reachable(loaded: LoadedInventory) -> None:
+    """Talk to the controller only if its management address answers (it may be a host that is down)."""
+    import socket
+
+    address = str(loaded.model.controller.management)
+    try:
+        socket.create_connection((address, 5000), timeout=3).close()
+    except OSError:
+        raise UserError(
+            f"the controller's Keystone at {address}:5000 does not answer — is the cloud deployed "
+            "(`stackwright apply`) and the host up?"
+        ) from None
 
 
 _ENGINE_COMMANDS = {"apply", "preflight", "verify", "doctor"}

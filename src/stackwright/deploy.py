@@ -12,6 +12,7 @@ from pathlib import Path
 from stackwright.checks.preflight import Preflight, preflight_host
 from stackwright.context import HostFacts
 from stackwright.engine.converge import HostReport, Options, Progress, converge_host
+from stackwright.engine.milestones import Milestones
 from stackwright.engine.remote import Remote, connect
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
@@ -94,10 +95,13 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
 
     assert session.plan is not None
     plan = session.plan
+    runnable = [name for name in session.hosts if session.preflights[name].ok]
+    milestones = Milestones(set(runnable))
     jobs = {
-        name: gevent.spawn(converge_host, session.remotes[name], plan.hosts[name], options, progress)
-        for name in session.hosts
-        if session.preflights[name].ok
+        name: gevent.spawn(
+            converge_host, session.remotes[name], plan.hosts[name], options, progress, milestones=milestones
+        )
+        for name in runnable
     }
     gevent.joinall(list(jobs.values()))
     reports = {name: _value(name, job) for name, job in jobs.items()}

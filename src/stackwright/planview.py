@@ -13,11 +13,13 @@ from typing import Any, TextIO
 
 from stackwright.secrets import Masker
 from stackwright.steps import (
+    AwaitHost,
     ClusterPlan,
     Command,
     Directory,
     File,
     HostPlan,
+    Milestone,
     NetworkConfig,
     OvsBridge,
     Packages,
@@ -53,6 +55,10 @@ def step_summary(step: Step, mask: Masker) -> str:
             return f"run: {description}"
         case Wait(description=description, timeout_s=timeout):
             return f"wait for {description} (at most {timeout:g} s)"
+        case Milestone(name=name):
+            return f"milestone: {name} (other hosts may wait for it)"
+        case AwaitHost(host=other, name=name, timeout_s=timeout):
+            return f"wait for {other} to reach '{name}' in this run (at most {timeout:g} s)"
         case NetworkConfig(files=files, probe_address=address):
             return (
                 f"network configuration ({len(files)} files), last; rolled back unless the host "

@@ -109,7 +109,40 @@ class NetworkConfig:
     kind: Literal["network_config"] = "network_config"
 
 
-Step = Packages | File | Directory | Sysctl | OvsBridge | Service | Command | Wait | NetworkConfig
+@dataclass(frozen=True)
+class Milestone:
+    """A point other hosts may wait for (e.g. "nova-conductor started" on the controller)."""
+
+    name: str
+    kind: Literal["milestone"] = "milestone"
+
+
+@dataclass(frozen=True)
+class AwaitHost:
+    """Wait until `host` passed its milestone `name` in this run (hosts still run in parallel).
+
+    If `host` is not part of the run (`--limit`), it converged before: nothing to wait for.
+    """
+
+    host: str
+    name: str
+    timeout_s: float = 1800.0
+    kind: Literal["await_host"] = "await_host"
+
+
+Step = (
+    Packages
+    | File
+    | Directory
+    | Sysctl
+    | OvsBridge
+    | Service
+    | Command
+    | Wait
+    | NetworkConfig
+    | Milestone
+    | AwaitHost
+)
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,26 @@ def test_preflight_picks_qemu_when_kvm_cannot_run_guests(seed_lab: SeedLab) -> N
     assert "virt_type = qemu" in seed_lab.check("compute1", "cat /etc/nova/nova.conf")
 
 
+def test_verify_shows_every_service_up(seed_lab: SeedLab) -> None:
+    start = time.monotonic()
+    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
+    TIMINGS["verify"] = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    checks = json.loads(proc.stdout)["checks"]
+    assert checks and all(c["ok"] for c in checks)
+    assert ":-)" in proc.stderr  # the seed's smiley faces
+
+
+def test_smoke_vm_gets_its_lease_and_metadata_across_the_tunnel(seed_lab: SeedLab) -> None:
+    start = time.monotonic()
+    proc = stackwright("verify", str(seed_lab.inventory), "--smoke", "--json", timeout=1800)
+    TIMINGS["verify --smoke"] = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    smoke = json.loads(proc.stdout)["smoke"]
+    assert smoke["ok"] and smoke["lease"] == smoke["fixed_ip"] and smoke["uuid"] == smoke["server_id"]
+    TIMINGS.update({f"smoke {p['name']}": p["seconds"] for p in smoke["phases"]})
+
+
 def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
     secrets = yaml.safe_load((seed_lab.inventory.parent / "passwords.yaml").read_text()).values()
     logs = sorted((Path.home() / ".local/state/stackwright").glob("apply-*.log"))[-3:]
@@ -160,3 +180,9 @@ def test_second_compute_node_touches_no_other_host_but_discover(seed_lab: SeedLa
         "controller", 'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"'
     )
     assert {"compute1", "compute2"} <= set(mapped.split())
+    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    hypervisors = {
+        c["id"]: c["ok"] for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("hypervisor")
+    }
+    assert hypervisors == {"hypervisor:compute1": True, "hypervisor:compute2": True}

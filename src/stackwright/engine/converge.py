@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from stackwright.engine import facts
+from stackwright.engine.milestones import Milestones
 from stackwright.engine.ops import HostRun, Outcome, run_step
 from stackwright.engine.remote import Remote, RemoteError, Result
 from stackwright.planview import step_summary
@@ -165,9 +166,10 @@ def converge_host(
     progress: Progress,
     steps: Iterable[Step] | None = None,
     report: HostReport | None = None,
+    milestones: Milestones | None = None,
 ) -> HostReport:
     report = report or HostReport(plan.host)
-    run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run)
+    run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run, milestones=milestones)
     locked = False
     try:
         if not options.dry_run:
@@ -193,6 +195,8 @@ def converge_host(
     except RemoteError as exc:
         report.error = exc
     finally:
+        if milestones is not None:
+            milestones.finish(plan.host)
         if locked:
             release_lock(remote)
     return report

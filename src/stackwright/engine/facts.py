@@ -85,18 +85,23 @@ def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
     if not names:
         return {}
     script = "".join(
-        f"echo {_SEP}; systemctl is-enabled {shlex.quote(n)} 2>/dev/null || true; "
-        f"systemctl is-active {shlex.quote(n)} 2>/dev/null || true; "
-        f"systemctl show -p ConditionResult --value {shlex.quote(n)} 2>/dev/null || true\n"
+        f"echo {_SEP}; u={shlex.quote(n)}; "
+        'echo "enabled=$(systemctl is-enabled "$u" 2>/dev/null)"; '
+        'echo "active=$(systemctl is-active "$u" 2>/dev/null)"; '
+        'echo "condition=$(systemctl show -p ConditionResult --value "$u" 2>/dev/null)"; '
+        'echo "evaluated=$(systemctl show -p ConditionTimestamp --value "$u" 2>/dev/null)"\n'
         for n in names
     )
     chunks = remote.run("sh -s", stdin=script).stdout.split(_SEP)[1:]
     facts = {}
     for name, chunk in zip(names, chunks, strict=False):
-        lines = [line.strip() for line in chunk.strip().splitlines()] + ["unknown", "unknown", ""]
-        enabled = lines[0] or "not-found"
+        values = dict(line.partition("=")[::2] for line in chunk.strip().splitlines())
+        # ConditionResult is "no" before the unit was ever started too: count only evaluated ones.
+        skipped = values.get("condition") == "no" and bool(values.get("evaluated"))
         facts[name] = UnitFact(
-            enabled=enabled, active=lines[1] or "unknown", condition_failed=lines[2] == "no"
+            enabled=values.get("enabled") or "not-found",
+            active=values.get("active") or "unknown",
+            condition_failed=skipped,
         )
     return facts
 

@@ -18,12 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stackwright.engine import facts
+from stackwright.engine.milestones import Milestones
 from stackwright.engine.remote import Remote, RemoteError, Result
 from stackwright.steps import (
+    AwaitHost,
     Command,
     Directory,
     File,
     HostPlan,
+    Milestone,
     NetworkConfig,
     OvsBridge,
     Packages,
@@ -59,6 +62,7 @@ class HostRun:
     dry_run: bool = False
     file_facts: dict[str, facts.FileFact | None] = field(default_factory=dict)
     changed_files: set[str] = field(default_factory=set)
+    milestones: Milestones | None = None
 
     def services_reading(self, path: str) -> list[str]:
         return [s.name for s in self.plan.services() if path in s.restart_when]
@@ -477,7 +481,31 @@ def _answers(address: str, within_s: float) -> bool:
     return False
 
 
+def milestone(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, Milestone)
+    if run.milestones is not None and not run.dry_run:
+        run.milestones.reach(run.plan.host, step.name)
+    return Outcome(step, False, "reached")
+
+
+def await_host(run: HostRun, step: Step) -> Outcome:
+    assert isinstance(step, AwaitHost)
+    if run.milestones is None or run.dry_run:
+        return Outcome(step, False, "not waiting (not a cluster run)")
+    problem = run.milestones.wait(step.host, step.name, step.timeout_s)
+    if problem:
+        raise RemoteError(
+            run.remote.name,
+            f"wait for {step.host}: {step.name}",
+            Result(1, "", problem),
+            f"fix {step.host} first (see its error above), then apply again",
+        )
+    return Outcome(step, False, "ready")
+
+
 _OPS: dict[type, Callable[[HostRun, Step], Outcome]] = {
+    Milestone: milestone,
+    AwaitHost: await_host,
     NetworkConfig: network_config,
     Packages: packages,
     File: file,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from stackwright.context import HostContext
 from stackwright.releases.zed.files import rendered
 from stackwright.releases.zed.guards import as_user, marker
-from stackwright.steps import Command, File, Service, Step
+from stackwright.steps import AwaitHost, Command, File, Milestone, Service, Step
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release
@@ -27,6 +27,9 @@ CONSOLEPROXY_DEFAULT = "/etc/default/nova-consoleproxy"
 def controller_packages() -> tuple[str, ...]:
     # nova-api also ships nova-api-metadata; nova-consoleproxy ships nova-novncproxy.
     return ("nova-api", "nova-conductor", "nova-scheduler", "nova-consoleproxy")
+
+
+CONDUCTOR_READY = "nova-conductor started"
 
 
 def compute_packages() -> tuple[str, ...]:
@@ -74,6 +77,7 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
         Service("nova-api-metadata", restart_when=(NOVA_CONF, NOVA_METADATA_UWSGI)),
         Service("nova-conductor", restart_when=(NOVA_CONF,)),
         Service("nova-scheduler", restart_when=(NOVA_CONF,)),
+        Milestone(CONDUCTOR_READY),
         Service("nova-novncproxy", restart_when=(NOVA_CONF, CONSOLEPROXY_DEFAULT)),
         # Debian enables every console proxy; only noVNC is configured.
         Service("nova-spicehtml5proxy", enabled=False, running=False),
@@ -85,5 +89,8 @@ def compute(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
     return [
         nova_conf(host, release, pw),
         rendered(release, host, pw, NOVA_COMPUTE_CONF),
+        # nova-compute (Type=notify) waits for the conductor before it reports started: in a
+        # whole-cluster run, start it once the controller has started nova-conductor.
+        AwaitHost(host.controller_name, CONDUCTOR_READY),
         Service("nova-compute", restart_when=(NOVA_CONF, NOVA_COMPUTE_CONF)),
     ]
