@@ -41,6 +41,7 @@ BACKUPS = f"{STATE_DIR}/backups"
 PENDING = f"{STATE_DIR}/pending-restart"
 MARKERS = f"{STATE_DIR}/markers"
 SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
+UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/")
 
 
 @dataclass
@@ -63,6 +64,10 @@ class HostRun:
     file_facts: dict[str, facts.FileFact | None] = field(default_factory=dict)
     changed_files: set[str] = field(default_factory=set)
     milestones: Milestones | None = None
+    daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
+
+    def units_need_reload(self) -> bool:
+        return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)
 
     def services_reading(self, path: str) -> list[str]:
         return [s.name for s in self.plan.services() if path in s.restart_when]
@@ -294,6 +299,9 @@ def service(run: HostRun, step: Step) -> Outcome:
     if run.dry_run:
         return Outcome(step, True, "would " + " + ".join(actions))
     script = []
+    if run.units_need_reload():
+        script.append("systemctl daemon-reload")
+        run.daemon_reloaded |= run.changed_files
     if "enable" in actions:
         script.append(f"systemctl enable -q {name}")
     if "start" in actions:

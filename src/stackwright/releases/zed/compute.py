@@ -37,6 +37,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         # saslpasswd2, and the digest-md5 mechanism libvirtd's TCP socket uses.
         "sasl2-bin",
         "libsasl2-modules",
+        *(("ethtool",) if host.ovs_datapath == "netdev" else ()),
     )
 
 
@@ -46,7 +47,33 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *libvirt(host, release, pw),
         Directory(INSTANCES_DIR, mode=0o755, owner="nova", group="nova"),
         *neutron.l2_agent(host, release, pw),
+        *userspace_ovs_checksums(host, release, pw),
         *nova.compute(host, release, pw),
+    ]
+
+
+VETH_CSUM_SCRIPT = "/usr/local/sbin/stackwright-veth-csum"
+VETH_CSUM_UNIT = "/etc/systemd/system/stackwright-veth-csum.service"
+
+
+def userspace_ovs_checksums(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    """Guest TCP through userspace OVS needs its checksums filled in (see the script's header)."""
+    if host.ovs_datapath != "netdev":
+        return []
+    return [
+        rendered(
+            release,
+            host,
+            pw,
+            VETH_CSUM_SCRIPT,
+            template="stackwright-veth-csum.j2",
+            mode=0o755,
+            format="text",
+        ),
+        rendered(
+            release, host, pw, VETH_CSUM_UNIT, template="stackwright-veth-csum.service.j2", format="text"
+        ),
+        Service("stackwright-veth-csum", restart_when=(VETH_CSUM_SCRIPT, VETH_CSUM_UNIT)),
     ]
 
 
