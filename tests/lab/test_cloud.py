@@ -105,6 +105,28 @@ def test_reapply_changes_nothing_and_restarts_nothing(seed_lab: SeedLab) -> None
     assert all(h["changed"] == 0 for h in plan["hosts"].values()), plan
 
 
+def test_second_apply_is_refused_while_another_holds_the_host(seed_lab: SeedLab) -> None:
+    seed_lab.check("compute1", "echo 'deployer7 pid 4242 since 2026-01-01T00:00:00' > /run/stackwright.lock")
+    try:
+        proc = stackwright("apply", str(seed_lab.inventory), "--yes", "--no-upgrade", "--limit", "compute1")
+        assert proc.returncode == 1
+        assert "another apply holds /run/stackwright.lock: deployer7 pid 4242" in " ".join(
+            proc.stdout.split()
+        )
+    finally:
+        seed_lab.check("compute1", "rm -f /run/stackwright.lock")
+
+
+def test_stale_lock_of_a_dead_run_on_this_machine_is_cleared(seed_lab: SeedLab) -> None:
+    import socket
+
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    seed_lab.check("compute1", f"echo '{socket.gethostname()} pid {dead} since x' > /run/stackwright.lock")
+    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1")
+    assert report["hosts"]["compute1"]["ok"]
+    assert seed_lab.exec("compute1", "test -e /run/stackwright.lock").returncode == 1
+
+
 def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(seed_lab: SeedLab) -> None:
     path = "/etc/nova/nova.conf"
     seed_lab.check("compute1", f"echo '# edited by hand' >> {path}")
