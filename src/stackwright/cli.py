@@ -324,6 +324,10 @@ def verify(
         bool, typer.Option("--smoke", help="Also boot a test VM and prove its DHCP lease and metadata.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the smoke test's resources in place.")] = False,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", help="Seconds to keep re-checking while something is still coming up."),
+    ] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
     passwords: PasswordsOpt = None,
 ) -> None:
@@ -341,7 +345,7 @@ def verify(
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
-    lines = run_verify(connect(loaded.model, pw), loaded.model)
+    lines = _verify_until(lambda: run_verify(connect(loaded.model, pw), loaded.model), wait, console)
     show_verify(lines, console)
     ok = all_ok(lines)
     result: dict[str, Any] = {
@@ -371,6 +375,22 @@ def verify(
     if as_json:
         sys.stdout.write(pw.masker()(json.dumps(result, indent=2, default=str)) + "\n")
     raise typer.Exit(0 if ok else 1)
+
+
+def _verify_until(check: Callable[[], Any], wait: float, console: Console) -> Any:
+    """Agents report in a few seconds after they start: re-check (bounded) right after an apply."""
+    import time
+
+    from stackwright.checks.verify import all_ok
+
+    deadline = time.monotonic() + wait
+    lines = check()
+    while not all_ok(lines) and time.monotonic() < deadline:
+        failing = ", ".join(line.id for line in lines if not line.ok)
+        console.print(f"[dim]not yet: {failing} — checking again in 5 s[/dim]")
+        time.sleep(5)
+        lines = check()
+    return lines
 
 
 def _require_reachable(loaded: LoadedInventory) -> None:
