@@ -407,6 +407,73 @@ def _require_reachable(loaded: LoadedInventory) -> None:
         ) from None
 
 
+@app.command()
+@user_errors_exit_2
+def doctor(
+    inventory: InventoryArg,
+    host: Annotated[str | None, typer.Option("--host", help="Only these hosts (comma-separated).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe fixes, then check again.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    release: ReleaseOpt = None,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Diagnose a deployed cloud: each check names the cause and the fix; --fix applies the safe ones.
+
+    Example: stackwright doctor examples/seed.yaml --host compute1 --fix
+    """
+    from stackwright.checks.doctor.runner import run_doctor, select_hosts
+    from stackwright.checks.doctor.view import report_json, show_report
+    from stackwright.deploy import applicable_release
+
+    loaded = _load(inventory)
+    pw = _passwords(loaded, passwords)
+    mask = pw.masker()
+    name = applicable_release(loaded, release).name
+    hosts = select_hosts(loaded, host)
+    console = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    report, remotes = run_doctor(loaded, pw, release=name, hosts=hosts)
+    show_report(report, console, mask)
+    if fix and not report.ok:
+        report = _fix_and_recheck(report, remotes, loaded, pw, name, hosts, console)
+    if as_json:
+        sys.stdout.write(report_json(report, mask) + "\n")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _fix_and_recheck(
+    report: Any,
+    remotes: Any,
+    loaded: LoadedInventory,
+    pw: Any,
+    release: str,
+    hosts: list[str],
+    console: Console,
+) -> Any:
+    """Apply the safe fixes; check again (bounded: services take a moment to report in)."""
+    import time
+
+    from stackwright.checks.doctor.runner import apply_fixes, run_doctor
+    from stackwright.checks.doctor.view import show_fixes, show_report
+
+    fixes = apply_fixes(report.rows, remotes)
+    report.fixes = fixes
+    show_fixes(report, console, pw.masker())
+    if not fixes:
+        return report
+    fixed = {(f.fix.host, f.fix.description) for f in fixes if f.ok}
+    deadline = time.monotonic() + 90
+    while True:
+        again, _ = run_doctor(loaded, pw, release=release, hosts=hosts, remotes=remotes)
+        if again.ok or time.monotonic() > deadline or not fixed:
+            break
+        console.print("[dim]not yet passing after the fixes — checking again in 5 s[/dim]")
+        time.sleep(5)
+    again.fixes = fixes
+    console.print("[bold]after the fixes:[/bold]")
+    show_report(again, console, pw.masker())
+    return again
+
+
 _ENGINE_COMMANDS = {"apply", "preflight", "verify", "doctor"}
 
 

@@ -1,0 +1,396 @@
+"""doctor, offline: parsing what hosts print, and each check's decision (no host, no cloud)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stackwright.checks.doctor import CHECKS
+from stackwright.checks.doctor.base import CloudData, Context, HostData, Row, ServiceState
+from stackwright.checks.doctor.clock import SKEW_FAIL_S, skew_rows
+from stackwright.checks.doctor.connectivity import probe_results
+from stackwright.checks.doctor.drift import drifted
+from stackwright.checks.doctor.gather import host_script, parse_sections
+from stackwright.checks.doctor.options import findings, validated_files
+from stackwright.checks.doctor.runner import run_checks
+from stackwright.checks.doctor.services import unit_states
+from stackwright.checks.doctor.tunnels import planned_interface, tunnel_ports
+from stackwright.checks.doctor.virt import effective_virt_type
+from stackwright.context import HostFacts
+from stackwright.engine.facts import sha256
+from stackwright.inventory import load_inventory
+from stackwright.planner import plan_cluster
+from stackwright.steps import File
+from tests.conftest import SEED
+
+FACTS = HostFacts(virt_type="qemu", ovs_datapath="netdev", containerized=True)
+
+
+def seed_plan(passwords: dict[str, str]) -> tuple[object, object]:
+    loaded = load_inventory(SEED)
+    plan = plan_cluster(loaded, passwords, facts=dict.fromkeys(loaded.model.nodes, FACTS))
+    return loaded, plan
+
+
+def healthy(loaded: object, plan: object) -> dict[str, HostData]:
+    """What the three seed hosts print when all is well (built from the plan itself)."""
+    from stackwright.inventory import LoadedInventory
+    from stackwright.steps import ClusterPlan
+
+    assert isinstance(loaded, LoadedInventory) and isinstance(plan, ClusterPlan)
+    inventory = loaded.model
+    data: dict[str, HostData] = {}
+    for name, host_plan in plan.hosts.items():
+        units = []
+        for service in host_plan.services():
+            if service.running:
+                units += [f"Id={service.name}.service", "ActiveState=active", "SubState=running", ""]
+        files = [
+            f"file={p} {f.mode:o} {f.owner} {f.group} {sha256(f.content)}" for p, f in host_plan.files().items()
+        ]
+        sections: dict[str, list[str]] = {"units": units, "logs": [], "files": files}
+        sections["options"] = [f"O {p} validated" for ps in validated_files(host_plan).values() for p in ps]
+        node = inventory.nodes[name]
+        if node.data is not None:
+            peers = [str(n.data) for o, n in inventory.nodes.items() if o != name and n.data is not None]
+            sections["tunnel"] = [
+                f"local_ip={node.data}",
+                f"addr=br-phy {node.data}/24",
+                *[f"brtun=gre-{i}" for i in range(len(peers))],
+                *[f'iface=gre-{i},gre,"local_ip={node.data}, remote_ip={p}"' for i, p in enumerate(peers)],
+                *[f"peer={p} yes" for p in peers],
+            ]
+        if node.has("compute"):
+            sections["units"] += ["Id=libvirtd.socket", "ActiveState=active", "SubState=running", ""]
+            sections["libvirt"] = ["sock=present", "connect=ok"]
+            sections["instances"] = [
+                "stat=/var/lib/nova root root 755",
+                "stat=/var/lib/nova/instances nova nova 755",
+                "nova_writes=yes",
+                "qemu_enters=yes",
+            ]
+            sections["virt"] = ["virt_type=/etc/nova/nova.conf qemu"]
+            sections["probe"] = [
+                json.dumps({"target": t, "status": "ok", "detail": "x"})
+                for t in ("rabbitmq", "keystone", "placement")
+            ]
+        if name == inventory.controller_name:
+            computes = inventory.names_with("compute")
+            sections["cells"] = [f"mapped={c}" for c in computes] + [f"registered={c}" for c in computes]
+        data[name] = HostData(
+            name,
+            sections=sections,
+            preflight={"kvm": ["no the kernel offers only kvm_pvm"]},
+            clock_offset=0.0,
+        )
+    return data
+
+
+@pytest.fixture
+def cluster(passwords: dict[str, str]) -> tuple[Context, dict[str, HostData]]:
+    from stackwright.inventory import LoadedInventory
+    from stackwright.steps import ClusterPlan
+
+    loaded, plan = seed_plan(passwords)
+    assert isinstance(loaded, LoadedInventory) and isinstance(plan, ClusterPlan)
+    data = healthy(loaded, plan)
+    cloud = CloudData([ServiceState("nova", "nova-compute", "compute1", True, "up, enabled")])
+    return Context(loaded.model, plan, list(loaded.model.nodes), data, cloud), data
+
+
+def failing(rows: list[Row]) -> set[tuple[str, str]]:
+    return {(r.id, r.host) for r in rows if r.status in ("fail", "warn")}
+
+
+def test_every_check_has_an_id_a_symptom_and_an_explanation() -> None:
+    assert set(CHECKS) >= {
+        "libvirtd",
+        "instances-ownership",
+        "service-down",
+        "compute-connectivity",
+        "clock-skew",
+        "tunnel",
+        "virt-type-kvm",
+        "cell-mapping",
+        "config-drift",
+        "config-options",
+    }
+    for spec in CHECKS.values():
+        assert spec.symptom and spec.explanation, spec.id
+
+
+def test_healthy_cluster_has_no_failures(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, _ = cluster
+    rows = run_checks(ctx)
+    assert failing(rows) == set()
+    assert {r.id for r in rows} == set(CHECKS)
+
+
+def test_libvirtd_down_quotes_nova_compute(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["libvirt"] = [
+        "sock=missing",
+        "connect=No such file or directory",
+        "logged=... Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory",
+    ]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("libvirtd", "compute1")}
+    row = next(r for r in rows if r.failed)
+    assert "is missing" in row.cause and "nova-compute logged: " in row.cause
+    assert row.action is not None and "systemctl start" in row.action.command
+
+
+def test_instances_owned_by_root_is_fixed_by_ownership_never_777(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["instances"] = [
+        "stat=/var/lib/nova root root 755",
+        "stat=/var/lib/nova/instances root root 755",
+        "nova_writes=no",
+        "qemu_enters=yes",
+    ]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("instances-ownership", "compute1")}
+    row = next(r for r in rows if r.failed)
+    assert "owned by root:root, not nova:nova" in row.cause
+    assert row.action is not None and "chown nova:nova /var/lib/nova/instances" in row.action.command
+    assert "777" not in row.action.command and "chmod 777" not in row.fix.replace("never chmod 777", "")
+
+
+def test_stopped_unit_reports_its_journal_and_a_start_fix(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    units = data["controller"].sections["units"]
+    i = units.index("Id=rabbitmq-server.service")
+    units[i + 1 : i + 3] = ["ActiveState=inactive", "SubState=dead"]
+    data["controller"].sections["logs"] = ["rabbitmq-server journal Something broke badly"]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("service-down", "controller")}
+    row = next(r for r in rows if r.failed)
+    assert row.cause.startswith("rabbitmq-server is inactive (dead)") and "Something broke badly" in row.cause
+    assert row.action is not None and row.action.command == "systemctl start rabbitmq-server"
+
+
+def test_condition_skipped_unit_is_not_down() -> None:
+    data = HostData(
+        "h",
+        {
+            "units": [
+                "Id=chrony.service",
+                "ActiveState=inactive",
+                "SubState=dead",
+                "ConditionResult=no",
+                "ConditionTimestamp=Tue 2026-11-24 10:00:00 UTC",
+                "",
+                "Id=nova-api.service",
+                "ActiveState=failed",
+                "SubState=failed",
+                "ConditionResult=yes",
+            ]
+        },
+    )
+    assert unit_states(data) == {"chrony": "skipped", "nova-api": "failed (failed)"}
+
+
+def test_service_down_in_api_while_running(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    assert ctx.cloud is not None
+    ctx.cloud.services = [ServiceState("agent", "Open vSwitch agent", "network", False, "dead")]
+    data["network"].sections["logs"] = ["neutron-openvswitch-agent log 2026 ERROR x: AMQP unreachable"]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("service-down", "network")}
+    row = next(r for r in rows if r.failed)
+    assert "although neutron-openvswitch-agent runs" in row.cause and "AMQP unreachable" in row.cause
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("refused", "nothing listens"), ("auth", "wrong password"), ("unreachable", "no answer")],
+)
+def test_connectivity_tells_refused_from_wrong_password(
+    cluster: tuple[Context, dict[str, HostData]], status: str, words: str
+) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["probe"][0] = json.dumps(
+        {"target": "rabbitmq", "status": status, "detail": "10.10.10.51:5672"}
+    )
+    rows = run_checks(ctx)
+    assert failing(rows) == {("compute-connectivity", "compute1")}
+    row = next(r for r in rows if r.failed)
+    assert row.cause.startswith("RabbitMQ 10.10.10.51:5672") and words in row.cause
+
+
+def test_probe_results_ignore_noise() -> None:
+    lines = ["Traceback?", '{"target": "keystone", "status": "auth", "detail": "HTTP 401"}']
+    assert probe_results(lines) == {"keystone": ("auth", "HTTP 401")}
+
+
+def test_clock_skew_arithmetic() -> None:
+    rows = skew_rows({"controller": 100.0, "compute1": 100.5, "network": 100.0 + SKEW_FAIL_S + 1}, "controller")
+    by_host = {r.host: r for r in rows}
+    assert by_host["compute1"].status == "ok"
+    assert by_host["network"].status == "fail" and "+31.0 s from controller" in by_host["network"].cause
+    assert skew_rows({"controller": -3.0, "compute1": 0.0}, "controller")[0].status == "warn"
+    assert skew_rows({"controller": None, "compute1": 0.0}, "controller")[0].status == "skip"
+
+
+def test_clock_skew_in_the_cluster(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["compute1"].clock_offset = -45.0
+    assert failing(run_checks(ctx)) == {("clock-skew", "compute1")}
+
+
+def test_data_address_removed(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    tunnel = data["compute1"].sections["tunnel"]
+    tunnel.remove("addr=br-phy 10.20.20.53/24")
+    data["network"].sections["tunnel"] = [
+        line.replace("peer=10.20.20.53 yes", "peer=10.20.20.53 no") for line in data["network"].sections["tunnel"]
+    ]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("tunnel", "compute1"), ("tunnel", "network")}
+    mine = next(r for r in rows if r.failed and r.host == "compute1")
+    assert "local_ip 10.20.20.53 of the OVS agent is not on this host (expected on br-phy)" in mine.cause
+    assert mine.action is not None and mine.action.command == "networkctl reconfigure br-phy"
+    theirs = next(r for r in rows if r.failed and r.host == "network")
+    assert "compute1's data address 10.20.20.53 does not answer" in theirs.cause
+
+
+def test_tunnel_port_missing(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["network"].sections["tunnel"] = [
+        line for line in data["network"].sections["tunnel"] if "remote_ip=10.20.20.53" not in line
+    ]
+    rows = run_checks(ctx)
+    assert failing(rows) == {("tunnel", "network")}
+    row = next(r for r in rows if r.failed)
+    assert "no gre port on br-tun towards compute1 (10.20.20.53)" in row.cause
+    assert row.action is not None and "restart neutron-openvswitch-agent" in row.action.command
+
+
+def test_tunnel_ports_parse_ovs_csv() -> None:
+    data = HostData(
+        "n",
+        {
+            "tunnel": [
+                "brtun=gre-0a141435",
+                "brtun=patch-int",
+                'iface=gre-0a141435,gre,"df_default=true, in_key=flow, local_ip=10.20.20.52, '
+                'out_key=flow, remote_ip=10.20.20.53"',
+                "iface=patch-int,patch,peer=patch-tun",
+                'iface=gre-x,gre,"remote_ip=10.9.9.9"',
+            ]
+        },
+    )
+    assert tunnel_ports(data) == {"10.20.20.53": ("gre-0a141435", "gre")}
+
+
+def test_planned_interface_for_the_data_address(passwords: dict[str, str]) -> None:
+    _, plan = seed_plan(passwords)
+    from stackwright.steps import ClusterPlan
+
+    assert isinstance(plan, ClusterPlan)
+    assert planned_interface(plan.hosts["compute1"], "10.20.20.53") == "br-phy"
+    assert planned_interface(plan.hosts["compute1"], "10.20.20.99") is None
+
+
+def test_virt_type_kvm_where_kvm_cannot_run(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["virt"].append("virt_type=/etc/nova/nova-compute.conf kvm")
+    rows = run_checks(ctx)
+    assert failing(rows) == {("virt-type-kvm", "compute1")}
+    row = next(r for r in rows if r.failed)
+    assert "virt_type = kvm (/etc/nova/nova-compute.conf), but KVM cannot run guests here: " in row.cause
+    assert "kvm_pvm" in row.cause and "stackwright apply" in row.fix
+
+
+def test_effective_virt_type_follows_nova_compute_reading_order() -> None:
+    assert effective_virt_type([]) == ("kvm", "nova's default (no virt_type set)")
+    assert effective_virt_type(["/etc/nova/nova.conf qemu"])[0] == "qemu"
+    assert effective_virt_type(["/a qemu", "/b kvm"]) == ("kvm", "/b")
+
+
+def test_compute_not_mapped_to_a_cell(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["controller"].sections["cells"].remove("mapped=compute1")
+    rows = run_checks(ctx)
+    assert failing(rows) == {("cell-mapping", "compute1")}
+    row = next(r for r in rows if r.failed)
+    assert "not mapped to any cell" in row.cause
+    assert row.action is not None and row.action.host == "controller"
+    assert "discover_hosts --by-service" in row.action.command
+
+
+def test_drift_names_content_and_owner() -> None:
+    planned = {
+        "/etc/a": File("/etc/a", "x\n"),
+        "/etc/b": File("/etc/b", "y\n", mode=0o640, group="nova"),
+        "/etc/c": File("/etc/c", "z\n"),
+    }
+    lines = [
+        f"/etc/a 644 root root {sha256('x')}",
+        f"/etc/b 644 root root {sha256('y' + chr(10))}",
+        "/etc/c MISSING",
+    ]
+    assert drifted(planned, lines) == [
+        "/etc/a (content)",
+        "/etc/b (644 root:root, not 640 root:nova)",
+        "/etc/c (missing)",
+    ]
+
+
+def test_drift_in_the_cluster(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    files = data["compute1"].sections["files"]
+    i = next(i for i, line in enumerate(files) if line.startswith("file=/etc/nova/nova.conf "))
+    files[i] = files[i][:-64] + "0" * 64
+    rows = run_checks(ctx)
+    assert failing(rows) == {("config-drift", "compute1")}
+    assert "/etc/nova/nova.conf (content)" in next(r for r in rows if r.failed).cause
+
+
+def test_unknown_option_fails_validation(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["options"].append("E /etc/nova/nova.conf DEFAULT/no_such_option not found")
+    rows = run_checks(ctx)
+    assert failing(rows) == {("config-options", "compute1")}
+    assert "DEFAULT/no_such_option not found" in next(r for r in rows if r.failed).cause
+
+
+def test_options_findings_parse() -> None:
+    found = findings(["O /etc/x.conf validated", "E /etc/x.conf a/b not found", "noise", "W /etc/y dep"])
+    assert found == {"/etc/x.conf": {"O": ["validated"], "E": ["a/b not found"]}, "/etc/y": {"W": ["dep"]}}
+
+
+def test_sections_parse() -> None:
+    assert parse_sections("noise\n@@sw:a\nx=1\n@@sw:b\n@@sw:a\ny=2\n") == {"a": ["x=1", "y=2"], "b": []}
+
+
+def test_host_scripts_are_valid_sh_and_hold_no_secret(passwords: dict[str, str], tmp_path: Path) -> None:
+    import subprocess
+
+    loaded, plan = seed_plan(passwords)
+    from stackwright.inventory import LoadedInventory
+    from stackwright.steps import ClusterPlan
+
+    assert isinstance(loaded, LoadedInventory) and isinstance(plan, ClusterPlan)
+    for name, host_plan in plan.hosts.items():
+        script = host_script(loaded.model, name, host_plan)
+        for secret in passwords.values():
+            assert secret not in script
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0, name
+
+
+def test_probe_and_optcheck_compile() -> None:
+    import py_compile
+    from importlib import resources
+
+    for name in ("probe.py", "optcheck.py"):
+        path = resources.files("stackwright.checks.doctor").joinpath(name)
+        py_compile.compile(str(path), doraise=True)
