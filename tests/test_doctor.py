@@ -48,7 +48,8 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
             if service.running:
                 units += [f"Id={service.name}.service", "ActiveState=active", "SubState=running", ""]
         files = [
-            f"file={p} {f.mode:o} {f.owner} {f.group} {sha256(f.content)}" for p, f in host_plan.files().items()
+            f"file={p} {f.mode:o} {f.owner} {f.group} {sha256(f.content)}"
+            for p, f in host_plan.files().items()
         ]
         sections: dict[str, list[str]] = {"units": units, "logs": [], "files": files}
         sections["options"] = [f"O {p} validated" for ps in validated_files(host_plan).values() for p in ps]
@@ -230,7 +231,9 @@ def test_probe_results_ignore_noise() -> None:
 
 
 def test_clock_skew_arithmetic() -> None:
-    rows = skew_rows({"controller": 100.0, "compute1": 100.5, "network": 100.0 + SKEW_FAIL_S + 1}, "controller")
+    rows = skew_rows(
+        {"controller": 100.0, "compute1": 100.5, "network": 100.0 + SKEW_FAIL_S + 1}, "controller"
+    )
     by_host = {r.host: r for r in rows}
     assert by_host["compute1"].status == "ok"
     assert by_host["network"].status == "fail" and "+31.0 s from controller" in by_host["network"].cause
@@ -249,7 +252,8 @@ def test_data_address_removed(cluster: tuple[Context, dict[str, HostData]]) -> N
     tunnel = data["compute1"].sections["tunnel"]
     tunnel.remove("addr=br-phy 10.20.20.53/24")
     data["network"].sections["tunnel"] = [
-        line.replace("peer=10.20.20.53 yes", "peer=10.20.20.53 no") for line in data["network"].sections["tunnel"]
+        line.replace("peer=10.20.20.53 yes", "peer=10.20.20.53 no")
+        for line in data["network"].sections["tunnel"]
     ]
     rows = run_checks(ctx)
     assert failing(rows) == {("tunnel", "compute1"), ("tunnel", "network")}

@@ -1,7 +1,7 @@
 """doctor: diagnose a deployed cloud, host by host — the seed's troubleshooting section, and beyond.
 
 Each check lives in the module of its area and registers itself (`base.check`); importing this
-package registers them all, in the order the table shows them.
+package registers them all; ORDER is the order the table and the README show them in.
 """
 
 from stackwright.checks.doctor import (  # noqa: F401  (imported to register their checks)
@@ -18,4 +18,22 @@ from stackwright.checks.doctor import (  # noqa: F401  (imported to register the
 )
 from stackwright.checks.doctor.base import CHECKS, Check, Fix, Row
 
-__all__ = ["CHECKS", "Check", "Fix", "Row"]
+# The seed's two troubleshooting cases first, then from the host outwards.
+ORDER = (
+    "libvirtd",
+    "instances-ownership",
+    "service-down",
+    "compute-connectivity",
+    "clock-skew",
+    "tunnel",
+    "virt-type-kvm",
+    "cell-mapping",
+    "config-drift",
+    "config-options",
+)
+_registered = dict(CHECKS)
+CHECKS.clear()
+CHECKS.update({ident: _registered[ident] for ident in ORDER})
+CHECKS.update(_registered)
+
+__all__ = ["CHECKS", "ORDER", "Check", "Fix", "Row"]
