@@ -1,0 +1,272 @@
+"""doctor on the converged seed cloud (issue 6): no false alarm when healthy, then each way of
+breaking a real host is named with its cause, the safe fix (or `apply`) restores it, `verify` passes.
+
+Runs after test_cloud.py (marker `cloud`, file order). Every test that breaks a host repairs it in
+`finally`, even when it fails. A break that edits a managed file also (rightly) shows as config drift.
+Clock skew has no lab test: a container cannot set its clock (CAP_SYS_TIME) and faking the reading
+would test the fake; the arithmetic is tested offline (tests/test_doctor.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stackwright.releases.zed.controller import RABBITMQ_PASSWORD
+from tests.lab.conftest import SeedLab
+
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
+LIBVIRT_UNITS = "libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket libvirtd-tcp.socket"
+
+
+def stackwright(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", "from stackwright.cli import main; main()", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def doctor(lab: SeedLab, *args: str) -> tuple[int, dict[str, Any]]:
+    proc = stackwright("doctor", str(lab.inventory), "--json", *args)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return proc.returncode, data
+
+
+def failing(data: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c["id"], c["host"]) for c in data["checks"] if c["status"] in ("fail", "warn")}
+
+
+def causes(data: dict[str, Any], ident: str) -> str:
+    return " | ".join(c["cause"] for c in data["checks"] if c["id"] == ident and c["status"] == "fail")
+
+
+def tunnel_hosts(lab: SeedLab) -> list[str]:
+    return [h for h in lab.hosts if h != "controller"]
+
+
+def assert_verify(lab: SeedLab) -> None:
+    proc = stackwright("verify", str(lab.inventory), "--json", "--wait", "180", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def apply_limit(lab: SeedLab, host: str) -> None:
+    proc = stackwright("apply", str(lab.inventory), "--yes", "--no-upgrade", "--json", "--limit", host)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def healthy_after(lab: SeedLab, within_s: float = 120) -> dict[str, Any]:
+    """doctor again until every check passes (agents report in a few seconds after a restart)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        code, data = doctor(lab)
+        if code == 0 or time.monotonic() > deadline:
+            assert code == 0, failing(data)
+            return data
+        time.sleep(5)
+
+
+@pytest.fixture(scope="module")
+def cloud(seed_lab: SeedLab) -> Iterator[SeedLab]:
+    """The converged seed cloud, healthy before every test of this module."""
+    assert_verify(seed_lab)
+    yield seed_lab
+
+
+def test_healthy_cloud_has_no_false_alarm_in_under_10_s(cloud: SeedLab) -> None:
+    doctor(cloud)  # first run on these hosts generates the cached option data
+    start = time.monotonic()
+    code, data = doctor(cloud)
+    took = time.monotonic() - start
+    assert code == 0 and data["ok"], failing(data)
+    statuses = {(c["id"], c["host"]): c["status"] for c in data["checks"]}
+    assert set(statuses.values()) == {"ok"}, statuses
+    ids = {c["id"] for c in data["checks"]}
+    assert ids >= {"libvirtd", "instances-ownership", "service-down", "compute-connectivity", "clock-skew"}
+    assert ids >= {"tunnel", "virt-type-kvm", "cell-mapping", "config-drift", "config-options"}
+    assert took <= 10.0, f"doctor took {took:.1f} s"
+
+
+def test_libvirtd_stopped(cloud: SeedLab) -> None:
+    try:
+        cloud.check("compute1", f"systemctl stop {LIBVIRT_UNITS} libvirtd")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("libvirtd", "compute1")}
+        assert "libvirtd is inactive" in causes(data, "libvirtd")
+        assert "/run/libvirt/libvirt-sock" in causes(data, "libvirtd")
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+        assert any("started libvirtd" in f["description"] for f in data["fixes"])
+        assert cloud.check("compute1", "systemctl is-active libvirtd").strip() == "active"
+    finally:
+        cloud.exec("compute1", f"systemctl start {LIBVIRT_UNITS}; systemctl start libvirtd")
+    assert_verify(cloud)
+
+
+def test_instances_dir_owned_by_root(cloud: SeedLab) -> None:
+    try:
+        cloud.check("compute1", "chown root:root /var/lib/nova/instances")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("instances-ownership", "compute1")}
+        assert "owned by root:root, not nova:nova" in causes(data, "instances-ownership")
+        assert all("777" not in f["command"] for f in data["fixes"])
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+        assert "nova nova" in cloud.check("compute1", "stat -c '%U %G %a' /var/lib/nova/instances")
+        assert "755" in cloud.check("compute1", "stat -c '%a' /var/lib/nova/instances")
+    finally:
+        cloud.exec("compute1", "chown nova:nova /var/lib/nova/instances")
+    assert_verify(cloud)
+
+
+def test_rabbitmq_stopped(cloud: SeedLab) -> None:
+    computes = [h for h in cloud.hosts if h.startswith("compute")]
+    try:
+        cloud.check("controller", "systemctl stop rabbitmq-server", timeout=180)
+        code, data = doctor(cloud)
+        assert code == 1
+        expected = {("service-down", "controller")} | {("compute-connectivity", h) for h in computes}
+        assert failing(data) == expected
+        assert "rabbitmq-server is inactive" in causes(data, "service-down")
+        cause = causes(data, "compute-connectivity")
+        assert "RabbitMQ 10.10.10.51:5672: connection refused" in cause and "wrong password" not in cause
+        code, data = doctor(cloud, "--fix")
+        assert any(f["description"] == "started rabbitmq-server" for f in data["fixes"])
+    finally:
+        cloud.exec("controller", "systemctl start rabbitmq-server", timeout=180)
+    healthy_after(cloud, 180)
+    assert_verify(cloud)
+
+
+def test_rabbitmq_password_changed_on_one_side(cloud: SeedLab) -> None:
+    computes = [h for h in cloud.hosts if h.startswith("compute")]
+    try:
+        cloud.check("controller", "echo NotTheRightPassword1 | rabbitmqctl change_password openstack")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("compute-connectivity", h) for h in computes}
+        cause = causes(data, "compute-connectivity")
+        assert "wrong password" in cause and "refused the login of user openstack" in cause
+        assert "connection refused" not in cause
+        assert "NotTheRightPassword1" not in json.dumps(data)
+    finally:
+        cloud.check("controller", f"rabbitmqctl change_password openstack < {RABBITMQ_PASSWORD}")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+def test_data_address_removed(cloud: SeedLab) -> None:
+    others = {("tunnel", h) for h in tunnel_hosts(cloud) if h != "compute1"}
+    try:
+        cloud.check("compute1", "ip addr del 10.20.20.53/24 dev br-phy")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("tunnel", "compute1")} | others
+        cause = causes(data, "tunnel")
+        assert "local_ip 10.20.20.53 of the OVS agent is not on this host (expected on br-phy)" in cause
+        assert "compute1's data address 10.20.20.53 does not answer" in cause
+        code, data = doctor(cloud, "--fix")
+        assert any(f["command"] == "networkctl reconfigure br-phy" for f in data["fixes"])
+        assert code == 0, failing(data)
+    finally:
+        cloud.exec(
+            "compute1", "ip -4 addr show dev br-phy | grep -q 10.20.20.53 || networkctl reconfigure br-phy"
+        )
+    assert_verify(cloud)
+
+
+def test_tunnel_port_deleted(cloud: SeedLab) -> None:
+    port = cloud.check(
+        "network",
+        "ovs-vsctl --format=csv --data=bare --no-headings --columns=name find Interface "
+        "options:remote_ip=10.20.20.53",
+    ).strip()
+    assert port, "no tunnel port towards compute1 on the network node"
+    try:
+        cloud.check("network", f"ovs-vsctl del-port br-tun {port}")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("tunnel", "network")}
+        assert "no gre port on br-tun towards compute1 (10.20.20.53)" in causes(data, "tunnel")
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+        assert any("restarted neutron-openvswitch-agent" in f["description"] for f in data["fixes"])
+    finally:
+        missing = cloud.exec("network", "ovs-vsctl list-ports br-tun | grep -qx " + port).returncode != 0
+        if missing:
+            cloud.exec("network", "systemctl restart neutron-openvswitch-agent")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+def test_virt_type_kvm_where_kvm_cannot_run(cloud: SeedLab) -> None:
+    conf = "/etc/nova/nova-compute.conf"
+    try:
+        cloud.check("compute1", f"printf '\\n[libvirt]\\nvirt_type = kvm\\n' >> {conf}")
+        code, data = doctor(cloud)
+        assert code == 1
+        # The hand edit is also drift from the plan: both name it.
+        assert failing(data) == {("virt-type-kvm", "compute1"), ("config-drift", "compute1")}
+        assert f"virt_type = kvm ({conf}), but KVM cannot run guests here" in causes(data, "virt-type-kvm")
+        assert conf in causes(data, "config-drift")
+        apply_limit(cloud, "compute1")
+    finally:
+        if "virt_type = kvm" in cloud.check("compute1", f"cat {conf}"):
+            apply_limit(cloud, "compute1")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+def test_compute_node_not_mapped_to_a_cell(cloud: SeedLab) -> None:
+    discover = 'su -s /bin/sh -c "nova-manage cell_v2 discover_hosts --by-service" nova'
+    try:
+        cloud.check("controller", "mysql -e \"DELETE FROM nova_api.host_mappings WHERE host = 'compute1'\"")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("cell-mapping", "compute1")}
+        assert "not mapped to any cell" in causes(data, "cell-mapping")
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+    finally:
+        mapped = cloud.check("controller", 'mysql -N -e "SELECT host FROM nova_api.host_mappings"').split()
+        if "compute1" not in mapped:
+            cloud.check("controller", discover)
+    assert_verify(cloud)
+
+
+def test_managed_file_edited(cloud: SeedLab) -> None:
+    path = "/etc/modules-load.d/neutron-br_netfilter.conf"
+    try:
+        cloud.check("compute1", f"echo '# edited by hand' >> {path}")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("config-drift", "compute1")}
+        assert f"{path} (content)" in causes(data, "config-drift")
+        apply_limit(cloud, "compute1")
+    finally:
+        if "edited by hand" in cloud.check("compute1", f"cat {path}"):
+            apply_limit(cloud, "compute1")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+def test_unknown_option_in_nova_conf(cloud: SeedLab) -> None:
+    path = "/etc/nova/nova.conf"
+    try:
+        cloud.check("compute1", f"sed -i 's/^\\[DEFAULT\\]$/[DEFAULT]\\nno_such_option = 1/' {path}")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("config-options", "compute1"), ("config-drift", "compute1")}
+        assert "DEFAULT/no_such_option not found" in causes(data, "config-options")
+        apply_limit(cloud, "compute1")
+    finally:
+        if "no_such_option" in cloud.check("compute1", f"cat {path}"):
+            apply_limit(cloud, "compute1")
+    healthy_after(cloud)
+    assert_verify(cloud)
