@@ -64,8 +64,8 @@ def main() -> None:
         failing = [c for c in checks if c["status"] != "ok"]
         times.append(took)
         print(
-            f"doctor on {len(hosts)} hosts: {took:.2f} s (inside: {data['seconds']} s), {len(checks)} results, "
-            f"{len(failing)} not ok"
+            f"doctor on {len(hosts)} hosts: {took:.2f} s (inside: {data['seconds']} s), "
+            f"{len(checks)} results, {len(failing)} not ok"
         )
     print(
         f"median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s "
