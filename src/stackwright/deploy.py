@@ -71,11 +71,8 @@ def open_session(
 def run_preflight(session: Session) -> None:
     import gevent
 
-    offline = plan_cluster(session.loaded, session.passwords, release_name=session.release.name)
     jobs = {
-        name: gevent.spawn(
-            preflight_host, session.remotes[name], session.loaded.model, session.release, offline.hosts[name]
-        )
+        name: gevent.spawn(preflight_host, session.remotes[name], session.loaded.model, session.release)
         for name in session.remotes
     }
     gevent.joinall(list(jobs.values()))

@@ -16,7 +16,6 @@ from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
 from stackwright.inventory import Inventory
 from stackwright.releases.base import Release
-from stackwright.steps import HostPlan
 
 CLOCK_FAIL_S = 30.0  # tokens and RabbitMQ heartbeats fail well before this
 CLOCK_WARN_S = 2.0
@@ -90,7 +89,7 @@ def gather(remote: Remote) -> tuple[dict[str, list[str]], float]:
     return values, skew
 
 
-def preflight_host(remote: Remote, inventory: Inventory, release: Release, plan: HostPlan) -> Preflight:
+def preflight_host(remote: Remote, inventory: Inventory, release: Release) -> Preflight:
     values, skew = gather(remote)
     node = inventory.nodes[remote.name]
     report = Preflight(remote.name)

@@ -67,18 +67,17 @@ def lock_holder() -> str:
 
 def acquire_lock(remote: Remote) -> None:
     """Create the lock with noclobber; clear it only if its holder (on this machine) is gone."""
-    me = lock_holder()
     script = f"""set -C
-if ( echo {shlex.quote(me)} > {LOCK} ) 2>/dev/null; then echo acquired; else cat {LOCK}; fi
+if ( echo {shlex.quote(lock_holder())} > {LOCK} ) 2>/dev/null; then echo acquired; else cat {LOCK}; fi
 """
-    result = remote.run("sh -s", stdin=script)
-    if result.stdout.startswith("acquired"):
-        return
-    holder = result.stdout.strip()
-    if _holder_is_gone(holder):
+    for _ in range(2):  # a second try only after clearing a stale lock
+        result = remote.run("sh -s", stdin=script)
+        if result.stdout.startswith("acquired"):
+            return
+        holder = result.stdout.strip()
+        if not _holder_is_gone(holder):
+            break
         remote.run(f"rm -f {LOCK}")
-        acquire_lock(remote)
-        return
     raise RemoteError(
         remote.name,
         "lock",
