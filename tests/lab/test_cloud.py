@@ -170,6 +170,28 @@ def test_smoke_vm_gets_its_lease_and_metadata_across_the_tunnel(seed_lab: SeedLa
     TIMINGS.update({f"smoke {p['name']}": p["seconds"] for p in smoke["phases"]})
 
 
+def boot_id(lab: SeedLab, host: str) -> str:
+    return lab.check(host, "cat /proc/sys/kernel/random/boot_id").strip()
+
+
+def test_reboot_required_is_reported_then_done_with_allow_reboot(seed_lab: SeedLab) -> None:
+    before = boot_id(seed_lab, "compute1")
+    seed_lab.check("compute1", "touch /var/run/reboot-required")
+    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1")
+    assert report["hosts"]["compute1"]["reboot_required"] is True
+    assert boot_id(seed_lab, "compute1") == before  # never without --allow-reboot
+    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1", "--allow-reboot")
+    compute = report["hosts"]["compute1"]
+    assert compute["ok"] and compute["reboot_required"] is False, compute
+    assert boot_id(seed_lab, "compute1") != before
+    # the host came back by itself: addresses, bridges and services, and the cloud still answers
+    assert "10.20.20.53/24" in seed_lab.check("compute1", "ip -4 -o addr show dev br-phy")
+    for unit in ("libvirtd", "neutron-openvswitch-agent", "nova-compute"):
+        assert seed_lab.check("compute1", f"systemctl is-active {unit}").strip() == "active", unit
+    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
 def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
     secrets = yaml.safe_load((seed_lab.inventory.parent / "passwords.yaml").read_text()).values()
     logs = sorted((Path.home() / ".local/state/stackwright").glob("apply-*.log"))[-3:]

@@ -104,14 +104,16 @@ def release_lock(remote: Remote) -> None:
 
 
 def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostReport) -> None:
-    """The guide's first section: apt update (when stale or packages are missing) and full-upgrade."""
+    """The guide's first section: apt update and full-upgrade when the package lists are older
+    than APT_FRESH_SECONDS (like Ansible's cache_valid_time) or packages are missing; then, if
+    the host says it needs a reboot, reboot it (--allow-reboot) or report that it needs one."""
+    if options.dry_run:
+        return
     missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
     stale = not remote.run(
         f"find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newermt '-{APT_FRESH_SECONDS} seconds' "
         "| grep -q ."
     ).ok
-    if options.dry_run or not (missing or stale or options.upgrade):
-        return
     if missing or stale:
         remote.check(
             "DEBIAN_FRONTEND=noninteractive apt-get update -q",
@@ -131,7 +133,7 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
     if report.reboot_required and options.allow_reboot:
         reboot(remote)
         report.reboot_required = False
-        report.outcomes.append(Outcome(_REBOOT, True, "rebooted after the upgrade"))
+        report.outcomes.append(Outcome(_REBOOT, True, "rebooted (the host required it)"))
 
 
 def reboot(remote: Remote, within_s: float = 300.0) -> None:

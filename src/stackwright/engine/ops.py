@@ -435,8 +435,9 @@ def network_config(run: HostRun, step: Step) -> Outcome:
             "",
         ]
     )
-    result = run.remote.run("sh -s", stdin=script, timeout=60)
-    if not result.ok:
+    result = run.remote.run("sh -s", stdin=script, timeout=30)
+    lost_contact = result.rc == 124  # the change cut our connection before the script could answer
+    if not result.ok and not lost_contact:
         raise RemoteError(
             run.remote.name,
             "write network configuration",
@@ -451,6 +452,8 @@ def network_config(run: HostRun, step: Step) -> Outcome:
             f"the host rolls back to the previous files within {ROLLBACK_AFTER_S} s; check the interface "
             "names and addresses in the inventory",
         )
+    if lost_contact:
+        run.remote.reconnect(within_s=30)
     run.remote.check(
         f"systemctl stop {ROLLBACK_UNIT}.timer && rm -rf {ROLLBACK_DIR}",
         hint=f"cancel the rollback timer {ROLLBACK_UNIT}.timer by hand",
