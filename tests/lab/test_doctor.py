@@ -263,10 +263,52 @@ def test_unknown_option_in_nova_conf(cloud: SeedLab) -> None:
         code, data = doctor(cloud)
         assert code == 1
         assert failing(data) == {("config-options", "compute1"), ("config-drift", "compute1")}
-        assert "DEFAULT/no_such_option not found" in causes(data, "config-options")
+        assert "DEFAULT/no_such_option is not part of the sample config" in causes(data, "config-options")
         apply_limit(cloud, "compute1")
     finally:
         if "no_such_option" in cloud.check("compute1", f"cat {path}"):
+            apply_limit(cloud, "compute1")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+def test_placement_api_stopped(cloud: SeedLab) -> None:
+    computes = [h for h in cloud.hosts if h.startswith("compute")]
+    try:
+        cloud.check("controller", "systemctl stop placement-api")
+        code, data = doctor(cloud)
+        assert code == 1
+        expected = {("service-down", "controller")} | {("compute-connectivity", h) for h in computes}
+        assert failing(data) == expected
+        assert "placement-api is inactive" in causes(data, "service-down")
+        cause = causes(data, "compute-connectivity")
+        assert "Placement http://10.10.10.51:8778" in cause and "connection refused" in cause
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+        assert any(f["description"] == "started placement-api" for f in data["fixes"])
+    finally:
+        cloud.exec("controller", "systemctl start placement-api")
+    assert_verify(cloud)
+
+
+def test_keystone_password_wrong_on_the_compute_side(cloud: SeedLab) -> None:
+    path = "/etc/nova/nova.conf"
+    edit = (
+        'awk \'/^\\[/{s=$0} s=="[placement]" && /^password = /{print "password = NotTheRightOne2"; next} '
+        f"{{print}}' {path} > /tmp/nova.conf.new && cat /tmp/nova.conf.new > {path} && rm /tmp/nova.conf.new"
+    )
+    try:
+        cloud.check("compute1", edit)
+        code, data = doctor(cloud)
+        assert code == 1
+        # A hand edit of a managed file is drift too.
+        assert failing(data) == {("compute-connectivity", "compute1"), ("config-drift", "compute1")}
+        cause = causes(data, "compute-connectivity")
+        assert "Keystone" in cause and "HTTP 401" in cause and "wrong password" in cause
+        assert "NotTheRightOne2" not in json.dumps(data)
+        apply_limit(cloud, "compute1")
+    finally:
+        if "NotTheRightOne2" in cloud.check("compute1", f"cat {path}"):
             apply_limit(cloud, "compute1")
     healthy_after(cloud)
     assert_verify(cloud)
