@@ -376,7 +376,7 @@ done
 
 ROLLBACK_DIR = f"{STATE_DIR}/net-rollback"
 ROLLBACK_UNIT = "stackwright-net-rollback"
-ROLLBACK_AFTER_S = 45
+ROLLBACK_AFTER_S = 90  # > the script's 30 s timeout + PROBE_WAIT_S, so a late answer is not mistaken
 PROBE_WAIT_S = 20.0
 
 
@@ -454,10 +454,17 @@ def network_config(run: HostRun, step: Step) -> Outcome:
         )
     if lost_contact:
         run.remote.reconnect(within_s=30)
-    run.remote.check(
-        f"systemctl stop {ROLLBACK_UNIT}.timer && rm -rf {ROLLBACK_DIR}",
-        hint=f"cancel the rollback timer {ROLLBACK_UNIT}.timer by hand",
+    cancelled = run.remote.run(
+        f"systemctl is-active -q {ROLLBACK_UNIT}.timer && systemctl stop {ROLLBACK_UNIT}.timer"
+        f" && rm -rf {ROLLBACK_DIR}"
     )
+    if not cancelled.ok:
+        raise RemoteError(
+            run.remote.name,
+            "network configuration",
+            Result(1, "", "the host had already rolled the change back"),
+            f"look at `journalctl -u {ROLLBACK_UNIT}` on the host; apply again once it answers",
+        )
     run.changed_files.update(f.path for f in changed)
     return Outcome(step, True, f"applied {len(changed)} files; host still answers", diff=diff)
 
