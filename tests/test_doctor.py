@@ -402,3 +402,24 @@ def test_probe_and_optcheck_compile() -> None:
     for name in ("probe.py", "optcheck.py"):
         path = resources.files("stackwright.checks.doctor").joinpath(name)
         py_compile.compile(str(path), doraise=True)
+
+
+def test_a_host_that_does_not_answer_is_a_failing_row(
+    passwords: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackwright.checks.doctor import runner
+    from stackwright.inventory import load_inventory
+    from stackwright.yamlsource import UserError
+
+    def refuse(inventory: object, names: list[str]) -> dict[str, object]:
+        raise UserError(f"cannot reach {names[0]} over SSH")
+
+    monkeypatch.setattr(runner, "connect", refuse)
+    monkeypatch.setattr(runner, "gather_cloud", lambda *_: CloudData(error="not asked"))
+    loaded = load_inventory(SEED)
+    report, remotes = runner.run_doctor(loaded, passwords, release="zed", hosts=["compute1"])
+    assert remotes == {}
+    assert not report.ok
+    reach = [r for r in report.rows if r.id == "reach"]
+    assert [(r.host, r.status) for r in reach] == [("compute1", "fail")]
+    assert "cannot reach compute1 over SSH" in reach[0].cause

@@ -73,6 +73,21 @@ def _examine(
     return facts
 
 
+def connect_each(loaded: LoadedInventory, names: list[str], data: dict[str, HostData]) -> dict[str, Remote]:
+    """Connect to every host in parallel; one that does not answer is a failing row, not an abort."""
+    import gevent
+
+    jobs = {name: gevent.spawn(connect, loaded.model, [name]) for name in names}
+    gevent.joinall(list(jobs.values()), timeout=60)
+    remotes: dict[str, Remote] = {}
+    for name, job in jobs.items():
+        if isinstance(job.value, dict) and name in job.value:
+            remotes[name] = job.value[name]
+        else:
+            data[name].error = str(job.exception or "SSH connection timed out")[:300]
+    return remotes
+
+
 def run_doctor(
     loaded: LoadedInventory,
     passwords: Mapping[str, str],
@@ -87,12 +102,14 @@ def run_doctor(
     inventory = loaded.model
     # The controller is the clock's reference and holds the cell mappings: always examined.
     names = list(dict.fromkeys([*hosts, inventory.controller_name]))
-    if remotes is None:
-        remotes = connect(inventory, names)
-    cloud_job = gevent.spawn(gather_cloud, inventory, passwords)
     data = {name: HostData(name) for name in names}
+    if remotes is None:
+        remotes = connect_each(loaded, names, data)
+    cloud_job = gevent.spawn(gather_cloud, inventory, passwords)
     jobs = {
-        name: gevent.spawn(_examine, remotes[name], loaded, passwords, release, data[name]) for name in names
+        name: gevent.spawn(_examine, remotes[name], loaded, passwords, release, data[name])
+        for name in names
+        if name in remotes
     }
     gevent.joinall([*jobs.values(), cloud_job], timeout=600)
     facts: dict[str, HostFacts] = {}
