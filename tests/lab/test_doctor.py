@@ -312,3 +312,18 @@ def test_keystone_password_wrong_on_the_compute_side(cloud: SeedLab) -> None:
             apply_limit(cloud, "compute1")
     healthy_after(cloud)
     assert_verify(cloud)
+
+
+def test_neutron_agent_stopped(cloud: SeedLab) -> None:
+    try:
+        cloud.check("compute1", "systemctl stop neutron-openvswitch-agent")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("service-down", "compute1")}
+        assert "neutron-openvswitch-agent is inactive (dead)" in causes(data, "service-down")
+        code, data = doctor(cloud, "--fix")
+        assert any(f["description"] == "started neutron-openvswitch-agent" for f in data["fixes"])
+    finally:
+        cloud.exec("compute1", "systemctl start neutron-openvswitch-agent")
+    healthy_after(cloud)
+    assert_verify(cloud)
