@@ -460,11 +460,13 @@ def _fix_and_recheck(
     show_fixes(report, console, pw.masker())
     if not fixes:
         return report
-    fixed = {(f.fix.host, f.fix.description) for f in fixes if f.ok}
+    applied = {f.fix for f in fixes if f.ok}
     deadline = time.monotonic() + 90
     while True:
         again, _ = run_doctor(loaded, pw, release=release, hosts=hosts, remotes=remotes)
-        if again.ok or time.monotonic() > deadline or not fixed:
+        # Wait only for what a fix should mend: a row whose fix ran and that still fails.
+        waiting = [r for r in again.rows if r.failed and r.action in applied]
+        if not waiting or time.monotonic() > deadline:
             break
         console.print("[dim]not yet passing after the fixes — checking again in 5 s[/dim]")
         time.sleep(5)
