@@ -7,6 +7,7 @@ controller + network first, then the compute node alone (the seed), then the who
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -190,6 +191,76 @@ def test_reboot_required_is_reported_then_done_with_allow_reboot(seed_lab: SeedL
         assert seed_lab.check("compute1", f"systemctl is-active {unit}").strip() == "active", unit
     proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_changing_one_option_restarts_only_the_services_that_read_it(seed_lab: SeedLab) -> None:
+    original = seed_lab.inventory.read_text()
+    seed_lab.inventory.write_text(
+        original + "overrides:\n  /etc/neutron/l3_agent.ini: {DEFAULT: {debug: true}}\n"
+    )
+    try:
+        report = apply_json(seed_lab, "--no-upgrade")
+        restarted = {
+            host: result["restarted"] for host, result in report["hosts"].items() if result["restarted"]
+        }
+        assert restarted == {"network": ["neutron-l3-agent"]}
+        changed = {h: [c["path"] for c in r["changes"]] for h, r in report["hosts"].items() if r["changes"]}
+        assert changed == {"network": ["/etc/neutron/l3_agent.ini", None]}
+    finally:
+        seed_lab.inventory.write_text(original)
+    report = apply_json(seed_lab, "--no-upgrade")
+    assert {h: r["restarted"] for h, r in report["hosts"].items() if r["restarted"]} == {
+        "network": ["neutron-l3-agent"]
+    }
+
+
+SCAN = r"""
+set -u
+find /etc /var/lib /var/log /var/cache /usr/local /opt /root /home /srv /tmp /run -xdev -type f \
+  -perm -004 -size -4M -print0 2>/dev/null | xargs -0 -r grep -l -F -f "$1" 2>/dev/null
+ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
+"""
+
+
+def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(seed_lab: SeedLab) -> None:
+    values = yaml.safe_load((seed_lab.inventory.parent / "passwords.yaml").read_text()).values()
+    patterns = "\n".join(values) + "\n"
+    leaks = {}
+    for host in seed_lab.hosts:
+        seed_lab.check(host, f"umask 077; printf '%s' '{patterns}' > /run/sw-scan-patterns")
+        try:
+            found = seed_lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
+        finally:
+            seed_lab.check(host, "rm -f /run/sw-scan-patterns")
+        if found:
+            leaks[host] = found.splitlines()
+    assert leaks == {}
+
+
+def test_default_and_anonymous_credentials_are_rejected(seed_lab: SeedLab) -> None:
+    """The guide's choices, closed: libvirt TCP without auth, MySQL and RabbitMQ default users."""
+    virsh = seed_lab.exec(
+        "compute1",
+        "LIBVIRT_AUTH_FILE=/dev/null timeout 20 virsh -c qemu+tcp://10.10.10.53/system list </dev/null",
+    )
+    assert virsh.returncode != 0 and "auth" in (virsh.stderr + virsh.stdout).lower(), virsh
+    for user, password in (("root", ""), ("novaUser", "novaPass"), ("nova", "novaPass"), ("root", "root")):
+        mysql = seed_lab.exec(
+            "controller", f"mysql -h 10.10.10.51 -u {user} --password='{password}' -e 'SELECT 1' 2>&1"
+        )
+        assert mysql.returncode != 0 and "denied" in mysql.stdout, (user, mysql.stdout)
+    rabbit = seed_lab.exec("controller", "rabbitmqctl authenticate_user guest guest 2>&1")
+    assert rabbit.returncode != 0, rabbit.stdout
+
+
+def test_files_holding_secrets_are_0640_root_and_their_service_group(seed_lab: SeedLab) -> None:
+    plan = expected_plan(seed_lab)
+    for host in ("controller", "network", "compute1"):
+        for path, file in plan.hosts[host].files().items():
+            if file.secret:
+                stat = seed_lab.check(host, f"stat -c '%a %U %G' {path}").split()
+                assert stat[1] == "root" and stat[0] in ("640", "600"), (host, path, stat)
+                assert stat[2] in (file.group, "root"), (host, path, stat)
 
 
 def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
