@@ -86,9 +86,10 @@ def compute_script() -> str:
         + "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(3)\n"
         f'try:\n s.connect("{LIBVIRT_SOCK}"); print("connect=ok")\n'
         'except OSError as e: print("connect=" + (e.strerror or type(e).__name__))\' 2>/dev/null\n'
-        "tail -n 2000 /var/log/nova/nova-compute.log 2>/dev/null | "
-        "grep -E 'libvirt-sock|Failed to connect socket|Connection to libvirt (failed|lost)' | tail -n 1 | "
-        "cut -c1-400 | sed 's/^/logged=/'\n"
+        "tail -n 2000 /var/log/nova/nova-compute.log 2>/dev/null | grep -E 'Failed to connect socket' | "
+        "tail -n 1 | cut -c1-400 | sed 's/^/logged=/'\n"
+        "tail -n 2000 /var/log/nova/nova-compute.log 2>/dev/null | grep -E 'Connection to libvirt lost' | "
+        "tail -n 1 | cut -c1-400 | sed 's/^/lost=/'\n"
         + _section("instances")
         + f"stat -c 'stat=%n %U %G %a' /var/lib/nova {INSTANCES} 2>/dev/null\n"
         f"find {INSTANCES} -xdev -mindepth 1 -maxdepth 2 ! -user nova ! -user {QEMU_USER} ! -user root "

@@ -27,7 +27,7 @@ def libvirtd(ctx: Context) -> list[Row]:
             rows.append(ok("libvirtd", host, f"{LIBVIRT_SOCK} accepts connections (libvirtd {service})"))
             continue
         why = "is missing" if sock == "missing" else f"refuses connections ({connect})"
-        logged = data.value("libvirt", "logged")
+        logged = data.value("libvirt", "logged") or data.value("libvirt", "lost")
         cause = f"libvirtd is {service}, libvirtd.socket is {socket_unit}: {LIBVIRT_SOCK} {why}"
         if logged:
             cause += f"; nova-compute logged: {logged}"
