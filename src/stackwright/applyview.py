@@ -102,7 +102,8 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
                     style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
                     console.print(Text("    " + line, style=style), highlight=False)
         if report.error:
-            console.print(f"  [red]cannot plan:[/red] {mask(str(report.error))}")
+            why = report.error.result.tail(3) or str(report.error)
+            console.print(f"  [red]cannot plan:[/red] {mask(why)}", highlight=False)
     return total
 
 

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackwright.checks.preflight import Preflight, preflight_host
+from stackwright.checks.preflight import CheckLine, Preflight, preflight_host
 from stackwright.context import HostFacts
 from stackwright.engine.converge import HostReport, Options, Progress, converge_host
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.remote import Remote, connect
+from stackwright.engine.remote import UNREACHABLE_HINT, Remote, RemoteError, Result, connect_reachable
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
 from stackwright.releases import get_release
@@ -30,6 +30,7 @@ class Session:
     release: Release
     hosts: list[str]  # the hosts to converge (--limit)
     remotes: dict[str, Remote] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)  # name -> why (other hosts go on)
     preflights: dict[str, Preflight] = field(default_factory=dict)
     plan: ClusterPlan | None = None
 
@@ -64,7 +65,13 @@ def open_session(
     planned = plan_cluster(loaded, passwords, release_name=release.name)
     extra = [runner for runner, waits, _ in planned.after if set(waits) & set(session.hosts)]
     names = list(dict.fromkeys([*session.hosts, *extra]))
-    session.remotes = connect(loaded.model, names)
+    session.remotes, session.unreachable = connect_reachable(loaded.model, names)
+    for name, why in session.unreachable.items():
+        session.preflights[name] = Preflight(name, [CheckLine("ssh", False, f"{why} — {UNREACHABLE_HINT}")])
+    if not session.remotes:
+        raise UserError(
+            f"cannot reach any host over SSH: {'; '.join(session.unreachable.values())} — {UNREACHABLE_HINT}"
+        )
     return session
 
 
@@ -75,10 +82,16 @@ def run_preflight(session: Session) -> None:
         name: gevent.spawn(preflight_host, session.remotes[name], session.loaded.model, session.release)
         for name in session.remotes
     }
+    # unreachable hosts already hold their failing "ssh" line (open_session)
     gevent.joinall(list(jobs.values()))
     for name, job in jobs.items():
         if job.value is None:
-            raise UserError(f"{name}: preflight could not run ({job.exception}) — check SSH access")
+            failed = Preflight(name)
+            failed.lines.append(
+                CheckLine("preflight", False, f"could not run: {job.exception} — check SSH access")
+            )
+            session.preflights[name] = failed
+            continue
         session.preflights[name] = job.value
     facts: Mapping[str, HostFacts] = {n: p.facts for n, p in session.preflights.items()}
     session.plan = plan_cluster(
@@ -92,7 +105,7 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
 
     assert session.plan is not None
     plan = session.plan
-    runnable = [name for name in session.hosts if session.preflights[name].ok]
+    runnable = [name for name in session.hosts if name in session.remotes and session.preflights[name].ok]
     milestones = Milestones(set(runnable))
     jobs = {
         name: gevent.spawn(
@@ -102,6 +115,11 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
     }
     gevent.joinall(list(jobs.values()))
     reports = {name: _value(name, job) for name, job in jobs.items()}
+    for name, why in session.unreachable.items():
+        if name in session.hosts:
+            reports[name] = HostReport(
+                name, error=RemoteError(name, "connect", Result(1, "", why), UNREACHABLE_HINT)
+            )
     for runner, waits_for, steps in plan.after:
         involved = set(waits_for) & set(session.hosts)
         if not involved or runner not in session.remotes:
@@ -118,8 +136,6 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
 
 
 def _value(name: str, job: object) -> HostReport:
-    from stackwright.engine.remote import RemoteError, Result
-
     value = getattr(job, "value", None)
     if isinstance(value, HostReport):
         return value

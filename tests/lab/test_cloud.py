@@ -128,6 +128,29 @@ def test_stale_lock_of_a_dead_run_on_this_machine_is_cleared(seed_lab: SeedLab) 
     assert seed_lab.exec("compute1", "test -e /run/stackwright.lock").returncode == 1
 
 
+def test_unreachable_host_and_wrong_ssh_user_fail_alone(seed_lab: SeedLab) -> None:
+    """A host that is down and one that refuses our login are named; the other hosts converge."""
+    variant = seed_lab.inventory.with_name("unreachable.yaml")  # beside it: same passwords.yaml
+    text = seed_lab.inventory.read_text().replace(
+        "nodes:\n", "nodes:\n  ghost: {roles: [compute], management: 10.10.10.99, data: 10.20.20.99}\n", 1
+    )
+    text = text.replace("    data: 10.20.20.53\n", "    data: 10.20.20.53\n    ssh: {user: nobody}\n", 1)
+    variant.write_text(text)
+    try:
+        proc = stackwright(
+            "apply", str(variant), "--yes", "--json", "--no-upgrade", "--limit", "ghost,compute1,network"
+        )
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        hosts = json.loads(proc.stdout)["hosts"]
+        assert hosts["network"]["ok"] and hosts["network"]["changed"] == 0
+        assert "ghost (10.10.10.99)" in hosts["ghost"]["error"]["output"]
+        assert "compute1 (10.10.10.53)" in hosts["compute1"]["error"]["output"]
+        assert "Authentication" in hosts["compute1"]["error"]["output"]
+        assert "Traceback" not in proc.stderr
+    finally:
+        variant.unlink()
+
+
 def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(seed_lab: SeedLab) -> None:
     path = "/etc/nova/nova.conf"
     seed_lab.check("compute1", f"echo '# edited by hand' >> {path}")

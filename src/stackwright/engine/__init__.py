@@ -8,7 +8,11 @@ def patch() -> None:
 
     Must run before paramiko/pyinfra are imported; the CLI calls it for engine commands only.
     """
+    import logging
+
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
         monkey.patch_all()
+    # pyinfra logs connection errors itself; we report every host's outcome in our own words.
+    logging.getLogger("pyinfra").setLevel(logging.CRITICAL)

@@ -11,6 +11,7 @@ own CLI does, so that hosts run in parallel greenlets.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shlex
 import socket
@@ -128,6 +129,25 @@ def connect(
     inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
 ) -> dict[str, Remote]:
     """Connect to every named host in parallel; unreachable hosts raise one UserError naming them."""
+    remotes, failed = connect_reachable(inventory, names, timeout=timeout, verbose=verbose)
+    if failed:
+        raise UserError(
+            f"cannot reach {', '.join(failed)} over SSH — check the host is up, its address and "
+            "root's SSH key/config (for lab hosts: `stackwright lab status FILE`)"
+        )
+    return remotes
+
+
+UNREACHABLE_HINT = (
+    "check the host is up, its address (nodes.<name>.ssh.host or management) and root's SSH key and "
+    "known_hosts (for lab hosts: `stackwright lab status FILE`)"
+)
+
+
+def connect_reachable(
+    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+) -> tuple[dict[str, Remote], dict[str, str]]:
+    """Connect to every named host in parallel: ({name: Remote}, {unreachable name: why})."""
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all
     from pyinfra.api.inventory import Inventory as PyinfraInventory
@@ -137,25 +157,33 @@ def connect(
     # pyinfra's constructors carry no annotations
     pyinfra_inventory = PyinfraInventory((hosts, {}))  # type: ignore[no-untyped-call]
     state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=timeout))  # type: ignore[no-untyped-call]
-    try:
+    errors: dict[str, str] = {}
+    state.add_callback_handler(_connect_errors(errors))  # type: ignore[no-untyped-call]
+    with contextlib.suppress(Exception):  # pyinfra raises when every host failed; each is reported below
         connect_all(state)
-    except Exception as exc:  # pyinfra raises PyinfraError when every host failed
-        raise UserError(f"cannot connect over SSH: {exc} — check the hosts are up and the SSH key") from None
     remotes: dict[str, Remote] = {}
-    failed: list[str] = []
+    failed: dict[str, str] = {}
     for name in names:
         host = state.inventory.get_host(name)
         if not host.connected:
-            failed.append(f"{name} ({ssh_target(inventory, name)['ssh_hostname']})")
+            address = ssh_target(inventory, name)["ssh_hostname"]
+            failed[name] = f"{name} ({address}): {errors.get(name, 'no SSH connection')}"
             continue
         _no_delay(host)
         remotes[name] = Remote(name, host, verbose)
-    if failed:
-        raise UserError(
-            f"cannot reach {', '.join(failed)} over SSH — check the host is up, its address and "
-            "root's SSH key/config (for lab hosts: `stackwright lab status FILE`)"
-        )
-    return remotes
+    return remotes, failed
+
+
+def _connect_errors(errors: dict[str, str]) -> Any:
+    """pyinfra reports why a connection failed through a state callback; keep it per host."""
+    from pyinfra.api.state import BaseStateCallback
+
+    class ConnectErrors(BaseStateCallback):
+        @staticmethod
+        def host_connect_error(state: Any, host: Any, error: Any) -> None:
+            errors[host.name] = str(error)[:200]
+
+    return ConnectErrors()
 
 
 def _no_delay(host: Any) -> None:
