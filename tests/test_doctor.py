@@ -16,7 +16,7 @@ from stackwright.checks.doctor.gather import host_script, parse_sections
 from stackwright.checks.doctor.options import findings, validated_files
 from stackwright.checks.doctor.runner import run_checks
 from stackwright.checks.doctor.services import unit_states
-from stackwright.checks.doctor.tunnels import planned_interface, tunnel_ports
+from stackwright.checks.doctor.tunnels import TunnelPort, planned_interface, tunnel_ports
 from stackwright.checks.doctor.virt import effective_virt_type
 from stackwright.context import HostFacts
 from stackwright.engine.facts import sha256
@@ -60,7 +60,11 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
                 f"local_ip={node.data}",
                 f"addr=br-phy {node.data}/24",
                 *[f"brtun=gre-{i}" for i in range(len(peers))],
-                *[f'iface=gre-{i},gre,"local_ip={node.data}, remote_ip={p}"' for i, p in enumerate(peers)],
+                *[
+                    f"iface=gre-{i},gre,{i + 3},,local_ip={node.data} remote_ip={p}"
+                    for i, p in enumerate(peers)
+                ],
+                *[f"flow0=in_port={i + 3}" for i in range(len(peers))],
                 *[f"peer={p} yes" for p in peers],
             ]
         if node.has("compute"):
@@ -282,15 +286,40 @@ def test_tunnel_ports_parse_ovs_csv() -> None:
         {
             "tunnel": [
                 "brtun=gre-0a141435",
+                "brtun=gre-0a141436",
                 "brtun=patch-int",
-                'iface=gre-0a141435,gre,"df_default=true, in_key=flow, local_ip=10.20.20.52, '
-                'out_key=flow, remote_ip=10.20.20.53"',
-                "iface=patch-int,patch,peer=patch-tun",
-                'iface=gre-x,gre,"remote_ip=10.9.9.9"',
+                "iface=gre-0a141435,gre,5,,df_default=true egress_pkt_mark=0 in_key=flow "
+                "local_ip=10.20.20.52 out_key=flow remote_ip=10.20.20.53",
+                'iface=gre-0a141436,gre,-1,"could not add network device gre-0a141436 to ofproto '
+                '(File exists)",'
+                "remote_ip=10.20.20.54",
+                "iface=patch-int,patch,1,,peer=patch-tun",
+                "iface=gre-x,gre,7,,remote_ip=10.9.9.9",
+                "flow0=in_port=1",
+                "flow0=in_port=5",
             ]
         },
     )
-    assert tunnel_ports(data) == {"10.20.20.53": ("gre-0a141435", "gre")}
+    ports = tunnel_ports(data)
+    assert set(ports) == {"10.20.20.53", "10.20.20.54"}
+    assert ports["10.20.20.53"] == TunnelPort("gre-0a141435", "gre", "5", "", True)
+    assert ports["10.20.20.54"].ofport == "-1" and "File exists" in ports["10.20.20.54"].error
+
+
+def test_tunnel_port_without_flows_or_broken(cluster: tuple[Context, dict[str, HostData]]) -> None:
+    ctx, data = cluster
+    tunnel = data["network"].sections["tunnel"]
+    port = next(line for line in tunnel if line.startswith("iface=") and "remote_ip=10.20.20.53" in line)
+    ofport = port.split(",")[2]
+    tunnel.remove(f"flow0=in_port={ofport}")
+    rows = run_checks(ctx)
+    assert failing(rows) == {("tunnel", "network")}
+    row = next(r for r in rows if r.failed)
+    assert "br-tun has no flow for packets arriving from compute1" in row.cause
+    assert row.action is not None and "restart neutron-openvswitch-agent" in row.action.command
+    tunnel[tunnel.index(port)] = port.replace(f",{ofport},,", ',-1,"could not open",')
+    rows = run_checks(ctx)
+    assert "exists but OVS could not create it: could not open" in next(r for r in rows if r.failed).cause
 
 
 def test_planned_interface_for_the_data_address(passwords: dict[str, str]) -> None:

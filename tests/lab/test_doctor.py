@@ -344,3 +344,26 @@ def test_neutron_agent_stopped(cloud: SeedLab) -> None:
         cloud.exec("compute1", "systemctl start neutron-openvswitch-agent")
     healthy_after(cloud)
     assert_verify(cloud)
+
+
+def test_tunnel_flow_deleted(cloud: SeedLab) -> None:
+    ofport = cloud.check(
+        "network",
+        "ovs-vsctl --format=csv --data=bare --no-headings --columns=ofport find Interface "
+        "options:remote_ip=10.20.20.53",
+    ).strip()
+    assert ofport.isdigit(), ofport
+    flows = f"ovs-ofctl dump-flows br-tun table=0,in_port={ofport} | grep -c in_port= || true"
+    try:
+        cloud.check("network", f"ovs-ofctl del-flows br-tun table=0,in_port={ofport}")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("tunnel", "network")}
+        assert "br-tun has no flow for packets arriving from compute1" in causes(data, "tunnel")
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+    finally:
+        if cloud.check("network", flows).strip() == "0":
+            cloud.exec("network", "systemctl restart neutron-openvswitch-agent")
+    healthy_after(cloud)
+    assert_verify(cloud)

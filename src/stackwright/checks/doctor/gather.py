@@ -120,8 +120,9 @@ def tunnel_script(peer_addresses: list[str]) -> str:
         'echo "local_ip=$local"\n'
         'ip -o -4 addr show 2>/dev/null | awk \'{print "addr=" $2 " " $4}\'\n'
         'for p in $(ovs-vsctl --timeout=5 list-ports br-tun 2>/dev/null); do echo "brtun=$p"; done\n'
-        "ovs-vsctl --timeout=5 --format=csv --data=bare --no-headings --columns=name,type,options "
-        "list Interface 2>/dev/null | sed 's/^/iface=/'\n"
+        "ovs-vsctl --timeout=5 --format=csv --data=bare --no-headings "
+        "--columns=name,type,ofport,error,options list Interface 2>/dev/null | sed 's/^/iface=/'\n"
+        "ovs-ofctl dump-flows br-tun table=0 2>/dev/null | grep -o 'in_port=[^ ,]*' | sed 's/^/flow0=/'\n"
         f"for ip in {pings}; do\n"
         '  ( if ping -c 1 -W 2 ${local:+-I "$local"} "$ip" >/dev/null 2>&1; then echo "peer=$ip yes"; '
         'else echo "peer=$ip no"; fi ) &\n'

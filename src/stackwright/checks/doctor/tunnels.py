@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from dataclasses import dataclass
 
 from stackwright.checks.doctor.base import Context, Fix, HostData, Row, check, ok
 from stackwright.checks.doctor.gather import OVS_AGENT_INI, peers
@@ -10,18 +12,30 @@ from stackwright.netconfig import NETWORKD_DIR
 from stackwright.steps import HostPlan
 
 
-def tunnel_ports(data: HostData) -> dict[str, tuple[str, str]]:
-    """{"10.20.20.53": ("gre-0a141435", "gre")}: br-tun's tunnel ports by remote_ip."""
-    on_brtun = set(data.values("tunnel").get("brtun", []))
-    found: dict[str, tuple[str, str]] = {}
-    for line in data.values("tunnel").get("iface", []):
-        name, _, rest = line.partition(",")
-        kind, _, options = rest.partition(",")
-        if name not in on_brtun:
+@dataclass(frozen=True)
+class TunnelPort:
+    name: str
+    kind: str
+    ofport: str  # "-1" when OVS could not create it
+    error: str
+    flows: bool  # br-tun's table 0 takes packets arriving on it (the agent programmed it)
+
+
+def tunnel_ports(data: HostData) -> dict[str, TunnelPort]:
+    """{"10.20.20.53": TunnelPort("gre-0a141435", "gre", "5", "", True)}: br-tun's tunnel ports
+    by remote_ip (`ovs-vsctl list Interface` as CSV, `ovs-ofctl dump-flows br-tun table=0`)."""
+    values = data.values("tunnel")
+    on_brtun = set(values.get("brtun", []))
+    in_ports = {v.removeprefix("in_port=").strip('"') for v in values.get("flow0", [])}
+    found: dict[str, TunnelPort] = {}
+    for row in csv.reader(values.get("iface", [])):
+        if len(row) < 5 or row[0] not in on_brtun:
             continue
+        name, kind, ofport, error, options = row[:5]
         remote = re.search(r"remote_ip=([0-9.]+)", options)
         if remote:
-            found[remote.group(1)] = (name, kind)
+            flows = ofport in in_ports or name in in_ports
+            found[remote.group(1)] = TunnelPort(name, kind, ofport, error, flows)
     return found
 
 
@@ -56,9 +70,10 @@ def tunnel(ctx: Context) -> list[Row]:
 
     On every network and compute node: the OVS agent's `local_ip` (openvswitch_agent.ini) must be
     an address of this host; every peer's data address must answer a ping sent from it; br-tun must
-    hold a tunnel port (`ovs-vsctl list-ports br-tun`, remote_ip) towards every peer. Fix: put the
+    hold a working tunnel port (`ovs-vsctl list-ports br-tun`, remote_ip, an ofport) towards every
+    peer, with the agent's flow taking its packets in (`ovs-ofctl dump-flows br-tun`). Fix: put the
     address back (`networkctl reconfigure` of the interface the plan puts it on) or restart the OVS
-    agent so it rebuilds its tunnel ports (`--fix` does either)."""
+    agent so it rebuilds its tunnel ports and flows (`--fix` does either)."""
     rows: list[Row] = []
     kind = ctx.inventory.tenant_network_type
     names = _names(ctx)
@@ -112,7 +127,39 @@ def tunnel(ctx: Context) -> list[Row]:
                         f"(`ip -br addr` there), the data network between them",
                     )
                 )
-            if peer not in ports:
+            port = ports.get(peer)
+            restart = Fix(
+                host,
+                "systemctl restart neutron-openvswitch-agent",
+                "restarted neutron-openvswitch-agent (it rebuilds br-tun's tunnel ports and flows)",
+            )
+            if port is not None and (port.ofport in ("-1", "") or port.error):
+                problems.append(
+                    Row(
+                        "tunnel",
+                        host,
+                        "fail",
+                        f"tunnel port {port.name} towards {peer_name} exists but OVS could not create it: "
+                        f"{port.error or 'ofport -1'}",
+                        "see `ovs-vsctl list Interface " + port.name + "` and ovs-vswitchd.log; then restart "
+                        "the OVS agent",
+                        restart,
+                    )
+                )
+            elif port is not None and not port.flows:
+                problems.append(
+                    Row(
+                        "tunnel",
+                        host,
+                        "fail",
+                        f"br-tun has no flow for packets arriving from {peer_name} on {port.name} "
+                        f"(ovs-ofctl dump-flows br-tun table=0: no in_port={port.ofport}): they are dropped",
+                        "restart the OVS agent, which reprograms br-tun: "
+                        "`systemctl restart neutron-openvswitch-agent`",
+                        restart,
+                    )
+                )
+            if port is None:
                 problems.append(
                     Row(
                         "tunnel",
@@ -122,11 +169,7 @@ def tunnel(ctx: Context) -> list[Row]:
                         "traffic to its instances is lost",
                         "restart the OVS agent, which rebuilds its tunnels: "
                         "`systemctl restart neutron-openvswitch-agent`",
-                        Fix(
-                            host,
-                            "systemctl restart neutron-openvswitch-agent",
-                            "restarted neutron-openvswitch-agent (it rebuilds br-tun's tunnel ports)",
-                        ),
+                        restart,
                     )
                 )
         if problems:
