@@ -559,9 +559,10 @@ def test_discover_hosts_runs_on_the_controller_after_compute_nodes() -> None:
     assert (host, waits_for) == ("controller", ("compute1",))
     discover = next(s for s in steps if isinstance(s, Command))
     assert "discover_hosts" in " ".join(discover.argv)
-    assert discover.unless is not None and "compute1" in discover.unless
-    assert "nova_api.host_mappings" in discover.unless
-    assert isinstance(steps[0], Wait) and "compute1" in steps[0].check
+    # runs only while a registered compute node lacks its cell mapping
+    assert discover.unless is not None and "nova_api.host_mappings" in discover.unless
+    assert "nova.compute_nodes" in discover.unless
+    assert isinstance(steps[0], Wait) and "compute1" in steps[0].check and steps[0].about_host == "compute1"
 
 
 def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
@@ -573,8 +574,9 @@ def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
     ((_, waits_for, steps),) = cluster.after
     assert waits_for == ("compute1", "compute2")
     assert ini(cluster.hosts["compute2"], OVS_AGENT)["ovs"]["local_ip"] == "10.20.20.54"
-    discover = next(s for s in steps if isinstance(s, Command))
-    assert discover.unless is not None and "compute2" in discover.unless
+    waits = [s for s in steps if isinstance(s, Wait)]
+    assert [w.about_host for w in waits] == ["compute1", "compute2"]
+    assert "compute2" in waits[1].check
     # compute1's plan does not change when compute2 is added
     assert cluster.hosts["compute1"] == plan().hosts["compute1"]
 

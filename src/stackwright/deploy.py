@@ -19,7 +19,7 @@ from stackwright.planner import plan_cluster
 from stackwright.releases import get_release
 from stackwright.releases.base import Release
 from stackwright.secrets import Passwords
-from stackwright.steps import ClusterPlan
+from stackwright.steps import ClusterPlan, Wait
 from stackwright.yamlsource import UserError
 
 
@@ -128,6 +128,8 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
             continue
         if runner in session.hosts and not (runner in reports and reports[runner].ok):
             continue
+        # waits about hosts this run does not converge (`--limit`) have nothing to wait for
+        steps = tuple(s for s in steps if not (isinstance(s, Wait) and s.about_host not in (None, *involved)))
         report = reports.get(runner) or HostReport(runner)
         reports[runner] = converge_host(
             session.remotes[runner], plan.hosts[runner], options, progress, steps=steps, report=report

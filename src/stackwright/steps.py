@@ -91,11 +91,16 @@ class Command:
 
 @dataclass(frozen=True)
 class Wait:
-    """Block (bounded) until `check` (a shell test on the host) succeeds."""
+    """Block (bounded) until `check` (a shell test on the host) succeeds.
+
+    `about_host`: the wait concerns that host (e.g. "compute2 registered with nova"); a run that
+    does not converge that host skips it.
+    """
 
     description: str
     check: str
     timeout_s: float = 60.0
+    about_host: str | None = None
     kind: Literal["wait"] = "wait"
 
 

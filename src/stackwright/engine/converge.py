@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from stackwright.engine import facts
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.ops import HostRun, Outcome, run_step
+from stackwright.engine.ops import STATE_DIR, HostRun, Outcome, run_step
 from stackwright.engine.remote import Remote, RemoteError, Result
 from stackwright.planview import step_summary
 from stackwright.secrets import Masker
@@ -24,6 +24,7 @@ from stackwright.steps import Command, File, HostPlan, Step
 
 LOCK = "/run/stackwright.lock"
 APT_FRESH_SECONDS = 3600
+APT_STAMP = f"{STATE_DIR}/apt-updated"
 
 
 @dataclass
@@ -110,13 +111,14 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
     if options.dry_run:
         return
     missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
+    # Our own stamp: apt keeps the mirror's timestamps on the lists it downloads, so their
+    # mtime says nothing about when this host last updated.
     stale = not remote.run(
-        f"find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newermt '-{APT_FRESH_SECONDS} seconds' "
-        "| grep -q ."
+        f"find {APT_STAMP} -newermt '-{APT_FRESH_SECONDS} seconds' 2>/dev/null | grep -q ."
     ).ok
     if missing or stale:
         remote.check(
-            "DEBIAN_FRONTEND=noninteractive apt-get update -q",
+            f"DEBIAN_FRONTEND=noninteractive apt-get update -q && mkdir -p {STATE_DIR} && touch {APT_STAMP}",
             hint="the host needs its Debian mirror (or the lab's apt proxy)",
             timeout=600,
         )

@@ -77,10 +77,13 @@ class UnitFact:
     enabled: str  # enabled | disabled | masked | static | not-found ...
     active: str  # active | inactive | failed | activating ...
     condition_failed: bool = False  # started, but skipped by a Condition*= (e.g. chrony in a container)
+    pending_restart: bool = False  # a file it reads changed in a run that did not get to restart it
 
 
-def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
-    """{"nova-compute": UnitFact(enabled="enabled", active="active")} in one round trip."""
+def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) -> dict[str, UnitFact]:
+    """{"nova-compute": UnitFact(enabled="enabled", active="active")} in one round trip.
+
+    With `pending_dir`, also whether a pending-restart marker for the unit is there."""
     names = list(names)
     if not names:
         return {}
@@ -89,7 +92,9 @@ def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
         'echo "enabled=$(systemctl is-enabled "$u" 2>/dev/null)"; '
         'echo "active=$(systemctl is-active "$u" 2>/dev/null)"; '
         'echo "condition=$(systemctl show -p ConditionResult --value "$u" 2>/dev/null)"; '
-        'echo "evaluated=$(systemctl show -p ConditionTimestamp --value "$u" 2>/dev/null)"\n'
+        'echo "evaluated=$(systemctl show -p ConditionTimestamp --value "$u" 2>/dev/null)"; '
+        + (f'[ -e {shlex.quote(pending_dir)}/"$u" ] && echo pending=yes' if pending_dir else "true")
+        + "\n"
         for n in names
     )
     chunks = remote.run("sh -s", stdin=script).stdout.split(_SEP)[1:]
@@ -102,6 +107,7 @@ def units(remote: Remote, names: Iterable[str]) -> dict[str, UnitFact]:
             enabled=values.get("enabled") or "not-found",
             active=values.get("active") or "unknown",
             condition_failed=skipped,
+            pending_restart=values.get("pending") == "yes",
         )
     return facts
 

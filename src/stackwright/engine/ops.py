@@ -84,7 +84,8 @@ def run_step(run: HostRun, step: Step) -> Outcome:
 
 def packages(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Packages)
-    missing = [n for n in step.names if n not in facts.installed_packages(run.remote, step.names)]
+    installed = facts.installed_packages(run.remote, step.names)
+    missing = [n for n in step.names if n not in installed]
     if not missing:
         return Outcome(step, False, f"{len(step.names)} packages installed")
     if run.dry_run:
@@ -280,8 +281,8 @@ def service(run: HostRun, step: Step) -> Outcome:
     """Enable + start; restart only if a file it reads changed (now or in an interrupted run)."""
     assert isinstance(step, Service)
     name = shlex.quote(step.name)
-    unit = facts.units(run.remote, [step.name])[step.name]
-    pending = run.remote.run(f"[ -e {PENDING}/{name} ]").ok
+    unit = facts.units(run.remote, [step.name], pending_dir=PENDING)[step.name]
+    pending = unit.pending_restart
     actions: list[str] = []
     enabled = unit.enabled in ("enabled", "static", "alias", "indirect", "generated")
     if step.enabled and not enabled:
