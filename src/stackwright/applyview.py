@@ -44,6 +44,11 @@ class ProgressView:
     def __call__(self, host: str, summary: str, outcome: Outcome | None) -> None:
         row = self.rows.setdefault(host, {"step": "", "changed": 0, "unchanged": 0, "failed": False})
         row["step"] = summary
+        if outcome is None and self.verbose and self.live is None:
+            # a log without a live view says what each host is doing while it does it
+            self.console.print(
+                Text.assemble((f"{host}: ", "bold"), self.mask(summary), " …"), highlight=False
+            )
         if outcome is not None:
             row["changed" if outcome.changed else "unchanged"] += 1
             if outcome.changed or self.verbose:

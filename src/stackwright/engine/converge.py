@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from stackwright.engine import facts
+from stackwright.engine import apt, facts
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.ops import STATE_DIR, HostRun, Outcome, run_step
-from stackwright.engine.remote import Remote, RemoteError, Result
+from stackwright.engine.ops import HostRun, Outcome, run_step
+from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.planview import step_summary
 from stackwright.secrets import Masker
 from stackwright.steps import Command, File, HostPlan, Step
@@ -110,6 +110,8 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
     the host says it needs a reboot, reboot it (--allow-reboot) or report that it needs one."""
     if options.dry_run:
         return
+    if apt.repair(remote):
+        report.outcomes.append(Outcome(_REPAIR, True, "configured what an interrupted run left unpacked"))
     missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
     # Our own stamp: apt keeps the mirror's timestamps on the lists it downloads, so their
     # mtime says nothing about when this host last updated.
@@ -117,18 +119,9 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
         f"find {APT_STAMP} -newermt '-{APT_FRESH_SECONDS} seconds' 2>/dev/null | grep -q ."
     ).ok
     if missing or stale:
-        remote.check(
-            f"DEBIAN_FRONTEND=noninteractive apt-get update -q && mkdir -p {STATE_DIR} && touch {APT_STAMP}",
-            hint="the host needs its Debian mirror (or the lab's apt proxy)",
-            timeout=600,
-        )
+        apt.update(remote, APT_STAMP)
     if options.upgrade and stale:
-        result = remote.check(
-            "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confdef "
-            "-o Dpkg::Options::=--force-confold full-upgrade",
-            timeout=3600,
-        )
-        upgraded = [line for line in result.stdout.splitlines() if line.startswith("Setting up ")]
+        upgraded = apt.full_upgrade(remote)
         if upgraded:
             report.outcomes.append(Outcome(_PREP, True, f"upgraded {len(upgraded)} packages"))
     report.reboot_required = remote.run("[ -e /var/run/reboot-required ]").ok
@@ -140,25 +133,27 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
 
 def reboot(remote: Remote, within_s: float = 300.0) -> None:
     """Reboot (the upgrade asked for it, e.g. a new kernel) and wait, bounded, for SSH to return."""
-    boot_id = remote.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
-    remote.run("systemd-run --on-active=1 --quiet systemctl reboot", timeout=30)
-    if not remote.reconnect(within_s):
-        raise RemoteError(
-            remote.name,
-            "reboot",
-            Result(1, "", f"no SSH within {within_s:.0f} s"),
-            "check the host's console: it did not come back",
-        )
-    for _ in range(60):
-        if remote.run("cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot_id:
+    boot_id = remote.check("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    remote.check("systemd-run --on-active=1 --quiet systemctl reboot", timeout=30)
+    deadline = time.monotonic() + within_s
+    # Until the host goes down, a reconnect may still reach the old boot (or lose it mid-command).
+    while time.monotonic() < deadline:
+        if not remote.reconnect(deadline - time.monotonic()):
+            break
+        now = remote.run("cat /proc/sys/kernel/random/boot_id")
+        if now.ok and now.stdout.strip() not in ("", boot_id):
             return
-        time.sleep(2)
-        remote.reconnect(within_s)
-    raise RemoteError(remote.name, "reboot", Result(1, "", "the host did not reboot"), "reboot it by hand")
+    raise RemoteError(
+        remote.name,
+        "reboot",
+        Result(1, "", f"the host did not come back rebooted within {within_s:.0f} s"),
+        "check the host's console",
+    )
 
 
 _PREP = Command("node preparation", ("apt-get", "full-upgrade"))
 _REBOOT = Command("reboot", ("systemctl", "reboot"))
+_REPAIR = Command("repair dpkg", ("dpkg", "--configure", "-a"))
 _NO_MASK = Masker(())  # summaries name paths and commands; argv never holds a password
 
 
@@ -196,12 +191,14 @@ def converge_host(
             report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
             progress(plan.host, summary, outcome)
     except RemoteError as exc:
+        if remote.lost:
+            exc.hint = LOST_HINT
         report.error = exc
     finally:
         if milestones is not None:
             milestones.finish(plan.host)
-        if locked:
-            release_lock(remote)
+        if locked and not remote.lost:
+            release_lock(remote)  # a lost connection leaves it to the next run (its holder is gone)
     return report
 
 

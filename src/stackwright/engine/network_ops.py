@@ -8,8 +8,8 @@ import socket
 import time
 
 from stackwright.engine import facts
-from stackwright.engine.ops import STATE_DIR, HostRun, Outcome, unified_diff, write_script
-from stackwright.engine.remote import RemoteError, Result
+from stackwright.engine.ops import HostRun, Outcome, unified_diff, write_script
+from stackwright.engine.remote import STATE_DIR, RemoteError, Result
 from stackwright.steps import File, NetworkConfig, Step
 
 ROLLBACK_DIR = f"{STATE_DIR}/net-rollback"

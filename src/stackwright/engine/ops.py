@@ -4,8 +4,8 @@ Each op returns an `Outcome`; with `dry_run` it only says what it would do (that
 `plan --live`). Files are written atomically (content streamed into a temp file
 beside the target, mode and owner set, then `mv`), the previous version is kept
 under BACKUPS, and every service that reads a changed file gets a pending-restart
-marker on the host, so a run killed between the write and the restart still
-restarts it next time.
+marker on the host before the new file is renamed into place, so a run killed between the
+write and the restart still restarts it next time.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stackwright.engine import facts
+from stackwright.engine import apt, facts
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.remote import Remote, RemoteError, Result
+from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
 from stackwright.steps import (
     AwaitHost,
     Command,
@@ -36,7 +36,6 @@ from stackwright.steps import (
     Wait,
 )
 
-STATE_DIR = "/var/lib/stackwright"
 BACKUPS = f"{STATE_DIR}/backups"
 PENDING = f"{STATE_DIR}/pending-restart"
 SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
@@ -90,41 +89,8 @@ def packages(run: HostRun, step: Step) -> Outcome:
         return Outcome(step, False, f"{len(step.names)} packages installed")
     if run.dry_run:
         return Outcome(step, True, f"would install {len(missing)}: {' '.join(missing)}")
-    _install(run.remote, missing)
+    apt.install(run.remote, missing)
     return Outcome(step, True, f"installed {len(missing)}: {' '.join(missing)}")
-
-
-def install_script(names: list[str]) -> str:
-    """apt-get without recommends, with services kept from starting (policy-rc.d 101) until
-    their configuration is written (DESIGN §5: recommends pulled 933 packages; early starts
-    hang nova-compute 90 s). An administrator's own policy-rc.d is put back afterwards.
-    """
-    pkgs = " ".join(map(shlex.quote, names))
-    return f"""set -e
-export DEBIAN_FRONTEND=noninteractive
-saved=/run/stackwright-policy-rc.d.saved
-[ -e /usr/sbin/policy-rc.d ] && [ ! -e $saved ] && cp -p /usr/sbin/policy-rc.d $saved
-restore() {{
-  if [ -e $saved ]; then mv -f $saved /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
-}}
-trap restore EXIT
-printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d
-chmod 0755 /usr/sbin/policy-rc.d
-apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef \\
-  -o Dpkg::Options::=--force-confold {pkgs}
-"""
-
-
-def _install(remote: Remote, names: list[str]) -> Result:
-    result = remote.run_script(install_script(names), timeout=3600)
-    if not result.ok:
-        raise RemoteError(
-            remote.name,
-            f"apt-get install {' '.join(names)}",
-            result,
-            "check the host's apt sources and that `apt-get update` works there",
-        )
-    return result
 
 
 def file(run: HostRun, step: Step) -> Outcome:
@@ -194,8 +160,8 @@ if [ -e {path} ]; then
   mkdir -p "$(dirname {backup})"
   cp -p {path} {backup}.$(date +%Y%m%dT%H%M%S)
 fi
-mv -f {tmp} {path}
 true{_pending(services)}
+mv -f {tmp} {path}
 """
 
 
@@ -348,7 +314,7 @@ def command(run: HostRun, step: Step) -> Outcome:
     if step.once_marker:
         marker = shlex.quote(step.once_marker)
         script += f'mkdir -p "$(dirname {marker})" && touch {marker}\n'
-    result = run.remote.run_script(script, env=dict(step.env), timeout=1800)
+    result = run.remote.run_durable(script, env=dict(step.env), timeout=1800)
     if not result.ok:
         raise RemoteError(
             run.remote.name, step.description, result, "the command's output above names the cause"

@@ -38,6 +38,10 @@ class Result:
         return "\n".join(text[-lines:])
 
 
+LOST = 255  # like ssh(1): the exit code of a command whose connection died
+LOST_HINT = "check that the host is up and answers SSH, then run apply again: it resumes where it stopped"
+
+
 class RemoteError(Exception):
     """A command failed on a host; carries what the user needs to see."""
 
@@ -57,6 +61,7 @@ class Remote:
         self._host = pyinfra_host
         self.verbose = verbose
         self.commands_run = 0
+        self.lost = ""  # why the connection is gone; every later command fails at once with it
 
     def run(
         self,
@@ -69,20 +74,50 @@ class Remote:
         from pyinfra.api.command import StringCommand
 
         self.commands_run += 1
+        if self.lost:
+            return Result(LOST, "", self.lost)
         kwargs: dict[str, Any] = {"_timeout": timeout}
         if stdin is not None:
-            kwargs["_stdin"] = stdin
+            kwargs["_stdin"] = all_or_nothing(stdin)
         try:
             ok, output = self._host.run_shell_command(StringCommand(command), **kwargs)
         except TimeoutError:
             return Result(124, "", f"timed out after {timeout} s")
+        except Exception as exc:  # paramiko/socket errors: the connection itself is gone
+            return self._lose(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        if not ok and not self._transport_alive():
+            return self._lose("the connection closed before the command's exit status arrived")
         # pyinfra reports success as a bool; the exact exit code is not kept.
         return Result(0 if ok else 1, output.stdout, output.stderr)
+
+    def _lose(self, why: str) -> Result:
+        self.lost = f"SSH connection to {self.name} lost ({why})"
+        return Result(LOST, "", self.lost)
+
+    def _transport_alive(self) -> bool:
+        client = getattr(self._host.connector, "client", None)
+        transport = client.get_transport() if client is not None else None
+        return bool(transport is not None and transport.is_active())
 
     def run_script(self, script: str, *, env: Mapping[str, str] = {}, timeout: float | None = 600) -> Result:
         """Feed a whole script on stdin to `sh -s`: env values (passwords) never reach argv."""
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
         return self.run("sh -s", stdin=exports + script, timeout=timeout)
+
+    def run_durable(
+        self, script: str, *, env: Mapping[str, str] = {}, timeout: float | None = 3600
+    ) -> Result:
+        """Like run_script, for steps that change the host (apt, db syncs): the step finishes even
+        if this connection or this process dies, instead of stopping halfway (dpkg half-configured,
+        a migration half-applied). A re-run waits for such a leftover, bounded, before its own step.
+        """
+        return self.run_script(durable(script), env=env, timeout=timeout)
+
+    def check_durable(self, script: str, *, hint: str = "", timeout: float | None = 3600) -> Result:
+        result = self.run_durable(script, timeout=timeout)
+        if not result.ok:
+            raise RemoteError(self.name, script.strip().splitlines()[-1], result, hint)
+        return result
 
     def check(self, command: str, *, hint: str = "", timeout: float | None = 600) -> Result:
         result = self.run(command, timeout=timeout)
@@ -94,15 +129,24 @@ class Remote:
         """After a reboot: drop the old connection and retry (bounded) until SSH answers."""
         import time
 
-        self._host.disconnect()
+        self._close()
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             time.sleep(2)
             self._host.connect(show_errors=False)
             if self._host.connected:
                 _no_delay(self._host)
+                self.lost = ""
                 return True
         return False
+
+    def _close(self) -> None:
+        # pyinfra's disconnect only forgets the connection; close paramiko's client as well
+        client = getattr(self._host.connector, "client", None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._host.disconnect()
 
     def put(self, data: bytes, path: str) -> None:
         if not self._host.put_file(io.BytesIO(data), path):
@@ -113,6 +157,39 @@ class Remote:
         if not self._host.get_file(path, buffer):
             raise RemoteError(self.name, f"download {path}", Result(1, "", "sftp download failed"))
         return buffer.getvalue()
+
+
+def all_or_nothing(script: str) -> str:
+    """Braces make sh read the whole script before it runs any of it: a script cut off by a lost
+    connection is a syntax error, never half a script."""
+    return "{\n" + script + "\n}\n"
+
+
+STATE_DIR = "/var/lib/stackwright"  # on every managed host: markers, backups, stamps
+DURABLE_DIR = f"{STATE_DIR}/run"
+DURABLE_WAIT_S = 1800
+
+
+def durable(script: str, state_dir: str = DURABLE_DIR, wait_s: int = DURABLE_WAIT_S) -> str:
+    """`script` detached from the connection: SIGHUP and SIGPIPE ignored, output into files that
+    are sent back at the end, one at a time per host (flock; the step itself does not inherit the
+    lock, so a daemon it starts cannot hold it)."""
+    return f"""trap '' HUP PIPE
+mkdir -p {state_dir}
+exec 9>{state_dir}/step.lock
+if ! flock -w {wait_s} 9; then
+  echo "a step of an earlier, interrupted run is still running on this host after {wait_s} s" >&2
+  exit 1
+fi
+out={state_dir}/out.$$ err={state_dir}/err.$$
+(
+{script}
+) >"$out" 2>"$err" </dev/null 9>&-
+rc=$?
+cat "$out"; cat "$err" >&2
+rm -f "$out" "$err"
+exit $rc
+"""
 
 
 def ssh_target(inventory: Inventory, name: str) -> dict[str, Any]:

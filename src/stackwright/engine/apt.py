@@ -1,0 +1,105 @@
+"""apt on a host: install without recommends with services held, upgrade, and recovery from an
+interrupted run.
+
+Every script here runs through `Remote.run_durable`, so a lost connection or a killed apply
+does not stop dpkg halfway; a host left half-configured anyway (power loss, SIGKILL on the
+host) is repaired by `dpkg --configure -a` before the next apt run.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
+
+POLICY = "/usr/sbin/policy-rc.d"
+# The administrator's own policy-rc.d while ours is in place; on disk, so a reboot cannot lose it.
+SAVED_POLICY = f"{STATE_DIR}/policy-rc.d.saved"
+OURS = "# stackwright: services held while packages install"
+LOCK_WAIT_S = 600  # apt waits this long for another apt/dpkg (unattended-upgrades) to finish
+
+APT_GET = (
+    f"apt-get -q -y -o DPkg::Lock::Timeout={LOCK_WAIT_S} "
+    "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+)
+
+
+def hold_services(body: str) -> str:
+    """`body` with Debian's postinst scripts kept from starting services (policy-rc.d exit 101):
+    they start once their configuration is written (DESIGN §5: an unconfigured nova-compute
+    hangs 90 s). The administrator's own policy-rc.d is put back afterwards, and a policy-rc.d
+    left by an interrupted run of ours is never mistaken for theirs."""
+    return f"""set -e
+export DEBIAN_FRONTEND=noninteractive
+mkdir -p {STATE_DIR}
+if [ -e {POLICY} ] && ! grep -qxF {shlex.quote(OURS)} {POLICY} && [ ! -e {SAVED_POLICY} ]; then
+  cp -p {POLICY} {SAVED_POLICY}
+fi
+restore() {{
+  if [ -e {SAVED_POLICY} ]; then mv -f {SAVED_POLICY} {POLICY}; else rm -f {POLICY}; fi
+}}
+trap restore EXIT
+printf '#!/bin/sh\\n%s\\nexit 101\\n' {shlex.quote(OURS)} > {POLICY}
+chmod 0755 {POLICY}
+{body}
+"""
+
+
+def repair_script() -> str:
+    """Finish what an interrupted dpkg left (unpacked but unconfigured packages), services held."""
+    return hold_services("dpkg --configure -a --force-confdef --force-confold")
+
+
+def needs_repair(remote: Remote) -> bool:
+    """dpkg was interrupted: `dpkg --audit` lists packages, or its journal holds updates."""
+    probe = remote.run('dpkg --audit 2>/dev/null | grep -q . || [ -n "$(ls -A /var/lib/dpkg/updates)" ]')
+    return probe.ok
+
+
+def repair(remote: Remote) -> bool:
+    """Repair dpkg if an earlier run was interrupted; True if it had to."""
+    if not needs_repair(remote):
+        return False
+    result = remote.run_durable(repair_script(), timeout=3600)
+    if not result.ok:
+        raise RemoteError(
+            remote.name,
+            "dpkg --configure -a (an earlier run was interrupted)",
+            result,
+            "run `dpkg --configure -a` on the host and read its error",
+        )
+    return True
+
+
+def install_script(names: list[str]) -> str:
+    """apt-get without recommends (DESIGN §5: recommends pulled 933 packages), services held."""
+    pkgs = " ".join(map(shlex.quote, names))
+    return hold_services(f"{APT_GET} install --no-install-recommends {pkgs}")
+
+
+def install(remote: Remote, names: list[str]) -> Result:
+    result = remote.run_durable(install_script(names), timeout=3600)
+    if not result.ok:
+        raise RemoteError(
+            remote.name,
+            f"apt-get install {' '.join(names)}",
+            result,
+            "check the host's apt sources, that `apt-get update` works there, and its free disk space",
+        )
+    return result
+
+
+def update(remote: Remote, stamp: str) -> None:
+    remote.check_durable(
+        f"set -e\nDEBIAN_FRONTEND=noninteractive {APT_GET} update\nmkdir -p {STATE_DIR}\ntouch {stamp}",
+        hint="the host needs its Debian mirror (or the lab's apt proxy)",
+    )
+
+
+def full_upgrade(remote: Remote) -> list[str]:
+    """Upgrade every package (services restart as Debian's scripts say); the packages set up."""
+    result = remote.check_durable(
+        f"DEBIAN_FRONTEND=noninteractive {APT_GET} full-upgrade",
+        hint="read apt's error above; `apt-get full-upgrade` on the host shows the same",
+    )
+    return [line for line in result.stdout.splitlines() if line.startswith("Setting up ")]
