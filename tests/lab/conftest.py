@@ -80,7 +80,8 @@ class SeedLab:
 
     @property
     def hosts(self) -> list[str]:
-        return [h.name for h in self.layout.hosts]
+        """Every node of the inventory as it is now (the cloud tests grow it: compute2, ...)."""
+        return list(load_inventory(self.inventory).model.nodes)
 
     @property
     def ssh_config(self) -> Path:

@@ -10,8 +10,6 @@ would test the fake; the arithmetic is tested offline (tests/test_doctor.py).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,15 +17,11 @@ from typing import Any
 import pytest
 
 from stackwright.releases.zed.controller import RABBITMQ_PASSWORD
+from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 LIBVIRT_UNITS = "libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket libvirtd-tcp.socket"
-
-
-def stackwright(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-c", "from stackwright.cli import main; main()", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def doctor(lab: SeedLab, *args: str) -> tuple[int, dict[str, Any]]:
@@ -77,18 +71,16 @@ def cloud(seed_lab: SeedLab) -> Iterator[SeedLab]:
     yield seed_lab
 
 
-def test_healthy_cloud_has_no_false_alarm_in_under_10_s(cloud: SeedLab) -> None:
+def test_healthy_cloud_has_no_false_alarm(cloud: SeedLab) -> None:
+    """(Its speed is measured by benchmarks/doctor.py, not here.)"""
     doctor(cloud)  # first run on these hosts generates the cached option data
-    start = time.monotonic()
     code, data = doctor(cloud)
-    took = time.monotonic() - start
     assert code == 0 and data["ok"], failing(data)
     statuses = {(c["id"], c["host"]): c["status"] for c in data["checks"]}
     assert set(statuses.values()) == {"ok"}, statuses
     ids = {c["id"] for c in data["checks"]}
     assert ids >= {"libvirtd", "instances-ownership", "service-down", "compute-connectivity", "clock-skew"}
     assert ids >= {"tunnel", "virt-type-kvm", "cell-mapping", "config-drift", "config-options"}
-    assert took <= 10.0, f"doctor took {took:.1f} s"
 
 
 def test_libvirtd_stopped(cloud: SeedLab) -> None:

@@ -19,6 +19,7 @@ from stackwright.releases.base import Release
 
 CLOCK_FAIL_S = 30.0  # tokens and RabbitMQ heartbeats fail well before this
 CLOCK_WARN_S = 2.0
+DISK_MIN_MB = 256  # free space every filesystem apply writes to needs (files, dpkg's database)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ kvm=$(timeout 10 python3 "$probe" 2>&1 | tail -n 1)
 rm -f "$probe"
 echo "kvm=${{kvm:-no the probe hung or crashed}}"
 else echo "kvm=no python3 is missing, cannot probe KVM"; fi
+df -Pk / /etc /var /var/lib /var/cache/apt/archives /tmp 2>/dev/null | awk 'NR>1{{print "disk="$6" "$4}}'
 echo "time=$(date +%s.%N)"
 """
 
@@ -146,6 +148,8 @@ def preflight_host(remote: Remote, inventory: Inventory, release: Release) -> Pr
         )
     )
 
+    add(_disk_line(remote.name, values.get("disk", [])))
+
     container = (values.get("container") or ["none"])[0]
     containerized = container not in ("none", "")
     ovs = (values.get("ovs") or ["system"])[0]
@@ -180,3 +184,25 @@ def preflight_host(remote: Remote, inventory: Inventory, release: Release) -> Pr
             )
         )
     return report
+
+
+def _disk_line(host: str, entries: list[str]) -> CheckLine:
+    """`entries`: "MOUNTPOINT FREE_KB" for each filesystem apply writes to (/, /var, apt's cache...)."""
+    free: dict[str, int] = {}
+    for entry in entries:
+        mount, _, kb = entry.rpartition(" ")
+        if kb.isdigit():
+            free[mount] = int(kb) // 1024
+    if not free:
+        return CheckLine("disk", True, "free space unknown (no df)", warning=True)
+    full = {mount: mb for mount, mb in free.items() if mb < DISK_MIN_MB}
+    if full:
+        where = ", ".join(f"{mount} has {mb} MB free" for mount, mb in sorted(full.items()))
+        return CheckLine(
+            "disk",
+            False,
+            f"{where} — free space on {host} (apply needs at least {DISK_MIN_MB} MB on each; "
+            "a new node's packages take about 1.5 GB under /var)",
+        )
+    tightest = min(free, key=lambda m: free[m])
+    return CheckLine("disk", True, f"{free[tightest]} MB free on {tightest} (the fullest)")

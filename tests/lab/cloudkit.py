@@ -1,0 +1,87 @@
+"""What the cloud tests share: apply and plan as JSON, the expected plan of the lab hosts, and the
+compute node as the seed describes it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from stackwright.inventory import load_inventory
+from stackwright.planner import plan_cluster
+from stackwright.secrets import load_passwords
+from stackwright.steps import OvsBridge, Sysctl
+from tests.lab.cli import stackwright
+from tests.lab.conftest import SeedLab
+
+TIMINGS: dict[str, float] = {}
+
+
+def apply_json(lab: SeedLab, *args: str) -> dict[str, Any]:
+    start = time.monotonic()
+    proc = stackwright("apply", str(lab.inventory), "--yes", "--json", *args)
+    TIMINGS[" ".join(["apply", *args])] = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def live_plan(lab: SeedLab) -> dict[str, Any]:
+    proc = stackwright("plan", str(lab.inventory), "--live", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def expected_plan(lab: SeedLab, virt_type: str = "qemu") -> Any:
+    from stackwright.context import HostFacts
+
+    loaded = load_inventory(lab.inventory)
+    facts = {
+        n: HostFacts(virt_type=virt_type, ovs_datapath="netdev", containerized=True)
+        for n in loaded.model.nodes
+    }
+    return plan_cluster(loaded, load_passwords(lab.inventory.parent / "passwords.yaml"), facts=facts)
+
+
+def assert_compute_node(lab: SeedLab, host: str) -> None:
+    """The seed's compute node: packages, every rendered file with the plan's content, owner and
+    mode, sysctl live and persisted, br-int, the four services active, nothing failed, mapped."""
+    plan = expected_plan(lab).hosts[host]
+    missing = lab.exec(
+        host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' " + " ".join(plan.packages())
+    ).stdout
+    assert all(line.startswith("ii") for line in missing.splitlines()), missing
+    for path, file in plan.files().items():
+        stat = lab.check(host, f"stat -c '%a %U %G' {path}").split()
+        assert stat == [f"{file.mode:o}", file.owner, file.group], path
+        content = lab.check(host, f"cat {path}")
+        assert content == file.content, f"{path} differs from the plan"
+    for step in plan.steps:
+        if isinstance(step, Sysctl):
+            assert lab.check(host, f"sysctl -n {step.key}").split() == step.value.split()
+            assert f"{step.key} = {step.value}" in lab.check(host, "cat /etc/sysctl.d/60-stackwright.conf")
+        if isinstance(step, OvsBridge):
+            lab.check(host, f"ovs-vsctl br-exists {step.name}")
+    assert any(isinstance(s, OvsBridge) and s.name == "br-int" for s in plan.steps)
+    for unit in ("libvirtd", "openvswitch-switch", "neutron-openvswitch-agent", "nova-compute"):
+        assert lab.check(host, f"systemctl is-active {unit}").strip() == "active", unit
+    assert lab.exec(host, "systemctl --failed --no-legend --plain").stdout.strip() == ""
+    assert lab.exec(host, "dpkg --audit").stdout.strip() == ""
+    assert lab.exec(host, "test -e /usr/sbin/policy-rc.d").returncode == 1  # services not held
+    mapped = lab.check(
+        "controller",
+        'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"',
+    )
+    assert host in mapped.split()
+
+
+def verify_json(lab: SeedLab, *args: str, timeout: float = 900) -> dict[str, Any]:
+    proc = stackwright("verify", str(lab.inventory), "--json", *args, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def hypervisors(report: dict[str, Any]) -> dict[str, bool]:
+    return {c["id"]: c["ok"] for c in report["checks"] if c["id"].startswith("hypervisor")}

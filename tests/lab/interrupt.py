@@ -1,0 +1,144 @@
+"""Interrupt a real `stackwright apply` at a chosen step: kill the process, or cut its SSH connection.
+
+The apply runs with `--verbose`, whose plain progress prints `HOST: STEP …` as each step starts.
+When the wanted line appears (and, if asked, once the step's process is seen running on the host),
+the interruption happens:
+- `process`: SIGKILL to the apply (nothing of it can clean up: the worst case);
+- `ssh`: the host's sshd process serving the apply's connection to that host is killed, so the
+  connection drops in the middle of the step while the apply itself goes on with other hosts.
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from stackwright.inventory import load_inventory
+from tests.lab.cli import OUTPUTS
+from tests.lab.conftest import SeedLab
+
+
+@dataclass(frozen=True)
+class Point:
+    host: str  # the host whose step is interrupted
+    step: str  # the start of the step's progress text, e.g. "install "
+    how: Literal["process", "ssh"]
+    nth: int = 1  # the nth step on that host that matches
+    running: str | None = None  # `pgrep -f` pattern: cut only once this runs on the host
+
+
+@dataclass
+class Interrupted:
+    returncode: int
+    stdout: str
+    stderr: str
+    cut_at: str  # the progress line the cut followed
+    was_running: str = ""  # the host's process list entry that proved the step was in flight
+    lines: list[str] = field(default_factory=list)
+
+
+def _reader(stream: object, sink: list[str], lines: list[str] | None, event: threading.Event) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sink.append(line)
+        if lines is not None:
+            lines.append(line)
+            event.set()
+
+
+def _pgrep(lab: SeedLab, host: str, pattern: str, within_s: float) -> str:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = lab.exec(host, f"pgrep -a -f {pattern!r} | grep -v pgrep | head -n 1", timeout=20).stdout
+        if found.strip():
+            return found.strip()
+        time.sleep(0.2)
+    raise AssertionError(f"{host}: nothing matching {pattern!r} ran within {within_s:.0f} s")
+
+
+def cut_ssh(lab: SeedLab, pid: int, host: str) -> None:
+    """Kill the sshd process on `host` that serves process `pid`'s connection to it."""
+    address = str(load_inventory(lab.inventory).model.nodes[host].management)
+    ours = subprocess.run(
+        ["ss", "-Htnp", "state", "established", "dst", f"{address}:22"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ports = [
+        line.split()[2].rpartition(":")[2] for line in ours.splitlines() if f"pid={pid}," in line
+    ]  # columns: recv-q send-q local peer process
+    assert ports, f"apply (pid {pid}) has no SSH connection to {host}: {ours!r}"
+    script = (
+        f"for port in {' '.join(ports)}; do "
+        "ss -Htnp state established sport = :22 dport = :$port | grep -o 'pid=[0-9]*' | cut -d= -f2; "
+        "done | sort -u | xargs -r kill -9"
+    )
+    lab.check(host, script)
+
+
+def interrupted_apply(lab: SeedLab, args: list[str], point: Point, within_s: float = 1800) -> Interrupted:
+    argv = [
+        sys.executable,
+        "-c",
+        "from stackwright.cli import main; main()",
+        "apply",
+        str(lab.inventory),
+        "--yes",
+        "--json",
+        "--verbose",
+        *args,
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    err: list[str] = []
+    lines: list[str] = []
+    event = threading.Event()
+    threads = [
+        threading.Thread(target=_reader, args=(proc.stdout, out, None, event), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stderr, err, lines, event), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    wanted = re.compile(rf"^{re.escape(point.host)}: {re.escape(point.step)}.* …$")
+    deadline = time.monotonic() + within_s
+    seen = 0
+    cut_at = ""
+    checked = 0
+    try:
+        while not cut_at:
+            assert proc.poll() is None, (
+                f"apply ended ({proc.returncode}) before {point}:\n{''.join(err)[-3000:]}"
+            )
+            assert time.monotonic() < deadline, f"no step matching {point} within {within_s:.0f} s"
+            event.wait(1.0)
+            event.clear()
+            while checked < len(lines):
+                line = lines[checked].rstrip("\n")
+                checked += 1
+                if wanted.match(line):
+                    seen += 1
+                    if seen == point.nth:
+                        cut_at = line
+                        break
+        was_running = _pgrep(lab, point.host, point.running, 120) if point.running else ""
+        if point.how == "process":
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            cut_ssh(lab, proc.pid, point.host)
+        proc.wait(timeout=within_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+    OUTPUTS.extend(("".join(out), "".join(err)))
+    return Interrupted(proc.returncode, "".join(out), "".join(err), cut_at, was_running, lines)

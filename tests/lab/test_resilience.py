@@ -1,0 +1,287 @@
+"""Resilience (issue 8) on the converged seed cloud; runs after test_cloud.py and test_doctor.py.
+
+Interrupted applies: a fresh compute node per interruption point (compute3, compute4, compute5
+join the cloud from bare hosts); with test_cloud.py's two (the whole cluster killed during the
+nova db sync, compute2's connection cut while dpkg runs) that makes five points across the phases.
+Each time the same plain apply converges and `verify` passes. Then hosts broken in ways a user
+meets (a wrong SSH key, the wrong Debian release, a full disk) fail alone, named, while another
+host converges; every seed node rebooted comes back by itself and the smoke VM boots; and, last,
+nothing of passwords.yaml shows in any output or log of the session, or in a world-readable file
+or command line on any host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stackwright.lab.processes import nspawn_pid
+from stackwright.lab.supervisor import children
+from tests.lab.cli import OUTPUTS, SESSION_START, stackwright
+from tests.lab.cloudkit import apply_json, assert_compute_node, expected_plan, hypervisors, verify_json
+from tests.lab.conftest import SeedLab, layout_of
+from tests.lab.interrupt import Point, interrupted_apply
+
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
+FIGURES: dict[str, Any] = {"interrupted applies": []}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_compute(lab: SeedLab, number: int) -> str:
+    """A new bare compute node in the test inventory (and its lab host), e.g. compute3 at .55."""
+    name = f"compute{number}"
+    text = lab.inventory.read_text()
+    if f"  {name}:" not in text:
+        octet = 52 + number
+        text += (
+            f"  {name}:\n    roles: [compute]\n    management: 10.10.10.{octet}\n    data: 10.20.20.{octet}\n"
+        )
+        lab.inventory.write_text(text)
+    up = lab.cli("up")
+    assert up.returncode == 0, up.stderr
+    return name
+
+
+def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) -> dict[str, Any]:
+    """Interrupt `apply --limit host` at `point`; the same command then converges, verify passes."""
+    start = time.monotonic()
+    cut = interrupted_apply(lab, ["--limit", host], point)
+    cut_s = time.monotonic() - start
+    assert cut.returncode == cut_returncode, cut.stderr[-3000:]
+    assert "Traceback" not in cut.stderr
+    start = time.monotonic()
+    report = apply_json(lab, "--limit", host)
+    resume_s = time.monotonic() - start
+    assert report["ok"], report
+    assert_compute_node(lab, host)
+    computes = [n for n in lab.hosts if n.startswith("compute")]
+    assert hypervisors(verify_json(lab, "--wait", "180")) == {f"hypervisor:{c}": True for c in computes}
+    FIGURES["interrupted applies"].append(
+        {
+            "host": host,
+            "cut": f"{point.how} at `{cut.cut_at}`",
+            "in flight": cut.was_running,
+            "killed run s": round(cut_s, 1),
+            "re-apply s": round(resume_s, 1),
+            "re-apply ok": report["ok"],
+        }
+    )
+    return report
+
+
+def test_killed_while_writing_files_then_reapplied(seed_lab: SeedLab) -> None:
+    host = add_compute(seed_lab, 3)
+    plan = expected_plan(seed_lab).hosts[host]
+    paths = sorted(plan.files())
+    point = Point(host, "write ", "process", nth=6)
+    start = time.monotonic()
+    cut = interrupted_apply(seed_lab, ["--limit", host], point)
+    assert cut.returncode == -9
+    # The kill landed among the file writes: some of the plan's files are in place, some not yet.
+    in_place = [p for p in paths if seed_lab.exec(host, f"cat {p}").stdout == plan.files()[p].content]
+    assert 0 < len(in_place) < len(paths), in_place
+    assert seed_lab.exec(host, "systemctl is-active nova-compute").stdout.strip() != "active"
+    cut_s = time.monotonic() - start
+    start = time.monotonic()
+    report = apply_json(seed_lab, "--limit", host)
+    assert report["ok"], report
+    resume_s = time.monotonic() - start
+    assert_compute_node(seed_lab, host)
+    assert seed_lab.exec(host, "ls /etc/nova/*.stackwright-new 2>/dev/null").stdout == ""
+    computes = [n for n in seed_lab.hosts if n.startswith("compute")]
+    assert hypervisors(verify_json(seed_lab, "--wait", "180")) == {f"hypervisor:{c}": True for c in computes}
+    FIGURES["interrupted applies"].append(
+        {
+            "host": host,
+            "cut": f"process at `{cut.cut_at}` ({len(in_place)} of {len(paths)} files in place)",
+            "in flight": "",
+            "killed run s": round(cut_s, 1),
+            "re-apply s": round(resume_s, 1),
+            "re-apply ok": True,
+        }
+    )
+
+
+def test_connection_cut_while_a_service_starts_then_reapplied(seed_lab: SeedLab) -> None:
+    host = add_compute(seed_lab, 4)
+    point = Point(host, "service nova-compute ", "ssh", running="systemctl start nova-compute")
+    converges_after(seed_lab, host, point, cut_returncode=1)
+
+
+def test_killed_during_discover_hosts_then_reapplied(seed_lab: SeedLab) -> None:
+    host = add_compute(seed_lab, 5)
+    point = Point(
+        "controller", "run: map new compute nodes", "process", running="nova-manage cell_v2 discover_hosts"
+    )
+    converges_after(seed_lab, host, point, cut_returncode=-9)
+    mapped = seed_lab.check(
+        "controller", 'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"'
+    )
+    assert host in mapped.split()
+
+
+@contextlib.contextmanager
+def wrong_ssh_key(lab: SeedLab, host: str) -> Iterator[None]:
+    """The host accepts another key than ours (edited from this machine: we cannot log in)."""
+    keys = layout_of(lab.inventory).host(host).root / "root/.ssh/authorized_keys"
+    saved = keys.read_text()
+    keys.write_text(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsVxd3ZrX6LmFhQvYkbb7dVn0u6kGQeGmDqwH0m0TYn other@key\n"
+    )
+    try:
+        yield
+    finally:
+        keys.write_text(saved)
+
+
+@contextlib.contextmanager
+def debian_release(lab: SeedLab, host: str, codename: str) -> Iterator[None]:
+    lab.check(
+        host,
+        f"cp -p /usr/lib/os-release /run/os-release.saved && sed -i 's/bookworm/{codename}/g' "
+        "/usr/lib/os-release",
+    )
+    try:
+        yield
+    finally:
+        lab.check(host, "mv -f /run/os-release.saved /usr/lib/os-release")
+
+
+@contextlib.contextmanager
+def full_filesystem(lab: SeedLab, host: str, mount: str) -> Iterator[None]:
+    """A filesystem of the host filled to the last block (a 2 MB tmpfs mounted from this machine
+    into the host's mount namespace: a container cannot mount one itself)."""
+    nspawn = nspawn_pid(layout_of(lab.inventory).host(host))
+    assert nspawn is not None
+    init = children(nspawn)[0]
+    enter = ["nsenter", "-t", str(init), "-m", "--"]
+    subprocess.run(
+        [
+            *enter,
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=2m sw-full {mount} && "
+            f"dd if=/dev/zero of={mount}/fill bs=64k 2>/dev/null; true",
+        ],
+        check=True,
+        timeout=60,
+    )
+    try:
+        assert "100%" in lab.check(host, f"df -P {mount}")
+        yield
+    finally:
+        subprocess.run([*enter, "umount", mount], check=False, timeout=60)
+
+
+def test_broken_hosts_fail_alone_naming_the_host_and_the_cause(seed_lab: SeedLab) -> None:
+    """A wrong SSH key, the wrong Debian release and a full disk, each on its own compute node,
+    in one apply with the network node: three named failures, the network node converges."""
+    with (
+        wrong_ssh_key(seed_lab, "compute1"),
+        debian_release(seed_lab, "compute2", "bullseye"),
+        full_filesystem(seed_lab, "compute3", "/var/cache/apt/archives"),
+    ):
+        proc = stackwright(
+            "apply",
+            str(seed_lab.inventory),
+            "--yes",
+            "--json",
+            "--no-upgrade",
+            "--limit",
+            "compute1,compute2,compute3,network",
+        )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    hosts = json.loads(proc.stdout)["hosts"]
+    assert hosts["network"]["ok"] and hosts["network"]["changed"] == 0
+    key = hosts["compute1"]["error"]["output"]
+    assert "compute1 (10.10.10.53)" in key and "Authentication" in key, key
+    release = hosts["compute2"]["error"]["output"]
+    assert "Debian bullseye, but release zed needs Debian bookworm" in release, release
+    disk = hosts["compute3"]["error"]["output"]
+    assert "/var/cache/apt/archives has 0 MB free — free space on compute3" in disk, disk
+    FIGURES["broken hosts"] = {h: hosts[h]["error"]["output"] for h in ("compute1", "compute2", "compute3")}
+    # put back: the same apply converges them, nothing to change
+    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1,compute2,compute3")
+    assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
+
+
+def test_every_seed_node_rebooted_comes_back_and_the_smoke_vm_boots(seed_lab: SeedLab) -> None:
+    """`lab reboot` each node; addresses, bridges, tunnels and services come back without us."""
+    back = {}
+    for host in ("controller", "network", "compute1"):
+        before = seed_lab.check(host, "cat /proc/sys/kernel/random/boot_id")
+        start = time.monotonic()
+        proc = seed_lab.cli("reboot", host, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        back[host] = round(time.monotonic() - start, 1)
+        assert seed_lab.check(host, "cat /proc/sys/kernel/random/boot_id") != before
+    start = time.monotonic()
+    report = verify_json(seed_lab, "--smoke", "--wait", "600", timeout=1800)
+    assert report["smoke"]["ok"], report["smoke"]
+    assert report["smoke"]["lease"] == report["smoke"]["fixed_ip"]
+    FIGURES["reboot"] = {
+        "back with SSH and addresses s": back,
+        "verify --smoke after s": round(time.monotonic() - start, 1),
+    }
+    apply = apply_json(seed_lab, "--no-upgrade")
+    assert all(r["ok"] and r["changed"] == 0 for r in apply["hosts"].values()), apply
+
+
+def secret_values(lab: SeedLab) -> list[str]:
+    return [str(v) for v in yaml.safe_load((lab.inventory.parent / "passwords.yaml").read_text()).values()]
+
+
+SCAN = r"""
+set -u
+find /etc /var/lib /var/log /var/cache /usr/local /opt /root /home /srv /tmp /run -xdev -type f \
+  -perm -004 -size -4M -print0 2>/dev/null | xargs -0 -r grep -l -F -f "$1" 2>/dev/null
+ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
+"""
+
+
+def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(seed_lab: SeedLab) -> None:
+    """After converges, verify, smoke, doctor and every break above: scan each host."""
+    patterns = "\n".join(secret_values(seed_lab)) + "\n"
+    leaks = {}
+    for host in seed_lab.hosts:
+        seed_lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
+        try:
+            found = seed_lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
+        finally:
+            seed_lab.check(host, "rm -f /run/sw-scan-patterns")
+        if found:
+            leaks[host] = found.splitlines()
+    assert leaks == {}
+    FIGURES["hosts scanned for secrets"] = len(seed_lab.hosts)
+
+
+def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
+    """Every stackwright output of the session (apply, plan --live, verify, smoke, doctor, lab)
+    and every apply log it wrote."""
+    logs = [
+        p
+        for p in (Path.home() / ".local/state/stackwright").glob("*.log")
+        if p.stat().st_mtime > SESSION_START
+    ]
+    texts = [*OUTPUTS, *(log.read_text() for log in logs)]
+    texts.append(stackwright("plan", str(seed_lab.inventory), "--live").stdout)
+    assert len(texts) > 50
+    leaked = [value for value in secret_values(seed_lab) if any(value in text for text in texts)]
+    assert leaked == []
+    FIGURES["outputs and logs scanned for secrets"] = len(texts)
+
+
+def test_record_figures() -> None:
+    out = ROOT / ".benchmarks" / "reliability.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(FIGURES, indent=2) + "\n")
