@@ -272,6 +272,7 @@ def apply(
     )
     from stackwright.deploy import converge, default_log_dir, open_session, run_preflight
     from stackwright.engine.converge import Options
+    from stackwright.engine.stop import StopRequest
 
     started = time.monotonic()
     loaded = _load(inventory)
@@ -288,8 +289,10 @@ def apply(
         if not typer.confirm("\napply these changes?", default=False):
             raise typer.Exit(1)
     options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
+    stop = StopRequest()
+    stop.install()
     with ProgressView(console, session.hosts, mask, verbose) as view:
-        reports = converge(session, options, view)
+        reports = converge(session, options, view, stop)
     for name, report in session.preflights.items():
         if name in session.hosts and not report.ok:
             from stackwright.engine.converge import HostReport

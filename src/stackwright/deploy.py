@@ -14,6 +14,7 @@ from stackwright.context import HostFacts
 from stackwright.engine.converge import HostReport, Options, Progress, converge_host
 from stackwright.engine.milestones import Milestones
 from stackwright.engine.remote import UNREACHABLE_HINT, Remote, RemoteError, Result, connect_reachable
+from stackwright.engine.stop import StopRequest
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
 from stackwright.releases import get_release
@@ -99,7 +100,9 @@ def run_preflight(session: Session) -> None:
     )
 
 
-def converge(session: Session, options: Options, progress: Progress) -> dict[str, HostReport]:
+def converge(
+    session: Session, options: Options, progress: Progress, stop: StopRequest | None = None
+) -> dict[str, HostReport]:
     """Every limited host in parallel; then cross-host steps whose hosts all converged."""
     import gevent
 
@@ -109,7 +112,13 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
     milestones = Milestones(set(runnable))
     jobs = {
         name: gevent.spawn(
-            converge_host, session.remotes[name], plan.hosts[name], options, progress, milestones=milestones
+            converge_host,
+            session.remotes[name],
+            plan.hosts[name],
+            options,
+            progress,
+            milestones=milestones,
+            stop=stop,
         )
         for name in runnable
     }
@@ -132,7 +141,13 @@ def converge(session: Session, options: Options, progress: Progress) -> dict[str
         steps = tuple(s for s in steps if not (isinstance(s, Wait) and s.about_host not in (None, *involved)))
         report = reports.get(runner) or HostReport(runner)
         reports[runner] = converge_host(
-            session.remotes[runner], plan.hosts[runner], options, progress, steps=steps, report=report
+            session.remotes[runner],
+            plan.hosts[runner],
+            options,
+            progress,
+            steps=steps,
+            report=report,
+            stop=stop,
         )
     return reports
 

@@ -28,6 +28,10 @@ def doctor(lab: SeedLab, *args: str) -> tuple[int, dict[str, Any]]:
     proc = stackwright("doctor", str(lab.inventory), "--json", *args)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     data: dict[str, Any] = json.loads(proc.stdout)
+    # shown with a failing test's captured output: what each doctor run found, and why
+    for c in data["checks"]:
+        if c["status"] in ("fail", "warn"):
+            print(f"doctor {' '.join(args)}: {c['status']} {c['id']}@{c['host']}: {c['cause']}")
     return proc.returncode, data
 
 

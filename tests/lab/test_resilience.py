@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +78,40 @@ def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) 
         }
     )
     return report
+
+
+def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(seed_lab: SeedLab) -> None:
+    argv = [
+        sys.executable,
+        "-c",
+        "from stackwright.cli import main; main()",
+        "apply",
+        str(seed_lab.inventory),
+    ]
+    argv += ["--yes", "--json", "--verbose", "--no-upgrade"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("network: write "):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest_err = proc.stderr.read()
+    out = proc.stdout.read() if proc.stdout else ""
+    proc.wait(timeout=120)
+    err = "".join(lines) + rest_err
+    OUTPUTS.extend((out, err))
+    assert proc.returncode == 1, err[-3000:]
+    assert "SIGINT: every host stops after the step it is in" in err and "Traceback" not in err
+    hosts = json.loads(out)["hosts"]
+    stopped = [h for h, r in hosts.items() if not r["ok"]]
+    assert "network" in stopped
+    assert all("stopped by SIGINT before this step" in hosts[h]["error"]["output"] for h in stopped)
+    for host in seed_lab.hosts:
+        assert seed_lab.exec(host, "test -e /run/stackwright.lock").returncode == 1, host
+    report = apply_json(seed_lab, "--no-upgrade")
+    assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
 
 
 def test_killed_while_writing_files_then_reapplied(seed_lab: SeedLab) -> None:

@@ -18,6 +18,7 @@ from stackwright.engine import apt, facts
 from stackwright.engine.milestones import Milestones
 from stackwright.engine.ops import HostRun, Outcome, run_step
 from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError, Result
+from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
 from stackwright.secrets import Masker
 from stackwright.steps import Command, File, HostPlan, Step
@@ -154,6 +155,7 @@ def reboot(remote: Remote, within_s: float = 300.0) -> None:
 _PREP = Command("node preparation", ("apt-get", "full-upgrade"))
 _REBOOT = Command("reboot", ("systemctl", "reboot"))
 _REPAIR = Command("repair dpkg", ("dpkg", "--configure", "-a"))
+_RESUME = "run the same apply again to finish: it continues from here"
 _NO_MASK = Masker(())  # summaries name paths and commands; argv never holds a password
 
 
@@ -165,6 +167,7 @@ def converge_host(
     steps: Iterable[Step] | None = None,
     report: HostReport | None = None,
     milestones: Milestones | None = None,
+    stop: StopRequest | None = None,
 ) -> HostReport:
     report = report or HostReport(plan.host)
     run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run, milestones=milestones)
@@ -185,6 +188,10 @@ def converge_host(
             if index in groups:
                 run.file_facts.update(facts.files(remote, groups[index]))
             summary = step_summary(step, _NO_MASK)
+            if stop:
+                raise RemoteError(
+                    plan.host, summary, Result(130, "", f"stopped by {stop.reason} before this step"), _RESUME
+                )
             progress(plan.host, summary, None)
             outcome = run_step(run, step)
             report.outcomes.append(outcome)
