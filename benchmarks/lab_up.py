@@ -37,7 +37,8 @@ def ssh_all(hosts: list[str]) -> None:
         sys.exit(f"ssh failed: {dict(zip(hosts, codes, strict=True))}")
 
 
-def cold_build() -> float:
+def cold_build() -> tuple[float, int]:
+    """Seconds and MB of a base image built into a throwaway directory, as a fresh machine does once."""
     sys.path.insert(0, str(ROOT / "src"))
     from stackwright.lab.base import build_into
     from stackwright.lab.layout import BASE_CACHE
@@ -49,10 +50,26 @@ def cold_build() -> float:
         build_into(target, "bookworm", lab_mirrors("bookworm"), lambda _msg: None)
         seconds = time.monotonic() - t0
         size = subprocess.run(["du", "-sm", str(target)], capture_output=True, text=True, check=True)
-        print(f"cold base build: {seconds:.1f} s, {size.stdout.split()[0]} MB")
     finally:
         shutil.rmtree(target, ignore_errors=True)
-    return seconds
+    return seconds, int(size.stdout.split()[0])
+
+
+def measure(runs: int, cold: bool) -> tuple[list[float], list[float], list[float], tuple[float, int] | None]:
+    """Per run: warm `lab up` until every host answers ssh, `lab reboot compute1`, `lab down`."""
+    hosts = ["controller", "network", "compute1"]
+    built = cold_build() if cold else None
+    lab("up", str(SEED))  # warm every cache (base image, lab key) once
+    lab("down", str(SEED))
+    ups, reboots, downs = [], [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        lab("up", str(SEED))
+        ssh_all(hosts)
+        ups.append(time.monotonic() - t0)
+        reboots.append(lab("reboot", str(SEED), "compute1"))
+        downs.append(lab("down", str(SEED)))
+    return ups, reboots, downs, built
 
 
 def main() -> None:
@@ -60,20 +77,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="also time a base image build")
     args = parser.parse_args()
-    hosts = ["controller", "network", "compute1"]
-    if args.cold:
-        cold_build()
-    lab("up", str(SEED))  # warm every cache (base image, lab key) once
-    lab("down", str(SEED))
-    ups, downs = [], []
-    for _ in range(args.runs):
-        t0 = time.monotonic()
-        lab("up", str(SEED))
-        ssh_all(hosts)
-        ups.append(time.monotonic() - t0)
-        reboot = lab("reboot", str(SEED), "compute1")
-        downs.append(lab("down", str(SEED)))
-        print(f"run: up+ssh {ups[-1]:.2f} s, reboot compute1 {reboot:.2f} s, down {downs[-1]:.2f} s")
+    ups, reboots, downs, built = measure(args.runs, args.cold)
+    if built:
+        print(f"cold base build: {built[0]:.1f} s, {built[1]} MB")
+    for up, reboot, down in zip(ups, reboots, downs, strict=True):
+        print(f"run: up+ssh {up:.2f} s, reboot compute1 {reboot:.2f} s, down {down:.2f} s")
     print(
         f"warm lab up of 3 hosts until all answer ssh: median {statistics.median(ups):.2f} s, "
         f"min {min(ups):.2f} s, max {max(ups):.2f} s ({args.runs} runs; target <= 15 s)"

@@ -36,18 +36,15 @@ def generate(nodes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def measure(nodes: int, runs: int) -> tuple[list[float], list[float], int]:
+    """(wall seconds per run, peak RSS MB per run, output lines) of `stackwright plan`."""
     exe = Path(sys.executable).parent / "stackwright"
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "big.yaml"
-        inventory.write_text(generate(args.nodes))
+        inventory.write_text(generate(nodes))
         subprocess.run([exe, "validate", inventory], check=True, stdout=subprocess.DEVNULL)  # passwords
         times, peaks = [], []
-        for _ in range(args.runs):
+        for _ in range(runs):
             start = time.perf_counter()
             pid = os.fork()
             if pid == 0:
@@ -59,6 +56,15 @@ def main() -> None:
             peaks.append(usage.ru_maxrss / 1024)
             assert os.waitstatus_to_exitcode(status) == 0
         lines = subprocess.run([exe, "plan", inventory], check=True, capture_output=True).stdout.count(b"\n")
+    return times, peaks, lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    times, peaks, lines = measure(args.nodes, args.runs)
     print(f"plan of {args.nodes} nodes ({lines} output lines), {args.runs} runs:")
     print(
         f"  wall median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}); "

@@ -91,6 +91,7 @@ def install(remote: Remote, names: list[str]) -> Result:
 
 def update(remote: Remote, stamp: str) -> None:
     remote.check_durable(
+        "apt-get update",
         f"set -e\nDEBIAN_FRONTEND=noninteractive {APT_GET} update\nmkdir -p {STATE_DIR}\ntouch {stamp}",
         hint="the host needs its Debian mirror (or the lab's apt proxy)",
     )
@@ -99,6 +100,7 @@ def update(remote: Remote, stamp: str) -> None:
 def full_upgrade(remote: Remote) -> list[str]:
     """Upgrade every package (services restart as Debian's scripts say); the packages set up."""
     result = remote.check_durable(
+        "apt-get full-upgrade",
         f"DEBIAN_FRONTEND=noninteractive {APT_GET} full-upgrade",
         hint="read apt's error above; `apt-get full-upgrade` on the host shows the same",
     )

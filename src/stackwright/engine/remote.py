@@ -113,10 +113,13 @@ class Remote:
         """
         return self.run_script(durable(script), env=env, timeout=timeout)
 
-    def check_durable(self, script: str, *, hint: str = "", timeout: float | None = 3600) -> Result:
+    def check_durable(
+        self, what: str, script: str, *, hint: str = "", timeout: float | None = 3600
+    ) -> Result:
+        """run_durable; a failure raises RemoteError naming `what` (e.g. "apt-get update")."""
         result = self.run_durable(script, timeout=timeout)
         if not result.ok:
-            raise RemoteError(self.name, script.strip().splitlines()[-1], result, hint)
+            raise RemoteError(self.name, what, result, hint)
         return result
 
     def check(self, command: str, *, hint: str = "", timeout: float | None = 600) -> Result:

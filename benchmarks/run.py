@@ -1,0 +1,503 @@
+"""Every benchmark in one command: prints the figures and writes them into docs/benchmarks.md.
+
+Run (as root, nothing else using the machine, no other lab on the seed's addresses):
+
+    .venv/bin/python benchmarks/run.py [--runs 3] [--only plan,lab,cloud,scale,peer] [--no-write]
+
+Stages (each brings up and tears down its own lab hosts; the apt proxy's cache on disk is shared):
+- plan:  `plan` of a generated 500-node inventory, whole process, peak RSS;
+- lab:   warm `lab up` of the seed's 3 hosts until each answers SSH, `lab reboot`, `lab down`, and
+         one cold base image build;
+- cloud: the seed cloud from bare hosts to the smoke VM (`lab up`, `apply --yes`, `verify`,
+         `verify --smoke`), no-op re-applies of 3 hosts and of 1, `doctor` warm and cold, then
+         fresh compute nodes (`apply --limit computeN`) against the floor: the same package set
+         installed by `apt-get install --no-install-recommends` on fresh lab hosts of their own;
+- scale: on a lab of its own (pctl, pnet, pc1..), 1 compute node from bare vs 4 in parallel,
+         with the machine's CPU sampled;
+- peer:  the same compute node converged by an Ansible playbook written for this benchmark
+         (benchmarks/ansible_peer/) and by stackwright, fresh and no-op, side by side.
+Medians over --runs samples (no-op, plan and doctor runs: at least 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CLI, ROOT, Report, machine_facts, spread, ssh, stackwright, timed
+
+WORK = Path("/var/lib/stackwright/lab/bench")
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+ANSIBLE_VENV = Path("/var/cache/stackwright/bench-venvs/ansible")
+ANSIBLE_VERSION = "12.3.0"  # ansible-core 2.19; only for the peer stage, never a project dependency
+LAB_KEY = "/var/lib/stackwright/lab/ssh/id_ed25519"
+# Services held during installation, as apply does (policy-rc.d): the floor is package installation.
+HOLD = "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && "
+
+
+def compute_packages(inventory: Path, host: str) -> tuple[str, ...]:
+    from stackwright.context import HostFacts
+    from stackwright.inventory import load_inventory
+    from stackwright.planner import plan_cluster
+    from stackwright.secrets import default_passwords_path, load_passwords
+
+    facts = {host: HostFacts(virt_type="qemu", ovs_datapath="netdev", containerized=True)}
+    loaded = load_inventory(inventory)
+    plan = plan_cluster(loaded, load_passwords(default_passwords_path(inventory)), facts=facts)
+    return plan.hosts[host].packages()
+
+
+def lab_down(*inventories: Path) -> None:
+    for inventory in inventories:
+        if inventory.exists():
+            subprocess.run(
+                [*CLI, "lab", "down", str(inventory)], capture_output=True, check=False, timeout=900
+            )
+
+
+# ---------------------------------------------------------------- plan, lab
+
+
+def stage_plan(report: Report, runs: int) -> None:
+    from plan_500 import measure
+
+    section = report.section("Plan of a 500-node inventory", ".venv/bin/python benchmarks/run.py --only plan")
+    times, peaks, lines = measure(500, max(runs, 5))
+    section.add(
+        "wall time, whole process (1 controller, 1 network, 498 compute nodes; full file contents "
+        "to /dev/null)",
+        spread(times),
+        "≤ 1.5 s",
+        statistics.median(times) <= 1.5,
+    )
+    section.add("peak RSS", spread(peaks, "MB", 0), "≤ 200 MB", max(peaks) <= 200)
+    section.add("output", f"{lines:,} lines")
+
+
+def stage_lab(report: Report, runs: int) -> None:
+    from lab_up import measure
+
+    section = report.section("Lab hosts", ".venv/bin/python benchmarks/run.py --only lab")
+    ups, reboots, downs, cold = measure(max(runs, 3), cold=True)
+    section.add(
+        "warm `lab up` of the seed's 3 hosts until each answers `ssh HOST true`",
+        spread(ups),
+        "≤ 15 s",
+        statistics.median(ups) <= 15,
+    )
+    section.add("`lab reboot compute1` until it answers SSH with its addresses", spread(reboots))
+    section.add("`lab down` (hosts, overlays, bridges, veths, proxy)", spread(downs))
+    if cold is not None:
+        section.add(
+            "cold base image build (debootstrap minbase + lab settings; once per machine)",
+            f"{cold[0]:.1f} s, {cold[1]} MB",
+        )
+
+
+# ---------------------------------------------------------------- the seed cloud
+
+FLOOR_LAB = """release: zed
+networks:
+  management: {{cidr: 10.210.10.0/24}}
+  data: {{cidr: 10.220.20.0/24}}
+nodes:
+{nodes}"""
+
+
+def stage_cloud(report: Report, runs: int) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    seed = WORK / "seed.yaml"
+    shutil.copy(ROOT / "examples" / "seed.yaml", seed)
+    floors = [f"floor{i}" for i in range(1, runs + 2)]  # one more: plain apt-get, services not held
+    floor_lab = WORK / "floor.yaml"
+    floor_lab.write_text(
+        FLOOR_LAB.format(
+            nodes="".join(
+                f"  {n}: {{roles: [compute], management: 10.210.10.{10 + i}, data: 10.220.20.{10 + i}}}\n"
+                for i, n in enumerate(floors)
+            )
+        )
+    )
+    section = report.section(
+        "The seed cloud: bare hosts to a VM, no-op re-apply, doctor, a fresh compute node vs the floor",
+        ".venv/bin/python benchmarks/run.py --only cloud",
+    )
+    try:
+        up_s, _ = stackwright("lab", "up", str(seed))
+        section.add("`lab up`, 3 hosts", f"{up_s:.1f} s")
+        apply_s, proc = stackwright("apply", str(seed), "--yes", "--json")
+        phases = json.loads(proc.stdout)["hosts"]
+        section.add(
+            "`apply --yes`, whole cluster from bare hosts (node preparation with full-upgrade, "
+            "packages, files, services, db syncs, discover_hosts)",
+            f"{apply_s:.1f} s",
+        )
+        for host, result in phases.items():
+            top = sorted(result["phases"].items(), key=lambda kv: -kv[1])[:3]
+            section.add(f"— {host}: largest phases", ", ".join(f"{k} {v:.1f} s" for k, v in top))
+        verify_s, _ = stackwright("verify", str(seed), "--wait", "300")
+        section.add("`verify` right after (waits, bounded, while the agents report in)", f"{verify_s:.1f} s")
+        smoke_s, proc = stackwright("verify", str(seed), "--smoke", "--json", timeout=1800)
+        smoke = json.loads(proc.stdout)["smoke"]
+        to_lease = sum(
+            p["seconds"] for p in smoke["phases"] if p["name"] not in ("cleanup",) and "uuid" not in p["name"]
+        )
+        section.add(
+            "`verify --smoke`: " + ", ".join(f"{p['name']} {p['seconds']:.1f} s" for p in smoke["phases"]),
+            f"{smoke_s:.1f} s",
+        )
+        bare_to_vm = up_s + apply_s + to_lease
+        section.add(
+            "bare hosts → smoke VM ACTIVE with its DHCP address (lab up + apply + smoke up to the lease)",
+            f"{bare_to_vm / 60:.1f} min",
+            "< 10 min",
+            bare_to_vm < 600,
+        )
+        noop = [stackwright("apply", str(seed), "--yes", "--no-upgrade")[0] for _ in range(max(runs, 5))]
+        section.add(
+            "no-op re-apply, 3 hosts, whole process (`apply --yes --no-upgrade`)",
+            spread(noop),
+            "≤ 5 s",
+            statistics.median(noop) <= 5,
+        )
+        noop_up = [stackwright("apply", str(seed), "--yes")[0] for _ in range(max(runs, 5))]
+        section.add(
+            "no-op re-apply, 3 hosts, with node preparation (apt lists fresh: no update, no upgrade)",
+            spread(noop_up),
+        )
+        one = [
+            stackwright("apply", str(seed), "--yes", "--no-upgrade", "--limit", "compute1")[0]
+            for _ in range(max(runs, 5))
+        ]
+        section.add(
+            "no-op re-apply, 1 host (`--limit compute1`; includes the controller's discover_hosts guard)",
+            spread(one),
+            "≤ 3 s",
+            statistics.median(one) <= 3,
+        )
+        doctor_cold, _ = stackwright("doctor", str(seed))
+        doctor = [stackwright("doctor", str(seed))[0] for _ in range(max(runs, 5))]
+        section.add(
+            "`doctor`, healthy cloud, every check passing, warm",
+            spread(doctor),
+            "≤ 10 s",
+            statistics.median(doctor) <= 10,
+        )
+        section.add(
+            "`doctor`, first run on these hosts (option data for oslo-config-validator generated)",
+            f"{doctor_cold:.1f} s",
+        )
+
+        computes = [f"compute{i}" for i in range(2, runs + 2)]
+        seed.write_text(
+            seed.read_text()
+            + "".join(
+                f"  {c}:\n    roles: [compute]\n"
+                f"    management: 10.10.10.{52 + i}\n    data: 10.20.20.{52 + i}\n"
+                for i, c in enumerate(computes, start=2)
+            )
+        )
+        stackwright("lab", "up", str(seed))
+        stackwright("lab", "up", str(floor_lab))
+        install = (
+            "export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && "
+            "apt-get install -y -q --no-install-recommends "
+            + " ".join(compute_packages(seed, computes[0]))
+            + " >/dev/null"
+        )
+        floor_s: list[float] = []
+        fresh_s: list[float] = []
+        for i, compute in enumerate(computes):
+
+            def floor(i: int = i) -> None:
+                floor_s.append(ssh(floors[i], HOLD + install))
+
+            def fresh(compute: str = compute) -> None:
+                fresh_s.append(stackwright("apply", str(seed), "--yes", "--limit", compute)[0])
+
+            for step in (floor, fresh) if i % 2 == 0 else (fresh, floor):  # alternate who goes first
+                step()
+        plain = ssh(floors[-1], install)
+        ratio = statistics.median(fresh_s) / statistics.median(floor_s)
+        section.add(
+            "floor: `apt-get update && apt-get install --no-install-recommends` of the compute "
+            "package set on a fresh host, services held (policy-rc.d)",
+            spread(floor_s, digits=1),
+        )
+        section.add(
+            "fresh compute node: `apply --yes --limit computeN` (node preparation with full-upgrade, "
+            "packages, files, services, network, the controller's discover_hosts)",
+            spread(fresh_s, digits=1) + f" = {ratio:.2f}x the floor",
+            "≤ 1.3x",
+            ratio <= 1.3,
+        )
+        section.add(
+            "the same install with plain `apt-get install` (postinsts start services; nova-compute "
+            "then waits for a conductor it cannot reach)",
+            f"{plain:.1f} s",
+        )
+        section.add(
+            "pairs (floor, stackwright)",
+            ", ".join(f"({a:.1f}, {b:.1f})" for a, b in zip(floor_s, fresh_s, strict=True)),
+        )
+    finally:
+        lab_down(seed, floor_lab)
+
+
+# ---------------------------------------------------------------- scale-out and the Ansible peer
+
+PERF = """# benchmarks/run.py scale and peer stages: a lab of their own
+release: zed
+networks:
+  management: {{cidr: 10.150.10.0/24}}
+  data:       {{cidr: 10.160.20.0/24}}
+  external:   {{cidr: 192.168.150.0/24, gateway: 192.168.150.1}}
+tenant_network_type: gre
+virt_type: auto
+nodes:
+  pctl: {{roles: [controller], management: 10.150.10.11, external: 192.168.150.11}}
+  pnet: {{roles: [network], management: 10.150.10.12, data: 10.160.20.12, external: 192.168.150.12}}
+{computes}"""
+
+
+def perf_address(n: int) -> str:
+    return f"10.150.10.{20 + n}"
+
+
+def perf_lab(computes: int) -> Path:
+    path = WORK / "perf.yaml"
+    WORK.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        PERF.format(
+            computes="".join(
+                f"  pc{n}: {{roles: [compute], management: {perf_address(n)}, data: 10.160.20.{20 + n}}}\n"
+                for n in range(1, computes + 1)
+            )
+        )
+    )
+    return path
+
+
+class CpuSampler:
+    """The machine's CPU use from /proc/stat, once a second, in a thread."""
+
+    def __init__(self) -> None:
+        self.busy: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @staticmethod
+    def _read() -> list[int]:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:9]]
+
+    def _loop(self) -> None:
+        last = self._read()
+        while not self._stop.wait(1.0):
+            now = self._read()
+            delta = [b - a for a, b in zip(last, now, strict=True)]
+            last = now
+            self.busy.append(100.0 * (sum(delta) - delta[3] - delta[4]) / (sum(delta) or 1))
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> str:
+        if not self.busy:
+            return "no samples"
+        saturated = sum(1 for b in self.busy if b >= 90) / len(self.busy)
+        return f"CPU busy {statistics.mean(self.busy):.0f}% avg, {saturated:.0%} of seconds ≥ 90%"
+
+
+def stage_scale(report: Report, runs: int, perf: Path) -> None:
+    section = report.section(
+        "Scale-out: 1 vs 4 compute nodes from bare, in parallel",
+        ".venv/bin/python benchmarks/run.py --only scale",
+    )
+    ones: list[float] = []
+    fours: list[float] = []
+    for r in range(runs):
+        base = 1 + 5 * r
+        with CpuSampler() as cpu:
+            ones.append(stackwright("apply", str(perf), "--yes", "--limit", f"pc{base}")[0])
+        section.add(f"run {r + 1}: 1 node (pc{base})", f"{ones[-1]:.1f} s; {cpu.summary()}")
+        four = ",".join(f"pc{base + k}" for k in range(1, 5))
+        with CpuSampler() as cpu:
+            fours.append(stackwright("apply", str(perf), "--yes", "--limit", four)[0])
+        section.add(f"run {r + 1}: 4 nodes ({four})", f"{fours[-1]:.1f} s; {cpu.summary()}")
+    ratio = statistics.median(fours) / statistics.median(ones)
+    section.add("1 compute node", spread(ones, digits=1))
+    section.add("4 compute nodes in parallel", spread(fours, digits=1))
+    section.add("4 / 1", f"{ratio:.2f}x", "≤ 2x", ratio <= 2)
+
+
+def ansible_playbook() -> Path:
+    exe = ANSIBLE_VENV / "bin" / "ansible-playbook"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(ANSIBLE_VENV)], check=True)
+        subprocess.run(
+            [str(ANSIBLE_VENV / "bin" / "pip"), "install", "-q", f"ansible=={ANSIBLE_VERSION}"], check=True
+        )
+    return exe
+
+
+def stage_peer(report: Report, runs: int, perf: Path, first: int) -> None:
+    """Hosts pc<first>.. : Ansible converges the odd ones of each pair, stackwright the even."""
+    section = report.section(
+        "Peer: the same compute node by an Ansible playbook and by stackwright",
+        ".venv/bin/python benchmarks/run.py --only peer",
+    )
+    playbook_exe = ansible_playbook()
+    version = timed([str(playbook_exe), "--version"])[1].splitlines()[0]
+    here = ROOT / "benchmarks" / "ansible_peer"
+    env = {**os.environ, "ANSIBLE_CONFIG": str(here / "ansible.cfg")}
+
+    def playbook(host: str) -> list[str]:
+        n = int(host.removeprefix("pc"))
+        out = WORK / f"ansible-{host}"
+        subprocess.run([sys.executable, str(here / "render_vars.py"), str(perf), host, str(out)], check=True)
+        hosts = WORK / f"ansible-{host}.ini"
+        hosts.write_text(
+            f"[compute]\n{host} ansible_host={perf_address(n)}\n"
+            "[controller]\npctl ansible_host=10.150.10.11\n"
+            f"[all:vars]\nansible_user=root\nansible_ssh_private_key_file={LAB_KEY}\n"
+        )
+        return [str(playbook_exe), "-i", str(hosts), str(here / "compute.yml"), "-e", f"@{out / 'vars.yml'}"]
+
+    a_fresh: list[float] = []
+    s_fresh: list[float] = []
+    pairs = [(f"pc{first + 2 * r}", f"pc{first + 2 * r + 1}") for r in range(runs)]
+    for r, (a_host, s_host) in enumerate(pairs):
+
+        def by_ansible(a_host: str = a_host) -> None:
+            a_fresh.append(timed(playbook(a_host), env=env)[0])
+
+        def by_stackwright(s_host: str = s_host) -> None:
+            s_fresh.append(stackwright("apply", str(perf), "--yes", "--limit", s_host)[0])
+
+        for step in (by_ansible, by_stackwright) if r % 2 == 0 else (by_stackwright, by_ansible):
+            step()
+    ratio = statistics.median(s_fresh) / statistics.median(a_fresh)
+    section.add(
+        f"fresh, Ansible ({version}; pipelining, ControlPersist, no fact gathering)",
+        spread(a_fresh, digits=1),
+    )
+    section.add(
+        "fresh, stackwright", spread(s_fresh, digits=1) + f" = {ratio:.2f}x Ansible", "≤ 1x", ratio <= 1
+    )
+    a_host, s_host = pairs[-1]
+    for upgrade in (False, True):
+        a_noop: list[float] = []
+        s_noop: list[float] = []
+        for _ in range(max(runs, 5)):
+            seconds, log = timed(playbook(a_host) + ([] if upgrade else ["--skip-tags", "upgrade"]), env=env)
+            changed = [int(c) for c in re.findall(r"changed=(\d+)", log)]
+            if any(changed):
+                raise SystemExit(f"the Ansible no-op run changed something: {changed}\n{log[-3000:]}")
+            a_noop.append(seconds)
+            extra = [] if upgrade else ["--no-upgrade"]
+            s_noop.append(stackwright("apply", str(perf), "--yes", "--limit", s_host, *extra)[0])
+        how = "with node preparation (apt lists fresh)" if upgrade else "without the upgrade step"
+        faster = statistics.median(a_noop) / statistics.median(s_noop)
+        section.add(f"no-op, Ansible, {how}", spread(a_noop))
+        section.add(
+            f"no-op, stackwright, {how}",
+            spread(s_noop) + f" = {faster:.1f}x faster",
+            "≥ 3x faster",
+            faster >= 3,
+        )
+
+
+def stage_perf_lab(report: Report, runs: int, stages: set[str]) -> None:
+    scale_hosts = 5 * runs if "scale" in stages else 0
+    peer_hosts = 2 * runs if "peer" in stages else 0
+    perf = perf_lab(scale_hosts + peer_hosts)
+    try:
+        base = report.section(
+            "Scale and peer labs: controller and network node",
+            ".venv/bin/python benchmarks/run.py --only scale,peer",
+        )
+        base.add(
+            f"`lab up`, {2 + scale_hosts + peer_hosts} hosts",
+            f"{stackwright('lab', 'up', str(perf))[0]:.1f} s",
+        )
+        base.add(
+            "`apply --yes --limit pctl,pnet` (controller + network node from bare)",
+            f"{stackwright('apply', str(perf), '--yes', '--limit', 'pctl,pnet')[0]:.1f} s",
+        )
+        if scale_hosts:
+            stage_scale(report, runs, perf)
+            # The nodes of the scale stage would keep the machine busy (agents polling): stop them.
+            for n in range(1, scale_hosts + 1):
+                ssh(
+                    f"pc{n}",
+                    "systemctl stop nova-compute neutron-openvswitch-agent libvirtd "
+                    "stackwright-veth-csum ovs-vswitchd ovsdb-server",
+                    timeout=120,
+                )
+        if peer_hosts:
+            stage_peer(report, runs, perf, first=scale_hosts + 1)
+    finally:
+        lab_down(perf)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def write_doc(markdown: str) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text = text.replace("# Benchmarks\n", f"# Benchmarks\n\n{BEGIN}\n{END}\n", 1)
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="samples of each fresh-converge figure (≥ 3)")
+    parser.add_argument("--only", default="plan,lab,cloud,scale,peer")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run benchmarks/run.py as root (lab hosts)")
+    stages = set(args.only.split(","))
+    report = Report()
+    facts = machine_facts()
+    started = time.strftime("%Y-%m-%d %H:%M")
+    t0 = time.monotonic()
+    if "plan" in stages:
+        stage_plan(report, args.runs)
+    if "lab" in stages:
+        stage_lab(report, args.runs)
+    if "cloud" in stages:
+        stage_cloud(report, args.runs)
+    if stages & {"scale", "peer"}:
+        stage_perf_lab(report, args.runs, stages)
+    markdown = report.markdown(facts, started, time.monotonic() - t0)
+    (ROOT / ".benchmarks").mkdir(exist_ok=True)
+    (ROOT / ".benchmarks" / "report.json").write_text(report.json())
+    print("\n" + markdown)
+    if not args.no_write:
+        write_doc(markdown)
+        print(f"written: {DOC}")
+
+
+if __name__ == "__main__":
+    main()
