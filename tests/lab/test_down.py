@@ -73,3 +73,30 @@ def test_up_refuses_a_network_that_collides_with_this_machine(tmp_path: Path) ->
     assert proc.returncode == 2, proc.stderr
     assert f"collides with {taken}" in proc.stderr and "change networks.management.cidr" in proc.stderr
     assert _links() == links_before
+
+
+def test_down_also_removes_a_host_the_inventory_dropped_since_up(tmp_path: Path) -> None:
+    require_lab()
+    both = (
+        "release: zed\nnetworks:\n  management: {cidr: 10.253.1.0/24}\n  data: {cidr: 10.253.2.0/24}\n"
+        "  external: {cidr: 10.253.3.0/24}\nnodes:\n"
+        "  keeper: {roles: [controller, network, compute], management: 10.253.1.10, data: 10.253.2.10,"
+        " external: 10.253.3.10}\n"
+    )
+    dropped = "  dropped: {roles: [compute], management: 10.253.1.11, data: 10.253.2.11}\n"
+    inv = tmp_path / "shrinks.yaml"
+    inv.write_text(both + dropped)
+    grown = layout_of(inv)
+    try:
+        up = run_cli("up", str(inv))
+        assert up.returncode == 0, up.stderr
+        assert is_mounted(grown.host("dropped").root)
+        inv.write_text(both)  # the user removes a node, then tears the lab down
+        down = run_cli("down", str(inv))
+        assert down.returncode == 0, down.stderr
+    finally:
+        inv.write_text(both + dropped)
+        run_cli("down", str(inv))
+    assert processes.lab_processes(grown) == []
+    assert str(grown.dir) not in Path("/proc/self/mountinfo").read_text()
+    assert not grown.dir.exists()

@@ -52,6 +52,7 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
         result.killed += processes.stop_pids(strays)
 
     progress("removing overlays")
+    hosts.unmount_all_under(layout.dir)  # also hosts dropped from the inventory since `lab up`
     for host in layout.hosts:
         hosts.remove_host_dir(host)
         propagate = NSPAWN_PROPAGATE / host.name
@@ -68,7 +69,7 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
 def leftovers(layout: LabLayout) -> list[str]:
     """What `down` should have removed but is still there (empty when the lab is gone)."""
     out = [f"link {n}" for n in network.leftover_links(layout)]
-    out += [f"mount {h.root}" for h in layout.hosts if hosts.is_mounted(h.root)]
+    out += [f"mount {point}" for point in hosts.mounts_under(layout.dir)]
     out += [f"process {pid} ({cmd[:80]})" for pid, cmd in processes.lab_processes(layout)]
     if network.table_exists(layout):
         out.append(f"nft table {network.table_name(layout)}")

@@ -24,6 +24,20 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points below `path`, deepest first (the order to unmount them in)."""
+    prefix = f"{path}/"
+    with open("/proc/self/mountinfo") as f:
+        points = {line.split()[4] for line in f}
+    return sorted((Path(p) for p in points if p.startswith(prefix)), key=lambda p: -len(p.parts))
+
+
+def unmount_all_under(path: Path) -> None:
+    """Every overlay of the lab, also those of hosts the inventory no longer lists."""
+    for point in mounts_under(path):
+        run(["umount", str(point)])
+
+
 def mount_root(host: HostLayout, base: Path) -> None:
     if is_mounted(host.root):
         return
