@@ -104,7 +104,7 @@ class Report:
             *(f"- {k}: {v}" for k, v in facts.items()),
             "",
         ]
-        return "\n".join(head) + "\n".join(s.markdown() for s in self.sections)
+        return "\n".join(head) + "\n" + "\n".join(s.markdown() for s in self.sections)
 
     def json(self) -> str:
         return json.dumps(

@@ -3,8 +3,9 @@ breaking a real host is named with its cause, the safe fix (or `apply`) restores
 
 Runs after test_cloud.py (marker `cloud`, file order). Every test that breaks a host repairs it in
 `finally`, even when it fails. A break that edits a managed file also (rightly) shows as config drift.
-Clock skew has no lab test: a container cannot set its clock (CAP_SYS_TIME) and faking the reading
-would test the fake; the arithmetic is tested offline (tests/test_doctor.py).
+A container cannot set the real clock (no CAP_SYS_TIME), so clock skew is made the way the issue
+allows, by faking it for the whole host: libfaketime preloaded into every new process there
+(/etc/ld.so.preload), so the host's processes, ours included, read a clock 120 s ahead.
 """
 
 from __future__ import annotations
@@ -374,5 +375,30 @@ def test_tunnel_flow_deleted(cloud: SeedLab) -> None:
     finally:
         if cloud.check("network", flows).strip() == "0":
             cloud.exec("network", "systemctl restart neutron-openvswitch-agent")
+    healthy_after(cloud)
+    assert_verify(cloud)
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def test_clock_ahead_on_a_compute_node(cloud: SeedLab) -> None:
+    cloud.check(
+        "compute1",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libfaketime >/dev/null",
+        timeout=300,
+    )
+    try:
+        cloud.check("compute1", f"echo +120 > /etc/faketimerc && echo {FAKETIME_LIB} > /etc/ld.so.preload")
+        ahead = float(cloud.check("compute1", "date +%s.%N")) - time.time()
+        assert 100 < ahead < 140, ahead
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("clock-skew", "compute1")}
+        cause = causes(data, "clock-skew")
+        assert "s from controller's clock (tolerance 30 s)" in cause and "clock +1" in cause, cause
+    finally:
+        cloud.exec("compute1", "rm -f /etc/ld.so.preload /etc/faketimerc")
+    assert abs(float(cloud.check("compute1", "date +%s.%N")) - time.time()) < 5
     healthy_after(cloud)
     assert_verify(cloud)
