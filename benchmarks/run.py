@@ -107,11 +107,15 @@ def stage_lab(report: Report, runs: int) -> None:
 
 # ---------------------------------------------------------------- the seed cloud
 
+# Hosts that only install packages; the inventory still needs a controller and a network node.
 FLOOR_LAB = """release: zed
 networks:
   management: {{cidr: 10.210.10.0/24}}
   data: {{cidr: 10.220.20.0/24}}
+  external: {{cidr: 192.168.230.0/24}}
 nodes:
+  floorctl: {{roles: [controller, network], management: 10.210.10.9, data: 10.220.20.9,
+             external: 192.168.230.9}}
 {nodes}"""
 
 

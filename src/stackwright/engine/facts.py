@@ -87,12 +87,11 @@ def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) 
     names = list(names)
     if not names:
         return {}
+    # One `systemctl show` per unit (is-enabled + is-active + show cost four systemctl runs).
     script = "".join(
         f"echo {_SEP}; u={shlex.quote(n)}; "
-        'echo "enabled=$(systemctl is-enabled "$u" 2>/dev/null)"; '
-        'echo "active=$(systemctl is-active "$u" 2>/dev/null)"; '
-        'echo "condition=$(systemctl show -p ConditionResult --value "$u" 2>/dev/null)"; '
-        'echo "evaluated=$(systemctl show -p ConditionTimestamp --value "$u" 2>/dev/null)"; '
+        "systemctl show -p LoadState,UnitFileState,ActiveState,ConditionResult,ConditionTimestamp "
+        '-- "$u" 2>/dev/null; '
         + (f'[ -e {shlex.quote(pending_dir)}/"$u" ] && echo pending=yes' if pending_dir else "true")
         + "\n"
         for n in names
@@ -102,10 +101,11 @@ def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) 
     for name, chunk in zip(names, chunks, strict=False):
         values = dict(line.partition("=")[::2] for line in chunk.strip().splitlines())
         # ConditionResult is "no" before the unit was ever started too: count only evaluated ones.
-        skipped = values.get("condition") == "no" and bool(values.get("evaluated"))
+        skipped = values.get("ConditionResult") == "no" and bool(values.get("ConditionTimestamp"))
+        found = values.get("LoadState") not in (None, "", "not-found")
         facts[name] = UnitFact(
-            enabled=values.get("enabled") or "not-found",
-            active=values.get("active") or "unknown",
+            enabled=(values.get("UnitFileState") or "static") if found else "not-found",
+            active=values.get("ActiveState") or "unknown",
             condition_failed=skipped,
             pending_restart=values.get("pending") == "yes",
         )

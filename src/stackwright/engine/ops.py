@@ -250,7 +250,7 @@ def service(run: HostRun, step: Step) -> Outcome:
     unit = facts.units(run.remote, [step.name], pending_dir=PENDING)[step.name]
     pending = unit.pending_restart
     actions: list[str] = []
-    enabled = unit.enabled in ("enabled", "static", "alias", "indirect", "generated")
+    enabled = unit.enabled in ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
     if step.enabled and not enabled:
         actions.append("enable")
     elif not step.enabled and unit.enabled == "enabled":
