@@ -15,7 +15,13 @@ from stackwright.lab.layout import PROXY_PORT, STATE_ROOT, HostLayout, LabLayout
 from stackwright.lab.lock import lab_lock
 from stackwright.lab.sources import lab_mirrors
 from stackwright.lab.state import HostState, LabState
-from stackwright.lab.system import HostCommandError, require_disk, require_root, require_tools
+from stackwright.lab.system import (
+    HostCommandError,
+    ensure_inotify_instances,
+    require_disk,
+    require_root,
+    require_tools,
+)
 
 HOST_BYTES = 256 * 2**20  # an idle host's overlay and logs, with margin
 SSH_WAIT = 90.0  # seconds for all hosts to boot to sshd
@@ -64,6 +70,11 @@ def _up(layout: LabLayout, *, ensure_packages: bool, progress: Progress) -> UpRe
                 f"the apt proxy did not listen on {layout.proxy_address}:{PROXY_PORT} within "
                 f"{processes.PROXY_START_WAIT:.0f} s — see {layout.dir / 'proxy.log'}"
             )
+
+    every_lab = {d for d in STATE_ROOT.glob("*/hosts/*") if d.is_dir()} | {h.dir for h in layout.hosts}
+    raised = ensure_inotify_instances(len(every_lab))
+    if raised:
+        progress(f"fs.inotify.max_user_instances raised to {raised} (the hosts' systemd share root's)")
 
     pub = ssh.ensure_key(layout)
     ssh.write_client_config(layout)
