@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -500,20 +501,31 @@ def main() -> None:
     facts = machine_facts()
     started = time.strftime("%Y-%m-%d %H:%M")
     t0 = time.monotonic()
-    if "plan" in stages:
-        stage_plan(report, args.runs)
-    if "lab" in stages:
-        stage_lab(report, args.runs)
-    if "cloud" in stages:
-        stage_cloud(report, args.runs)
-    if stages & {"scale", "peer"}:
-        stage_perf_lab(report, args.runs, stages)
-    markdown = report.markdown(facts, started, time.monotonic() - t0)
-    (ROOT / ".benchmarks").mkdir(exist_ok=True)
-    (ROOT / ".benchmarks" / "report.json").write_text(report.json())
-    print("\n" + markdown)
+    runners: list[tuple[set[str], Callable[[], None]]] = [
+        ({"plan"}, lambda: stage_plan(report, args.runs)),
+        ({"lab"}, lambda: stage_lab(report, args.runs)),
+        ({"cloud"}, lambda: stage_cloud(report, args.runs)),
+        ({"scale", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
+    ]
+    for names, run in runners:
+        if not stages & names:
+            continue
+        before = len(report.sections)
+        try:
+            run()
+        except Exception as exc:  # a failed stage is reported; the others still run
+            if len(report.sections) == before:
+                report.section(f"Stage {'/'.join(sorted(names))}", "")
+            report.sections[-1].notes.append(f"**Stage failed:** {type(exc).__name__}: {exc}")
+            print(f"stage {'/'.join(sorted(names))} failed: {exc}", file=sys.stderr)
+        # Written after every stage, so an interrupted run keeps what it measured.
+        markdown = report.markdown(facts, started, time.monotonic() - t0)
+        (ROOT / ".benchmarks").mkdir(exist_ok=True)
+        (ROOT / ".benchmarks" / "report.json").write_text(report.json())
+        if not args.no_write:
+            write_doc(markdown)
+    print("\n" + report.markdown(facts, started, time.monotonic() - t0))
     if not args.no_write:
-        write_doc(markdown)
         print(f"written: {DOC}")
 
 
