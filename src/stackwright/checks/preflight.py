@@ -68,8 +68,9 @@ echo "time=$(date +%s.%N)"
 """
 
 
-def gather(remote: Remote) -> tuple[dict[str, list[str]], float]:
-    """{"codename": ["bookworm"], "addr": ["eth0 10.10.10.53/24", ...], ...} and the clock skew (s)."""
+def gather(remote: Remote) -> tuple[dict[str, list[str]], float, str]:
+    """{"codename": ["bookworm"], "addr": ["eth0 10.10.10.53/24", ...], ...}, the clock skew (s),
+    and, when the probe did not complete, why (exit code and the end of its stderr)."""
     before = time.time()
     result = remote.run("sh -s", stdin=_probe_script(), timeout=60)
     after = time.time()
@@ -78,24 +79,35 @@ def gather(remote: Remote) -> tuple[dict[str, list[str]], float]:
         key, sep, value = line.partition("=")
         if sep:
             values.setdefault(key, []).append(value.strip())
+    tail = " ".join(result.stderr.split()[-30:]) or "no output"
+    failure = (
+        f"exit {result.rc}, {tail} — check sshd and the shell on the host "
+        "(`journalctl -u ssh`), then run again"
+    )
     skew = 0.0
     try:
         host_time = float(values["time"][0])
     except (KeyError, IndexError, ValueError):
-        return values, skew
+        values.pop("time", None)
+        return values, skew, failure
     # In sync, the host's reading falls inside our round trip; outside it, that is the skew.
     if host_time < before:
         skew = host_time - before
     elif host_time > after:
         skew = host_time - after
-    return values, skew
+    return values, skew, ""
 
 
 def preflight_host(remote: Remote, inventory: Inventory, release: Release) -> Preflight:
-    values, skew = gather(remote)
+    values, skew, failure = gather(remote)
     node = inventory.nodes[remote.name]
     report = Preflight(remote.name)
     add = report.lines.append
+    if "time" not in values:
+        # The probe did not run to its end: judging the host from a partial answer would blame
+        # its release or addresses for what is a broken SSH session.
+        add(CheckLine("ssh-command", False, f"commands over SSH do not run on {remote.name}: {failure}"))
+        return report
 
     codename = (values.get("codename") or ["unknown"])[0]
     add(

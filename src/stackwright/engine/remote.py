@@ -138,7 +138,11 @@ class Remote:
             time.sleep(2)
             self._host.connect(show_errors=False)
             if self._host.connected:
-                _no_delay(self._host)
+                try:
+                    _no_delay(self._host)
+                except OSError:  # closed again at once: still booting
+                    self._close()
+                    continue
                 self.lost = ""
                 return True
         return False
@@ -249,7 +253,15 @@ def connect_reachable(
             address = ssh_target(inventory, name)["ssh_hostname"]
             failed[name] = f"{name} ({address}): {errors.get(name, 'no SSH connection')}"
             continue
-        _no_delay(host)
+        try:
+            _no_delay(host)
+        except OSError as exc:  # logged in, then the host closed the connection at once
+            address = ssh_target(inventory, name)["ssh_hostname"]
+            failed[name] = (
+                f"{name} ({address}): the SSH connection closed right after login ({exc.strerror}) — "
+                f"check sshd on {name} (`journalctl -u ssh`), then run again"
+            )
+            continue
         remotes[name] = Remote(name, host, verbose)
     return remotes, failed
 

@@ -64,10 +64,13 @@ def _examine(
     remote: Remote, loaded: LoadedInventory, passwords: Mapping[str, str], release: str, data: HostData
 ) -> HostFacts:
     """Both round trips of one host; fills `data`, returns the facts its plan was made with."""
-    values, skew = preflight_gather(remote)
+    values, skew, failure = preflight_gather(remote)
     data.preflight = values
     data.clock_offset = skew if "time" in values else None
     facts = facts_from_preflight(loaded.model, remote.name, values)
+    if "time" not in values:
+        data.error = f"commands over SSH do not run on {remote.name}: {failure}"
+        return facts
     plan = plan_cluster(loaded, passwords, release_name=release, facts={remote.name: facts})
     run_host_script(remote, host_script(loaded.model, remote.name, plan.hosts[remote.name]), data)
     return facts
