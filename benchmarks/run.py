@@ -507,8 +507,9 @@ def main() -> None:
         ({"cloud"}, lambda: stage_cloud(report, args.runs)),
         ({"scale", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
     ]
+    interrupted = False
     for names, run in runners:
-        if not stages & names:
+        if not stages & names or interrupted:
             continue
         before = len(report.sections)
         try:
@@ -518,6 +519,11 @@ def main() -> None:
                 report.section(f"Stage {'/'.join(sorted(names))}", "")
             report.sections[-1].notes.append(f"**Stage failed:** {type(exc).__name__}: {exc}")
             print(f"stage {'/'.join(sorted(names))} failed: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:  # SIGINT (e.g. `timeout -s INT`): keep what was measured, stop
+            if len(report.sections) == before:
+                report.section(f"Stage {'/'.join(sorted(names))}", "")
+            report.sections[-1].notes.append("**Stage interrupted** (SIGINT) before its end.")
+            interrupted = True
         # Written after every stage, so an interrupted run keeps what it measured.
         markdown = report.markdown(facts, started, time.monotonic() - t0)
         (ROOT / ".benchmarks").mkdir(exist_ok=True)
