@@ -21,7 +21,7 @@ from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError,
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
 from stackwright.secrets import Masker
-from stackwright.steps import Command, File, HostPlan, Step
+from stackwright.steps import AwaitHost, Command, File, HostPlan, Step
 
 LOCK = "/run/stackwright.lock"
 APT_FRESH_SECONDS = 3600
@@ -193,7 +193,14 @@ def converge_host(
                     plan.host, summary, Result(130, "", f"stopped by {stop.reason} before this step"), _RESUME
                 )
             progress(plan.host, summary, None)
-            outcome = run_step(run, step)
+            try:
+                outcome = run_step(run, step)
+            except RemoteError:
+                if stop and isinstance(step, AwaitHost):
+                    # The awaited host stopped for the signal, not because it failed.
+                    stopped = Result(130, "", f"stopped by {stop.reason} before this step")
+                    raise RemoteError(plan.host, summary, stopped, _RESUME) from None
+                raise
             report.outcomes.append(outcome)
             report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
             progress(plan.host, summary, outcome)

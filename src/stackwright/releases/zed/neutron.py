@@ -13,7 +13,7 @@ from stackwright.context import HostContext
 from stackwright.releases.zed.common import DATA_BRIDGE, EXTERNAL_BRIDGE
 from stackwright.releases.zed.files import rendered
 from stackwright.releases.zed.guards import as_user, marker
-from stackwright.steps import Command, File, OvsBridge, Service, Step, Wait
+from stackwright.steps import AwaitHost, Command, File, Milestone, OvsBridge, Service, Step, Wait
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release
@@ -27,6 +27,7 @@ L3_AGENT_INI = "/etc/neutron/l3_agent.ini"
 DHCP_AGENT_INI = "/etc/neutron/dhcp_agent.ini"
 METADATA_AGENT_INI = "/etc/neutron/metadata_agent.ini"
 INTEGRATION_BRIDGE = "br-int"
+SERVER_READY = "neutron-rpc-server started"
 
 
 def server_packages() -> tuple[str, ...]:
@@ -61,6 +62,7 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
         # Debian leaves both disabled: enabled here, or they are gone after a reboot.
         Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI)),
         Service("neutron-rpc-server", restart_when=(NEUTRON_CONF, ML2_CONF)),
+        Milestone(SERVER_READY),
     ]
 
 
@@ -89,6 +91,11 @@ def l2_agent(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
         *bridges(host),
         neutron_conf(host, release, pw),
         rendered(release, host, pw, OVS_AGENT_INI),
+        # An agent started before the controller's RabbitMQ and RPC server backs off its
+        # reconnects and its first state report times out: on a cold lab the DHCP agent had not
+        # registered two minutes after apply. In a whole-cluster run, agents (this one and the
+        # network node's, which follow it) start once the RPC server has.
+        AwaitHost(host.controller_name, SERVER_READY),
         Service("neutron-openvswitch-agent", restart_when=(NEUTRON_CONF, OVS_AGENT_INI)),
     ]
 
