@@ -13,7 +13,7 @@ Stages (each brings up and tears down its own lab hosts; the apt proxy's cache o
          fresh compute nodes (`apply --limit computeN`) against the floor: the same package set
          installed by `apt-get install --no-install-recommends` on fresh lab hosts of their own;
 - scale: on a lab of its own (pctl, pnet, pc1..), 1 compute node from bare vs 4 in parallel,
-         with the machine's CPU sampled;
+         with the machine's CPU sampled and CPU-seconds charged to each lab host (cpu.py);
 - peer:  the same compute node converged by an Ansible playbook written for this benchmark
          (benchmarks/ansible_peer/) and by stackwright, fresh and no-op, side by side.
 Medians over --runs samples (no-op, plan and doctor runs: at least 5).
@@ -29,13 +29,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CLI, ROOT, Report, machine_facts, spread, ssh, stackwright, timed
+from cpu import CpuSampler, HostCpu
 
 WORK = Path("/var/lib/stackwright/lab/bench")
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -308,42 +308,6 @@ def perf_lab(computes: int) -> Path:
     return path
 
 
-class CpuSampler:
-    """The machine's CPU use from /proc/stat, once a second, in a thread."""
-
-    def __init__(self) -> None:
-        self.busy: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    @staticmethod
-    def _read() -> list[int]:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:9]]
-
-    def _loop(self) -> None:
-        last = self._read()
-        while not self._stop.wait(1.0):
-            now = self._read()
-            delta = [b - a for a, b in zip(last, now, strict=True)]
-            last = now
-            self.busy.append(100.0 * (sum(delta) - delta[3] - delta[4]) / (sum(delta) or 1))
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def summary(self) -> str:
-        if not self.busy:
-            return "no samples"
-        saturated = sum(1 for b in self.busy if b >= 90) / len(self.busy)
-        return f"CPU busy {statistics.mean(self.busy):.0f}% avg, {saturated:.0%} of seconds ≥ 90%"
-
-
 def stage_scale(report: Report, runs: int, perf: Path) -> None:
     section = report.section(
         "Scale-out: 1 vs 4 compute nodes from bare, in parallel",
@@ -351,18 +315,42 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     )
     ones: list[float] = []
     fours: list[float] = []
+    one_cpu: list[float] = []  # CPU-s of the one node
+    four_cpu: list[float] = []  # CPU-s of each of the four nodes
+    bounds: list[float] = []  # the four nodes' CPU-s spread over all CPUs: the fastest they can finish
+    servers = ["pctl", "pnet"]
+    cpus = os.cpu_count() or 1
     for r in range(runs):
         base = 1 + 5 * r
-        with CpuSampler() as cpu:
-            ones.append(stackwright("apply", str(perf), "--yes", "--limit", f"pc{base}")[0])
-        section.add(f"run {r + 1}: 1 node (pc{base})", f"{ones[-1]:.1f} s; {cpu.summary()}")
-        four = ",".join(f"pc{base + k}" for k in range(1, 5))
-        with CpuSampler() as cpu:
-            fours.append(stackwright("apply", str(perf), "--yes", "--limit", four)[0])
-        section.add(f"run {r + 1}: 4 nodes ({four})", f"{fours[-1]:.1f} s; {cpu.summary()}")
+        one = [f"pc{base}"]
+        with CpuSampler() as cpu, HostCpu() as host_cpu:
+            ones.append(stackwright("apply", str(perf), "--yes", "--limit", one[0])[0])
+        one_cpu += host_cpu.of(one)
+        section.add(
+            f"run {r + 1}: 1 node ({one[0]})",
+            f"{ones[-1]:.1f} s; {cpu.summary()}; {host_cpu.summary(one, servers)}",
+        )
+        four = [f"pc{base + k}" for k in range(1, 5)]
+        with CpuSampler() as cpu, HostCpu() as host_cpu:
+            fours.append(stackwright("apply", str(perf), "--yes", "--limit", ",".join(four))[0])
+        four_cpu += host_cpu.of(four)
+        bounds.append(sum(host_cpu.seconds.values()) / cpus)
+        section.add(
+            f"run {r + 1}: 4 nodes ({','.join(four)})",
+            f"{fours[-1]:.1f} s; {cpu.summary()}; {host_cpu.summary(four, servers)}",
+        )
     ratio = statistics.median(fours) / statistics.median(ones)
     section.add("1 compute node", spread(ones, digits=1))
     section.add("4 compute nodes in parallel", spread(fours, digits=1))
+    section.add(
+        "CPU-s one compute node's converge costs on its host: alone / one of four at once",
+        f"median {statistics.median(one_cpu):.0f} / {statistics.median(four_cpu):.0f}",
+    )
+    bound = statistics.median(bounds)
+    section.add(
+        f"fastest the 4-node run can be here: all lab hosts' CPU-s during it / {cpus} CPUs",
+        f"median {bound:.0f} s = {bound / statistics.median(ones):.2f}x one node",
+    )
     section.add("4 / 1", f"{ratio:.2f}x", "≤ 2x", ratio <= 2)
 
 
