@@ -317,28 +317,30 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     fours: list[float] = []
     one_cpu: list[float] = []  # CPU-s of the one node
     four_cpu: list[float] = []  # CPU-s of each of the four nodes
-    bounds: list[float] = []  # the four nodes' CPU-s spread over all CPUs: the fastest they can finish
+    bounds: list[float] = []  # all lab hosts' CPU-s of a 4-node run over all CPUs: its fastest finish
     servers = ["pctl", "pnet"]
     cpus = os.cpu_count() or 1
+
+    def converge(label: str, hosts: list[str]) -> tuple[float, HostCpu]:
+        with CpuSampler() as cpu, HostCpu() as host_cpu:
+            seconds = stackwright("apply", str(perf), "--yes", "--limit", ",".join(hosts))[0]
+        section.add(
+            f"{label} ({','.join(hosts)})",
+            f"{seconds:.1f} s; {cpu.summary()}; {host_cpu.summary(hosts, servers)}",
+        )
+        return seconds, host_cpu
+
     for r in range(runs):
         base = 1 + 5 * r
         one = [f"pc{base}"]
-        with CpuSampler() as cpu, HostCpu() as host_cpu:
-            ones.append(stackwright("apply", str(perf), "--yes", "--limit", one[0])[0])
+        seconds, host_cpu = converge(f"run {r + 1}: 1 node", one)
+        ones.append(seconds)
         one_cpu += host_cpu.of(one)
-        section.add(
-            f"run {r + 1}: 1 node ({one[0]})",
-            f"{ones[-1]:.1f} s; {cpu.summary()}; {host_cpu.summary(one, servers)}",
-        )
         four = [f"pc{base + k}" for k in range(1, 5)]
-        with CpuSampler() as cpu, HostCpu() as host_cpu:
-            fours.append(stackwright("apply", str(perf), "--yes", "--limit", ",".join(four))[0])
+        seconds, host_cpu = converge(f"run {r + 1}: 4 nodes", four)
+        fours.append(seconds)
         four_cpu += host_cpu.of(four)
         bounds.append(sum(host_cpu.seconds.values()) / cpus)
-        section.add(
-            f"run {r + 1}: 4 nodes ({','.join(four)})",
-            f"{fours[-1]:.1f} s; {cpu.summary()}; {host_cpu.summary(four, servers)}",
-        )
     ratio = statistics.median(fours) / statistics.median(ones)
     section.add("1 compute node", spread(ones, digits=1))
     section.add("4 compute nodes in parallel", spread(fours, digits=1))
