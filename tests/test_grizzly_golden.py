@@ -27,7 +27,7 @@ import pytest
 
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
-from stackwright.releases import get_release
+from stackwright.releases.registry import get_release
 from stackwright.secrets import load_passwords
 from stackwright.steps import ClusterPlan, File, HostPlan, OvsBridge, Packages
 from tests.conftest import AIO, EXAMPLES, SEED

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackwright.cloud import auth_url, cloud_config, write_clouds_yaml
 from stackwright.inventory import Inventory, load_inventory
-from stackwright.smoke.cloud import auth_url, cloud_config, write_clouds_yaml
 from stackwright.smoke.console import parse_console
 from stackwright.smoke.run import external_pool, judge_console, pick_tenant_cidr
 from stackwright.yamlsource import UserError
@@ -207,7 +207,7 @@ def test_write_clouds_yaml_is_private_and_atomic(
 
 def test_connect_builds_without_contacting(seed: Inventory, passwords: dict[str, str]) -> None:
     pytest.importorskip("openstack")
-    from stackwright.smoke.cloud import connect
+    from stackwright.cloud import connect
 
     conn = connect(seed, passwords)  # nothing is sent until the first call
     assert conn.config.get_auth_args()["auth_url"] == "http://10.10.10.51:5000/v3"

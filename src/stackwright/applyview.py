@@ -14,7 +14,7 @@ from rich.text import Text
 
 from stackwright.checks.preflight import Preflight
 from stackwright.engine.converge import HostReport
-from stackwright.engine.ops import Outcome
+from stackwright.engine.hostrun import Outcome
 from stackwright.secrets import Masker
 
 

@@ -302,7 +302,7 @@ def apply(
             reports[name] = HostReport(name, error=RemoteError(name, "preflight", Result(1, "", failure), ""))
     print_summary(console, reports, mask, time.monotonic() - started)
     if all(r.ok for r in reports.values()):
-        from stackwright.smoke.cloud import write_clouds_yaml
+        from stackwright.cloud import write_clouds_yaml
 
         clouds = loaded.path.parent / "clouds.yaml"
         write_clouds_yaml(clouds, loaded.model, pw)
@@ -342,7 +342,7 @@ def verify(
 
     from stackwright.checks.verify import all_ok, show_verify
     from stackwright.checks.verify import verify as run_verify
-    from stackwright.smoke.cloud import connect
+    from stackwright.cloud import connect
 
     loaded = _load(inventory)
     pw = _passwords(loaded, passwords)

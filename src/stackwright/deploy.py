@@ -17,8 +17,9 @@ from stackwright.engine.remote import UNREACHABLE_HINT, Remote, RemoteError, Res
 from stackwright.engine.stop import StopRequest
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
-from stackwright.releases import get_release
+from stackwright.release_table import DEPLOYABLE
 from stackwright.releases.base import Release
+from stackwright.releases.registry import get_release
 from stackwright.secrets import Passwords
 from stackwright.steps import ClusterPlan, Wait
 from stackwright.yamlsource import UserError
@@ -41,7 +42,7 @@ def applicable_release(loaded: LoadedInventory, name: str | None) -> Release:
     if not release.applicable:
         raise UserError(
             f"release {release.name} is render only ({release.description}) — use `stackwright plan` or "
-            "`render` to read it, and release zed to deploy"
+            f"`render` to read it, and a deployable release ({', '.join(DEPLOYABLE)}) to deploy"
         )
     return release
 

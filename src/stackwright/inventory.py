@@ -26,15 +26,13 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stackwright.releases import KNOWN_RELEASES
+from stackwright.overrides import Overrides
+from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
 
 NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
 Role = Literal["controller", "network", "compute"]
 ROLES: tuple[str, ...] = get_args(Role)
-OptionValue = str | int | float | bool
-# {"/etc/nova/nova.conf": {"DEFAULT": {"debug": True}}}
-Overrides = dict[str, dict[str, dict[str, OptionValue]]]
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -121,7 +119,7 @@ class Node(_Strict):
 
 
 class Inventory(_Strict):
-    release: str = Field(default="zed", description=f"One of: {', '.join(KNOWN_RELEASES)}.")
+    release: str = Field(default=DEFAULT_RELEASE, description=f"One of: {', '.join(KNOWN_RELEASES)}.")
     networks: Networks
     tenant_network_type: Literal["gre", "vxlan"] = "gre"
     virt_type: Literal["auto", "kvm", "qemu"] = "auto"

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from stackwright.context import HostFacts, host_contexts
-from stackwright.inventory import LoadedInventory, Overrides
-from stackwright.releases import KNOWN_RELEASES, get_release
+from stackwright.inventory import LoadedInventory
+from stackwright.overrides import Overrides
+from stackwright.release_table import KNOWN_RELEASES
+from stackwright.releases.registry import get_release
 from stackwright.render import apply_ini_overrides, ini_sections
 from stackwright.steps import ClusterPlan, File, HostPlan, Step
 from stackwright.yamlsource import UserError, UserErrors

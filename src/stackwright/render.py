@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from stackwright.inventory import OptionValue
+from stackwright.overrides import OptionValue
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _OPTION = re.compile(r"^\s*([^#;\s=][^=]*?)\s*=")

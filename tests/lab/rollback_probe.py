@@ -16,8 +16,8 @@ from stackwright.engine import patch
 patch()
 
 from stackwright.context import host_contexts  # noqa: E402
+from stackwright.engine.hostrun import HostRun  # noqa: E402
 from stackwright.engine.network_ops import network_config  # noqa: E402
-from stackwright.engine.ops import HostRun  # noqa: E402
 from stackwright.engine.remote import RemoteError, connect  # noqa: E402
 from stackwright.inventory import load_inventory  # noqa: E402
 from stackwright.netconfig import networkd_file, networkd_path  # noqa: E402

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stackwright.releases.zed.controller import RABBITMQ_PASSWORD
+from stackwright.releases.modern.controller import RABBITMQ_PASSWORD
 from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
 

@@ -28,11 +28,11 @@ from ipaddress import IPv4Address, ip_address
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from stackwright.cloud import identity_v3
 from stackwright.inventory import Inventory
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
-    from openstack.identity.v3._proxy import Proxy as IdentityV3
     from rich.console import Console
 
 ENDPOINT_TIMEOUT_S = 10.0
@@ -398,15 +398,6 @@ def gather_hypervisors(conn: Connection) -> list[HypervisorRow]:
         HypervisorRow(_str(h.name), h.state or None, h.status or None)
         for h in conn.compute.hypervisors(details=True)
     ]
-
-
-def identity_v3(conn: Connection) -> IdentityV3:
-    from openstack.identity.v3._proxy import Proxy
-
-    identity = conn.identity
-    if not isinstance(identity, Proxy):
-        raise RuntimeError("the identity API in use is not v3")
-    return identity
 
 
 def gather_endpoints(conn: Connection) -> list[EndpointRow]:

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from stackwright.engine import apt, facts
+from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.ops import HostRun, Outcome, run_step
+from stackwright.engine.ops import run_step
 from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary

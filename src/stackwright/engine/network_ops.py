@@ -8,7 +8,8 @@ import socket
 import time
 
 from stackwright.engine import facts
-from stackwright.engine.ops import HostRun, Outcome, unified_diff, write_script
+from stackwright.engine.filewrite import unified_diff, write_script
+from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.remote import STATE_DIR, RemoteError, Result
 from stackwright.steps import File, NetworkConfig, Step
 

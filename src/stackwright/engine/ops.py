@@ -10,22 +10,20 @@ write and the restart still restarts it next time.
 
 from __future__ import annotations
 
-import base64
-import difflib
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from stackwright.engine import apt, facts
-from stackwright.engine.milestones import Milestones
-from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
+from stackwright.engine.filewrite import PENDING, owner_hint, pending_markers, unified_diff, write_script
+from stackwright.engine.hostrun import HostRun, Outcome
+from stackwright.engine.network_ops import network_config
+from stackwright.engine.remote import RemoteError, Result
 from stackwright.steps import (
     AwaitHost,
     Command,
     Directory,
     File,
-    HostPlan,
     Milestone,
     NetworkConfig,
     OvsBridge,
@@ -36,44 +34,10 @@ from stackwright.steps import (
     Wait,
 )
 
-BACKUPS = f"{STATE_DIR}/backups"
-PENDING = f"{STATE_DIR}/pending-restart"
 SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
-UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/")
-
-
-@dataclass
-class Outcome:
-    step: Step
-    changed: bool
-    detail: str
-    seconds: float = 0.0
-    diff: str = ""
-    restarted: tuple[str, ...] = ()
-
-
-@dataclass
-class HostRun:
-    """What one host's run knows: its plan, its connection, and what changed so far."""
-
-    remote: Remote
-    plan: HostPlan
-    dry_run: bool = False
-    file_facts: dict[str, facts.FileFact | None] = field(default_factory=dict)
-    changed_files: set[str] = field(default_factory=set)
-    milestones: Milestones | None = None
-    daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
-
-    def units_need_reload(self) -> bool:
-        return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)
-
-    def services_reading(self, path: str) -> list[str]:
-        return [s.name for s in self.plan.services() if path in s.restart_when]
 
 
 def run_step(run: HostRun, step: Step) -> Outcome:
-    from stackwright.engine.network_ops import network_config  # it builds on this module's helpers
-
     start = time.monotonic()
     op = network_config if isinstance(step, NetworkConfig) else _OPS[type(step)]
     outcome = op(run, step)
@@ -120,59 +84,16 @@ def file(run: HostRun, step: Step) -> Outcome:
     if content_differs:
         result = run.remote.run("sh -s", stdin=write_script(step, services))
         if not result.ok:
-            raise RemoteError(run.remote.name, f"write {step.path}", result, _owner_hint(step))
+            raise RemoteError(run.remote.name, f"write {step.path}", result, owner_hint(step))
     else:
         script = (
             f"chown {step.owner}:{step.group} {shlex.quote(step.path)} && "
-            f"chmod {step.mode:04o} {shlex.quote(step.path)}" + _pending(services)
+            f"chmod {step.mode:04o} {shlex.quote(step.path)}" + pending_markers(services)
         )
-        run.remote.check(script, hint=_owner_hint(step))
+        run.remote.check(script, hint=owner_hint(step))
     run.changed_files.add(step.path)
     done = {"create": "created", "update": "updated"}.get(what, "fixed mode/owner")
     return Outcome(step, True, done, diff=diff)
-
-
-def _owner_hint(step: File) -> str:
-    return f"the owner {step.owner}:{step.group} must exist on the host (its package installs it)"
-
-
-def _pending(services: list[str]) -> str:
-    if not services:
-        return ""
-    touches = " ".join(shlex.quote(f"{PENDING}/{s}") for s in services)
-    return f" && mkdir -p {PENDING} && touch {touches}"
-
-
-def write_script(step: File, services: list[str]) -> str:
-    path = shlex.quote(step.path)
-    tmp = shlex.quote(f"{step.path}.stackwright-new")
-    backup = shlex.quote(f"{BACKUPS}{step.path}")
-    payload = base64.b64encode(step.content.encode()).decode()
-    return f"""set -e
-umask 077
-mkdir -p "$(dirname {path})"
-base64 -d > {tmp} <<'STACKWRIGHT_EOF'
-{payload}
-STACKWRIGHT_EOF
-chown {step.owner}:{step.group} {tmp}
-chmod {step.mode:04o} {tmp}
-if [ -e {path} ]; then
-  mkdir -p "$(dirname {backup})"
-  cp -p {path} {backup}.$(date +%Y%m%dT%H%M%S)
-fi
-true{_pending(services)}
-mv -f {tmp} {path}
-"""
-
-
-def unified_diff(path: str, old: str, new: str, *, new_file: bool) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile="/dev/null" if new_file else f"{path} (on host)",
-        tofile=f"{path} (planned)",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def directory(run: HostRun, step: Step) -> Outcome:
@@ -186,7 +107,7 @@ def directory(run: HostRun, step: Step) -> Outcome:
         return Outcome(step, True, "would create" if not current else f"would fix {' '.join(current)}")
     run.remote.check(
         f"mkdir -p {path} && chown {step.owner}:{step.group} {path} && chmod {step.mode:04o} {path}",
-        hint=_owner_hint(File(step.path, "", owner=step.owner, group=step.group)),
+        hint=owner_hint(File(step.path, "", owner=step.owner, group=step.group)),
     )
     return Outcome(step, True, "created" if not current else f"fixed (was {' '.join(current)})")
 

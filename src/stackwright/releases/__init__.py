@@ -1,24 +1,7 @@
 """Release knowledge: what each OpenStack release installs, writes and runs.
 
-Each release is a subpackage (`zed`, `grizzly`) exposing `RELEASE`, a `Release` object.
-Importing this package stays cheap; a release's module is imported only when used.
+`stackwright/release_table.py` is the table of releases and how each differs from the one before;
+`modern/` holds the knowledge the deployable releases share; `grizzly/` the guide's own release
+(render only). `registry.get_release(name)` builds a `Release`, importing a release's code only
+when it is used.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING
-
-KNOWN_RELEASES: tuple[str, ...] = ("zed", "grizzly")
-
-if TYPE_CHECKING:
-    from stackwright.releases.base import Release
-
-
-def get_release(name: str) -> Release:
-    """The release called `name`; callers validate the name first (KNOWN_RELEASES)."""
-    if name not in KNOWN_RELEASES:
-        raise KeyError(name)
-    module = importlib.import_module(f"stackwright.releases.{name}")
-    release: Release = module.RELEASE
-    return release

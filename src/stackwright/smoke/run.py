@@ -34,7 +34,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackwright.checks.verify import identity_v3
+from stackwright.cloud import identity_v3
 from stackwright.inventory import Inventory
 from stackwright.smoke.console import ConsoleReport, parse_console
 from stackwright.smoke.image import GuestImage

@@ -202,7 +202,7 @@ def gather_cloud(inventory: Inventory, passwords: Mapping[str, str]) -> CloudDat
     import socket
 
     from stackwright.checks.verify import gather_agents, gather_services, short
-    from stackwright.smoke.cloud import connect
+    from stackwright.cloud import connect
 
     address = str(inventory.controller.management)
     try:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stackwright.release_table import GRIZZLY
 from stackwright.releases.base import Release
 from stackwright.releases.grizzly.host import host_steps
 
-RELEASE = Release(
-    name="grizzly",
-    debian=None,
-    templates_dir=Path(__file__).parent / "templates",
-    host_steps=host_steps,
-    description="the guide's Grizzly files and values, for side-by-side reading; apply refuses it",
-)
+RELEASE = Release(traits=GRIZZLY, templates_dir=Path(__file__).parent / "templates", host_steps=host_steps)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed import neutron
+from stackwright.releases.modern import neutron
 from stackwright.steps import Step
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed import neutron, nova
-from stackwright.releases.zed.files import rendered
-from stackwright.releases.zed.guards import SECRETS_DIR, applied_when_unchanged
+from stackwright.releases.modern import neutron, nova
+from stackwright.releases.modern.files import rendered
+from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged
 from stackwright.steps import Command, Directory, File, Service, Step
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from stackwright.context import HostContext
-from stackwright.releases.zed.common import DATA_BRIDGE, EXTERNAL_BRIDGE
-from stackwright.releases.zed.files import rendered
-from stackwright.releases.zed.guards import as_user, marker
+from stackwright.releases.modern.common import DATA_BRIDGE, EXTERNAL_BRIDGE
+from stackwright.releases.modern.files import rendered
+from stackwright.releases.modern.guards import as_user, marker
 from stackwright.steps import AwaitHost, Command, File, Milestone, OvsBridge, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
                 "neutron",
                 f"neutron-db-manage --config-file {NEUTRON_CONF} --config-file {ML2_CONF} upgrade heads",
             ),
-            once_marker=marker("neutron-db-sync"),
+            once_marker=marker(release, "neutron-db-sync"),
         ),
         # Debian leaves both disabled: enabled here, or they are gone after a reboot.
         Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI)),

@@ -12,8 +12,12 @@ Three guards, from strongest to weakest:
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 from stackwright.steps import Command, Directory
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
 
 STATE_DIR = "/var/lib/stackwright"
 MARKERS_DIR = f"{STATE_DIR}/markers"
@@ -30,8 +34,9 @@ def state_directories() -> list[Directory]:
     ]
 
 
-def marker(name: str) -> str:
-    return f"{MARKERS_DIR}/zed-{name}"
+def marker(release: Release, name: str) -> str:
+    """A once-per-host marker of this release (a schema sync of Epoxy is not Zed's)."""
+    return f"{MARKERS_DIR}/{release.name}-{name}"
 
 
 def as_user(user: str, command: str) -> tuple[str, ...]:

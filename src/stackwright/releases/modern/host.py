@@ -1,4 +1,4 @@
-"""The order in which a host's roles are converged (zed).
+"""The order in which a host's roles are converged (every modern release).
 
 One host, one plan: a node holding several roles (the all-in-one holds all three) gets
 each file once, rendered with all its roles in view, and one package installation.
@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed import common, compute, controller, guards, network
+from stackwright.releases.modern import common, compute, controller, guards, network
 from stackwright.steps import File, Packages, Step
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ from stackwright.yamlsource import UserError
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
+    from openstack.identity.v3._proxy import Proxy as IdentityV3
 
 CLOUD_NAME = "stackwright"
 API_TIMEOUT_S = 30.0
@@ -91,3 +92,12 @@ def write_clouds_yaml(
     atomic_write(
         path, clouds_yaml_text(inventory, passwords, interface=interface), mode=0o600, keep_previous=False
     )
+
+
+def identity_v3(conn: Connection) -> IdentityV3:
+    from openstack.identity.v3._proxy import Proxy
+
+    identity = conn.identity
+    if not isinstance(identity, Proxy):
+        raise RuntimeError("the identity API in use is not v3")
+    return identity

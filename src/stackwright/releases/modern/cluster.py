@@ -1,4 +1,4 @@
-"""Steps that run on one host once others converged (zed)."""
+"""Steps that run on one host once others converged (every modern release)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.inventory import Inventory
-from stackwright.releases.zed.guards import as_user
+from stackwright.releases.modern.guards import as_user
 from stackwright.steps import AfterSteps, Command, Step, Wait
 
 if TYPE_CHECKING:

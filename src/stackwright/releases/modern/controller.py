@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed import neutron, nova
-from stackwright.releases.zed.files import rendered
-from stackwright.releases.zed.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
+from stackwright.releases.modern import neutron, nova
+from stackwright.releases.modern.files import rendered
+from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
 from stackwright.steps import Command, Directory, File, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def keystone(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
         Command(
             "Keystone database schema",
             as_user("keystone", "keystone-manage db_sync"),
-            once_marker=marker("keystone-db-sync"),
+            once_marker=marker(release, "keystone-db-sync"),
         ),
         Command(
             "Keystone fernet token keys",
@@ -267,7 +267,7 @@ def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
         Command(
             "Glance database schema",
             as_user("glance", "glance-manage db_sync"),
-            once_marker=marker("glance-db-sync"),
+            once_marker=marker(release, "glance-db-sync"),
         ),
         Service("glance-api", restart_when=(GLANCE_API_CONF,)),
     ]
@@ -280,7 +280,7 @@ def placement(host: HostContext, release: Release, pw: Mapping[str, str]) -> lis
         Command(
             "Placement database schema",
             as_user("placement", "placement-manage db sync"),
-            once_marker=marker("placement-db-sync"),
+            once_marker=marker(release, "placement-db-sync"),
         ),
         Service("placement-api", restart_when=(PLACEMENT_CONF, PLACEMENT_UWSGI)),
         # nova-conductor and nova-scheduler loop on "placement ... does not have any

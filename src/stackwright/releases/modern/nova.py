@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.zed.files import rendered
-from stackwright.releases.zed.guards import as_user, marker
+from stackwright.releases.modern.files import rendered
+from stackwright.releases.modern.guards import as_user, marker
 from stackwright.steps import AwaitHost, Command, File, Milestone, Service, Step
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
         Command(
             "Nova API database schema",
             as_user("nova", "nova-manage api_db sync"),
-            once_marker=marker("nova-api-db-sync"),
+            once_marker=marker(release, "nova-api-db-sync"),
         ),
         Command(
             "Nova cell0 mapping",
@@ -71,7 +71,7 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
         Command(
             "Nova database schemas (cell0 and cell1)",
             as_user("nova", "nova-manage db sync"),
-            once_marker=marker("nova-db-sync"),
+            once_marker=marker(release, "nova-db-sync"),
         ),
         Service("nova-api", restart_when=(NOVA_CONF, NOVA_API_UWSGI)),
         Service("nova-api-metadata", restart_when=(NOVA_CONF, NOVA_METADATA_UWSGI)),

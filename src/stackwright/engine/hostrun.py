@@ -1,0 +1,42 @@
+"""What one host's run knows while it converges (its plan, connection, what changed), and what
+each step did (`Outcome`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stackwright.engine import facts
+from stackwright.engine.milestones import Milestones
+from stackwright.engine.remote import Remote
+from stackwright.steps import HostPlan, Step
+
+UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/")
+
+
+@dataclass
+class Outcome:
+    step: Step
+    changed: bool
+    detail: str
+    seconds: float = 0.0
+    diff: str = ""
+    restarted: tuple[str, ...] = ()
+
+
+@dataclass
+class HostRun:
+    """What one host's run knows: its plan, its connection, and what changed so far."""
+
+    remote: Remote
+    plan: HostPlan
+    dry_run: bool = False
+    file_facts: dict[str, facts.FileFact | None] = field(default_factory=dict)
+    changed_files: set[str] = field(default_factory=set)
+    milestones: Milestones | None = None
+    daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
+
+    def units_need_reload(self) -> bool:
+        return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)
+
+    def services_reading(self, path: str) -> list[str]:
+        return [s.name for s in self.plan.services() if path in s.restart_when]
