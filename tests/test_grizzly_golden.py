@@ -293,10 +293,10 @@ def test_grizzly_is_selected_by_release_name_and_cannot_be_applied() -> None:
     assert plan.release == "grizzly"
     assert {p.release for p in plan.hosts.values()} == {"grizzly"}
     assert not get_release("grizzly").applicable
-    # the inventory itself says zed: without release_name no quantum file appears
-    zed = plan_cluster(load_inventory(SEED), guide_passwords())
-    assert zed.release == "zed"
-    assert not any(path.startswith("/etc/quantum/") for p in zed.hosts.values() for path in p.files())
+    # the inventory itself says epoxy: without release_name no quantum file appears
+    epoxy = plan_cluster(load_inventory(SEED), guide_passwords())
+    assert epoxy.release == "epoxy"
+    assert not any(path.startswith("/etc/quantum/") for p in epoxy.hosts.values() for path in p.files())
 
 
 @pytest.mark.parametrize("inventory", [SEED, AIO], ids=["seed", "aio"])

@@ -61,7 +61,7 @@ def test_lab_network_files_are_the_ones_apply_writes_for_plain_interfaces(passwo
 
 def test_render_only_release_is_refused(tmp_path: Path) -> None:
     inv = tmp_path / "old.yaml"
-    inv.write_text(SEED.read_text().replace("release: zed", "release: grizzly"))
+    inv.write_text(SEED.read_text().replace("release: epoxy", "release: grizzly"))
     with pytest.raises(UserError, match="render-only"):
         LabLayout.of(load_inventory(inv).model, inv)
 

@@ -15,11 +15,20 @@ from importlib import resources
 from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
 from stackwright.inventory import Inventory
+from stackwright.release_table import ALL
 from stackwright.releases.base import Release
 
 CLOCK_FAIL_S = 30.0  # tokens and RabbitMQ heartbeats fail well before this
 CLOCK_WARN_S = 2.0
 DISK_MIN_MB = 256  # free space every filesystem apply writes to needs (files, dpkg's database)
+# The package of each project whose version says which OpenStack release a host runs.
+OPENSTACK_PACKAGES: dict[str, str] = {
+    "nova-common": "nova",
+    "neutron-common": "neutron",
+    "keystone": "keystone",
+    "glance-common": "glance",
+    "placement-common": "placement",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ def _probe_script() -> str:
     return f""". /etc/os-release 2>/dev/null; echo "codename=${{VERSION_CODENAME:-unknown}}"
 ip -o -4 addr show 2>/dev/null | while read -r _ ifname _ cidr _; do echo "addr=$ifname $cidr"; done
 echo "container=$(systemd-detect-virt -c 2>/dev/null || echo none)"
+dpkg-query -W -f='pkg=${{db:Status-Abbrev}} ${{Package}} ${{Version}}\n' {" ".join(OPENSTACK_PACKAGES)} 2>/dev/null
 for br in $(ovs-vsctl --timeout=5 list-br 2>/dev/null); do
   echo "ovsbr=$br $(ovs-vsctl --timeout=5 list-ports "$br" | tr '\n' ' ')"
 done
@@ -123,6 +133,8 @@ def preflight_host(remote: Remote, inventory: Inventory, release: Release) -> Pr
             ),
         )
     )
+
+    add(installed_openstack_line(values.get("pkg", []), release))
 
     have: dict[str, set[str]] = {}
     for entry in values.get("addr", []):
@@ -218,3 +230,41 @@ def _disk_line(host: str, entries: list[str]) -> CheckLine:
         )
     tightest = min(free, key=lambda m: free[m])
     return CheckLine("disk", True, f"{free[tightest]} MB free on {tightest} (the fullest)")
+
+
+def installed_openstack_line(entries: list[str], release: Release) -> CheckLine:
+    """`entries`: "STATUS PACKAGE VERSION" from dpkg-query, e.g. "ii nova-common 2:26.2.0-1".
+
+    A host that runs another release's OpenStack is refused before anything changes: stackwright
+    never jumps between releases in place (upstream upgrades one release, or SLURP to SLURP, at a
+    time, each with its own data migrations)."""
+    found: dict[str, str] = {}
+    for entry in entries:
+        status, package, version = (entry.split() + ["", "", ""])[:3]
+        # dpkg's second status letter: n (not installed) and c (config files only) do not count
+        if package in OPENSTACK_PACKAGES and len(status) >= 2 and status[1] not in "nc":
+            found[OPENSTACK_PACKAGES[package]] = version
+    wanted = release.traits.components
+    for project, version in found.items():
+        upstream = version.split(":", 1)[-1].split("-", 1)[0]
+        major = upstream.split(".", 1)[0]
+        if project in wanted and major.isdigit() and int(major) != wanted[project]:
+            other = next((t for t in ALL.values() if t.components.get(project) == int(major)), None)
+            runs = f"OpenStack {other.name.capitalize()}" if other else "another OpenStack release"
+            return CheckLine(
+                "openstack-release",
+                False,
+                f"{project} {upstream} ({runs}) is installed, but release {release.name} installs "
+                f"{project} {wanted[project]} — stackwright does not move a host between releases in "
+                f"place: deploy {release.name} on a fresh Debian {release.debian} host, or keep "
+                f"release {other.name if other else 'the one it runs'} in the inventory",
+            )
+    if not found:
+        return CheckLine("openstack-release", True, "no OpenStack installed yet")
+    return CheckLine(
+        "openstack-release",
+        True,
+        f"OpenStack {release.name.capitalize()} installed ("
+        + ", ".join(f"{p} {v.split(':', 1)[-1].split('-', 1)[0]}" for p, v in sorted(found.items()))
+        + ")",
+    )

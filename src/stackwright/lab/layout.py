@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from stackwright.inventory import Inventory
+from stackwright.release_table import DEPLOYABLE
 from stackwright.yamlsource import UserError
 
 STATE_ROOT = Path("/var/lib/stackwright/lab")
@@ -22,8 +23,9 @@ APT_CACHE = CACHE_ROOT / "apt"
 SSH_DIR = Path("/root/.ssh")
 PROXY_PORT = 3142
 
-# OpenStack release -> Debian codename the lab boots; render-only releases are absent.
-CODENAMES: dict[str, str] = {"zed": "bookworm"}
+# OpenStack release -> Debian codename the lab boots (bookworm for zed, trixie for epoxy);
+# render-only releases are absent.
+CODENAMES: dict[str, str] = {name: t.debian for name, t in DEPLOYABLE.items() if t.debian}
 _NET_SHORT = {"management": "mgmt", "data": "data", "external": "ext"}
 
 

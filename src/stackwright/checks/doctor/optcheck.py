@@ -4,8 +4,11 @@ argv[1] is {"nova": ["/etc/nova/nova.conf", ...], ...}. For each project, the op
 generated once with `oslo-config-generator --format yaml` from that project's namespaces and the
 libraries it uses, as installed on this host (entry points `oslo.config.opts`), and cached under
 CACHE keyed by the installed versions. Then `oslo_config.validator` checks each file (its own
-rules: unknown options are errors, deprecated ones warnings, keystone_authtoken tolerated).
-Prints `E <file> <message>`, `W <file> <message>`, or `X <file> <why it could not run>`.
+rules: unknown options are errors, deprecated names warnings, keystone_authtoken tolerated), and
+every option set in a file that its project marks `deprecated_for_removal` is a warning too (the
+validator checks names only; the services log these as `Deprecated: Option ... is deprecated for
+removal` at every start). Prints `E <file> <message>`, `W <file> <message>`, or
+`X <file> <why it could not run>`.
 """
 
 from __future__ import annotations
@@ -121,6 +124,23 @@ def dynamic_backends(data: Any, path: str) -> None:
             options.setdefault(name, options["glance_store"])
 
 
+def deprecated_for_removal(data: Any, path: str) -> list[str]:
+    """`section/option is deprecated for removal (reason)` for each such option `path` sets."""
+    from oslo_config import cfg
+
+    sections: dict[str, dict[str, Any]] = {}
+    cfg.ConfigParser(path, sections).parse()
+    found = []
+    for section, options in sections.items():
+        known = {o["name"]: o for o in data.get("options", {}).get(section, {}).get("opts", [])}
+        for option in options:
+            opt = known.get(option)
+            if opt and opt.get("deprecated_for_removal"):
+                reason = " ".join(str(opt.get("deprecated_reason") or "").split())[:160]
+                found.append(f"{section}/{option} is deprecated for removal ({reason})")
+    return found
+
+
 class Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -168,6 +188,9 @@ def main() -> None:
             except Exception as exc:
                 print(f"X {path} {type(exc).__name__}: {str(exc)[:200]}")
             print(f"O {path} validated")
+            with open(data) as stream:
+                for message in deprecated_for_removal(fast_load(stream), path):
+                    print(f"W {path} {message}")
             for level, message in dict.fromkeys((r.levelno, r.getMessage()) for r in handler.records):
                 if level >= logging.ERROR:
                     print(f"E {path} {message}")
