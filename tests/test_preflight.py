@@ -33,7 +33,9 @@ def test_zed_packages_under_an_epoxy_inventory_are_refused_in_one_line() -> None
         ["ii nova-common 2:26.2.0-1+deb12u1", "ii keystone 2:22.0.0-2"], get_release("epoxy")
     )
     assert not line.ok and not line.warning
-    assert line.message.startswith("nova 26.2.0 (OpenStack Zed) is installed, but release epoxy installs nova 31")
+    assert line.message.startswith(
+        "nova 26.2.0 (OpenStack Zed) is installed, but release epoxy installs nova 31"
+    )
     assert "fresh Debian trixie host, or keep release zed" in line.message
     assert "\n" not in line.message
 

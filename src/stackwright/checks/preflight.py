@@ -58,7 +58,8 @@ def _probe_script() -> str:
     return f""". /etc/os-release 2>/dev/null; echo "codename=${{VERSION_CODENAME:-unknown}}"
 ip -o -4 addr show 2>/dev/null | while read -r _ ifname _ cidr _; do echo "addr=$ifname $cidr"; done
 echo "container=$(systemd-detect-virt -c 2>/dev/null || echo none)"
-dpkg-query -W -f='pkg=${{db:Status-Abbrev}} ${{Package}} ${{Version}}\n' {" ".join(OPENSTACK_PACKAGES)} 2>/dev/null
+dpkg-query -W -f='pkg=${{db:Status-Abbrev}} ${{Package}} ${{Version}}\n' \\
+  {" ".join(OPENSTACK_PACKAGES)} 2>/dev/null
 for br in $(ovs-vsctl --timeout=5 list-br 2>/dev/null); do
   echo "ovsbr=$br $(ovs-vsctl --timeout=5 list-ports "$br" | tr '\n' ' ')"
 done
@@ -240,7 +241,7 @@ def installed_openstack_line(entries: list[str], release: Release) -> CheckLine:
     time, each with its own data migrations)."""
     found: dict[str, str] = {}
     for entry in entries:
-        status, package, version = (entry.split() + ["", "", ""])[:3]
+        status, package, version = [*entry.split(), "", "", ""][:3]
         # dpkg's second status letter: n (not installed) and c (config files only) do not count
         if package in OPENSTACK_PACKAGES and len(status) >= 2 and status[1] not in "nc":
             found[OPENSTACK_PACKAGES[package]] = version

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackwright.lab import hosts, network, processes, ssh
+from stackwright.lab import cgroups, hosts, network, processes, ssh
 from stackwright.lab.layout import LabLayout
 from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
@@ -51,6 +51,9 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
     if strays:
         result.killed += processes.stop_pids(strays)
 
+    for host in layout.hosts:
+        cgroups.remove(cgroups.host_cgroups(host.cgroup))
+
     progress("removing overlays")
     hosts.unmount_all_under(layout.dir)  # also hosts dropped from the inventory since `lab up`
     for host in layout.hosts:
@@ -71,6 +74,7 @@ def leftovers(layout: LabLayout) -> list[str]:
     out = [f"link {n}" for n in network.leftover_links(layout)]
     out += [f"mount {point}" for point in hosts.mounts_under(layout.dir)]
     out += [f"process {pid} ({cmd[:80]})" for pid, cmd in processes.lab_processes(layout)]
+    out += [f"cgroup {p}" for h in layout.hosts for p in cgroups.host_cgroups(h.cgroup) if p.exists()]
     if network.table_exists(layout):
         out.append(f"nft table {network.table_name(layout)}")
     if layout.dir.exists():

@@ -63,6 +63,11 @@ class HostLayout:
     def management(self) -> IPv4Address:
         return self.links[0].address.ip
 
+    @property
+    def cgroup(self) -> str:
+        """The name of the host's own cgroups (unique per lab and host; see lab/cgroups.py)."""
+        return f"stackwright-{self.dir.parent.parent.name}-{self.name}"
+
 
 @dataclass(frozen=True)
 class BridgeLayout:

@@ -45,6 +45,7 @@ def host_spec(host: HostLayout) -> dict[str, object]:
         "nspawn_pid_file": str(host.dir / "nspawn.pid"),
         "links": [{"veth": lk.veth, "ifname": lk.ifname, "bridge": lk.bridge} for lk in host.links],
         "binds": [d for d in DEVICE_BINDS if Path(d).exists()],
+        "cgroup": host.cgroup,
     }
 
 

@@ -8,7 +8,9 @@ power the host off (nspawn turns it into SIGRTMIN+3 for the host's systemd), wai
 SPEC (JSON, written by `lab up`):
     {"name": "compute1", "root": ".../root", "nspawn_pid_file": ".../nspawn.pid",
      "links": [{"veth": "sw3f2a-2-0", "ifname": "eth0", "bridge": "sw3f2a-mgmt"}, ...],
-     "binds": ["/dev/net/tun"]}
+     "binds": ["/dev/net/tun"], "cgroup": "stackwright-seed-3f2a9c-compute1"}
+
+nspawn runs in the host's own cgroups (`cgroups.py` says why).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from stackwright.lab import cgroups
 
 REBOOT_EXIT = 133
 MAX_BOOTS = 1000  # reboots are bounded too
@@ -39,6 +44,7 @@ class Spec:
     nspawn_pid_file: str
     links: list[dict[str, str]]
     binds: list[str]
+    cgroup: str = ""
 
     @classmethod
     def load(cls, path: Path) -> Spec:
@@ -104,7 +110,10 @@ class Supervisor:
                 break
             started = time.monotonic()
             log(f"boot {boot}: {' '.join(nspawn_argv(self.spec))}")
-            self.proc = subprocess.Popen(nspawn_argv(self.spec), stdin=subprocess.DEVNULL)
+            own = cgroups.host_cgroups(self.spec.cgroup) if self.spec.cgroup else []
+            self.proc = subprocess.Popen(
+                nspawn_argv(self.spec), stdin=subprocess.DEVNULL, preexec_fn=partial(cgroups.enter, own)
+            )
             Path(self.spec.nspawn_pid_file).write_text(f"{self.proc.pid}\n")
             attach_links(self.spec, self.proc)
             code = self.wait()
@@ -116,6 +125,10 @@ class Supervisor:
                 log("nspawn exits at once on every boot; giving up")
                 break
         Path(self.spec.nspawn_pid_file).unlink(missing_ok=True)
+        if self.spec.cgroup:
+            busy = cgroups.remove(cgroups.host_cgroups(self.spec.cgroup))
+            if busy:
+                log(f"cgroups still in use, left for `lab down`: {', '.join(map(str, busy))}")
         return 0 if code in (0, REBOOT_EXIT) else 1
 
     def wait(self) -> int:

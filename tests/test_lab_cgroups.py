@@ -1,0 +1,33 @@
+"""Where a lab host's own cgroups go, read from mountinfo and /proc/self/cgroup (offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackwright.lab.cgroups import hierarchies
+
+HYBRID_MOUNTS = """\
+35 30 0:31 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+36 35 0:32 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+37 35 0:33 / /sys/fs/cgroup/systemd rw,nosuid - cgroup cgroup rw,xattr,name=systemd
+38 35 0:34 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+"""
+HYBRID_SELF = "9:name=systemd:/ci\n4:memory:/process_api/1\n0::/ci\n"
+
+
+def test_hybrid_machine_gives_the_unified_and_the_named_systemd_hierarchy() -> None:
+    assert hierarchies(HYBRID_MOUNTS, HYBRID_SELF) == [
+        Path("/sys/fs/cgroup/unified/ci"),
+        Path("/sys/fs/cgroup/systemd/ci"),
+    ]
+
+
+def test_pure_cgroup2_machine_gives_one() -> None:
+    mounts = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+    assert hierarchies(mounts, "0::/user.slice/session-3.scope\n") == [
+        Path("/sys/fs/cgroup/user.slice/session-3.scope")
+    ]
+
+
+def test_v1_controllers_are_never_used() -> None:
+    assert hierarchies(HYBRID_MOUNTS, "4:memory:/x\n") == []
