@@ -13,14 +13,13 @@ from stackwright.secrets import load_passwords
 from stackwright.steps import OvsBridge, Sysctl
 from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
-
-TIMINGS: dict[str, float] = {}
+from tests.lab.figures import record
 
 
 def apply_json(lab: SeedLab, *args: str) -> dict[str, Any]:
     start = time.monotonic()
     proc = stackwright("apply", str(lab.inventory), "--yes", "--json", *args)
-    TIMINGS[" ".join(["apply", *args])] = time.monotonic() - start
+    record("cloud-timings", " ".join(["apply", *args]), round(time.monotonic() - start, 1))
     assert proc.returncode == 0, proc.stderr[-4000:]
     data: dict[str, Any] = json.loads(proc.stdout)
     return data

@@ -1,9 +1,16 @@
 """Lab fixtures: real systemd-nspawn hosts on this machine (tests marked `@pytest.mark.lab`).
 
-`seed_lab` (session scope) brings up `examples/seed.yaml`'s three hosts once, with
-`stackwright lab up --ensure-packages`, and at the end of the session runs `lab down` and asserts
-nothing is left behind (no host process, bridge, veth, mount, nft table or proxy). Reuse it in any
-test that needs hosts; a test that breaks a host must put it back (or use a lab of its own):
+Shared clouds, converged once per session (a module run alone brings up what it needs):
+- `seed_lab` (session scope) brings up `examples/seed.yaml`'s three Debian 13 hosts (release
+  epoxy) once, with `stackwright lab up --ensure-packages`; tests on plain hosts use it first.
+- `epoxy_cloud` (tests/lab/cloudkit.py) converges that lab into the Epoxy cloud, once: every test
+  marked `cloud` (the cloud's features, doctor's faults, resilience) runs on it, after the
+  plain-host tests (see `pytest_collection_modifyitems`).
+- `zed_lab` brings up `examples/seed-zed.yaml`'s three Debian 12 hosts on addresses of their own
+  (10.11.10.0/24, ...), so the Zed cloud of tests/lab/test_zed.py can live beside the Epoxy one.
+At the end of the session every lab is taken down (`lab down`), asserting nothing is left behind
+(no host process, bridge, veth, mount, cgroup, nft table or proxy). A test that breaks a host
+must put it back (or use a lab of its own):
 
     @pytest.mark.lab
     def test_something(seed_lab: SeedLab) -> None:
@@ -22,13 +29,16 @@ to install it). Under CI=true those are failures instead: lab tests never skip i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +51,7 @@ from stackwright.lab.up import up
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "seed.yaml"
+SEED_ZED = ROOT / "examples" / "seed-zed.yaml"
 SESSION_WAIT = 1800.0  # seconds to wait for another test session's lab to be torn down
 DOWN_CHECK = Path(__file__).resolve().parent / "inventories" / "down-check.yaml"
 
@@ -111,6 +122,18 @@ def _quiet(msg: str) -> None:
 # The tests' own copy of examples/seed.yaml (a fixed path, so the lab id and its lock are the same in
 # every session): the cloud tests grow it by a node (compute2) and keep passwords.yaml beside it.
 TEST_INVENTORY = STATE_ROOT / "test-inventories" / "seed.yaml"
+# The Zed copy, in a directory of its own (its own passwords.yaml) and on addresses of its own.
+ZED_INVENTORY = STATE_ROOT / "test-inventories" / "zed" / "seed-zed.yaml"
+ZED_ADDRESSES = (("10.10.10.", "10.11.10."), ("10.20.20.", "10.21.20."), ("192.168.100.", "192.168.101."))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def figures() -> Iterator[None]:
+    """Writes what the tests measured (tests/lab/figures.py) when the session ends."""
+    from tests.lab.figures import write_all
+
+    yield
+    write_all()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -119,25 +142,83 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("cloud") is not None)
 
 
-@pytest.fixture(scope="session")
-def seed_lab() -> Iterator[SeedLab]:
+def _session_lab(inventory: Path) -> Iterator[SeedLab]:
+    """Up once for the session (another session on this checkout waits its turn), down at the end."""
     require_lab()
-    TEST_INVENTORY.parent.mkdir(parents=True, exist_ok=True)
-    for stale in TEST_INVENTORY.parent.glob("*.yaml"):
-        if stale.name != "passwords.yaml":
-            stale.unlink()
-    shutil.copy(SEED, TEST_INVENTORY)
-    layout = layout_of(TEST_INVENTORY)
+    layout = layout_of(inventory)
     # Two test sessions on one checkout would share (and tear down) the same lab: take turns.
     session = STATE_ROOT / "locks" / f"{layout.lab_id}.test-session.lock"
     with file_lock(session, "another test session using this lab", timeout=SESSION_WAIT):
         try:
             up(layout, ensure_packages=True, progress=_quiet)
-            yield SeedLab(TEST_INVENTORY, layout)
+            yield SeedLab(inventory, layout)
         finally:
             # STACKWRIGHT_KEEP_LAB=1 keeps the hosts for a developer to inspect (never in CI).
             if os.environ.get("STACKWRIGHT_KEEP_LAB") != "1" or os.environ.get("CI") == "true":
-                final = layout_of(TEST_INVENTORY)  # tests may have grown the inventory (compute2)
+                final = layout_of(inventory)  # tests may have grown the inventory (compute2)
                 down(final, progress=_quiet)
                 left = leftovers(final)
                 assert not left, f"lab down left these behind: {left}"
+
+
+def _fresh_copy(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob("*.yaml"):
+        if stale.name != "passwords.yaml":
+            stale.unlink()
+    target.write_text(text)
+
+
+@pytest.fixture(scope="session")
+def seed_lab() -> Iterator[SeedLab]:
+    require_lab()
+    _fresh_copy(TEST_INVENTORY, SEED.read_text())
+    yield from _session_lab(TEST_INVENTORY)
+
+
+@pytest.fixture(scope="session")
+def zed_lab() -> Iterator[SeedLab]:
+    require_lab()
+    text = SEED_ZED.read_text()
+    for old, new in ZED_ADDRESSES:
+        text = text.replace(old, new)
+    _fresh_copy(ZED_INVENTORY, text)
+    yield from _session_lab(ZED_INVENTORY)
+
+
+@dataclass(frozen=True)
+class Converged:
+    """How the session's Epoxy cloud came to be: `apply --yes` on the bare hosts, SIGKILLed while
+    the controller's nova db sync ran (the other hosts mid-way too), then the same plain
+    `apply --yes --json` to the end (`report`)."""
+
+    cut: Any  # tests.lab.interrupt.Interrupted
+    report: dict[str, Any]
+    killed_after_s: float
+    resumed_s: float
+
+
+@pytest.fixture(scope="session")
+def epoxy_converge(seed_lab: SeedLab) -> Converged:
+    from tests.lab.cli import stackwright
+    from tests.lab.interrupt import Point, interrupted_apply
+
+    start = time.monotonic()
+    cut = interrupted_apply(
+        seed_lab,
+        [],
+        Point("controller", "run: Nova database schemas", "process", running="nova-manage db sync"),
+    )
+    killed_after = time.monotonic() - start
+    start = time.monotonic()
+    proc = stackwright("apply", str(seed_lab.inventory), "--yes", "--json")
+    resumed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return Converged(cut, json.loads(proc.stdout), killed_after, resumed)
+
+
+@pytest.fixture(scope="session")
+def epoxy_cloud(seed_lab: SeedLab, epoxy_converge: Converged) -> SeedLab:
+    """The seed lab converged into the Epoxy cloud (once per session)."""
+    assert epoxy_converge.report["ok"], epoxy_converge.report
+    return seed_lab

@@ -1,4 +1,5 @@
-"""Lab hosts boot cleanly every time, each in cgroups of its own (on Debian 12 and 13 bases).
+"""Lab hosts boot cleanly every time, each in cgroups of its own (on Debian 12 and 13 bases); and
+a host that already runs the other release's OpenStack is refused before anything changes.
 
 Hosts once shared one cgroup tree (`/payload`, see lab/cgroups.py): their systemds raced on the
 same unit cgroups and a host came up `degraded` now and then (systemd-network-generator exited
@@ -14,12 +15,15 @@ import pytest
 from stackwright.lab import processes
 from stackwright.lab.cgroups import host_cgroups
 from stackwright.lab.layout import LabLayout
+from tests.lab.cli import stackwright
 from tests.lab.conftest import layout_of, require_lab, run_cli
 
 pytestmark = pytest.mark.lab
 
 BOOT_CHECK = Path(__file__).resolve().parent / "inventories" / "boot-check.yaml"
 CYCLES = 5
+# nova-common as the other release ships it: (inventory's release, installed version, its release)
+OTHER_RELEASES_NOVA = {"epoxy": ("2:26.2.0-1", "Zed"), "zed": ("2:31.0.0-6", "Epoxy")}
 
 
 def _inventory(tmp_path: Path, release: str) -> Path:
@@ -48,6 +52,8 @@ def test_hosts_boot_running_every_time_each_in_its_own_cgroups(tmp_path: Path, r
                 assert state.stdout.split()[:1] == ["running"], f"cycle {cycle}, {host.name}: {state.stdout}"
             if cycle == 0:
                 _assert_own_cgroups(layout)
+            if cycle == CYCLES - 1:
+                _assert_other_release_refused(inventory, release)
             down = run_cli("down", str(inventory))
             assert down.returncode == 0, f"cycle {cycle}: {down.stderr[-2000:]}"
     finally:
@@ -73,3 +79,24 @@ def _assert_own_cgroups(layout: LabLayout) -> None:
             assert seen.setdefault(namespace, host.name) == host.name, (
                 f"{host.name} shares {seen[namespace]}'s"
             )
+
+
+def _assert_other_release_refused(inventory: Path, release: str) -> None:
+    """A stand-in nova-common of the other release (a real package, made with dpkg-deb on the host)
+    on boot3: `apply` refuses boot3 in preflight, in one line, before installing anything."""
+    version, other = OTHER_RELEASES_NOVA[release]
+    fake = (
+        "set -e; mkdir -p /tmp/fake/DEBIAN; printf 'Package: nova-common\\nVersion: %s\\nArchitecture: all\\n"
+        "Maintainer: test <test@example.invalid>\\nDescription: stand-in\\n' "
+        f"'{version}' > /tmp/fake/DEBIAN/control\n"
+        "dpkg-deb --build /tmp/fake /tmp/nova-common.deb >/dev/null; dpkg -i /tmp/nova-common.deb >/dev/null"
+    )
+    made = run_cli("exec", str(inventory), "boot3", "--", "sh", "-c", fake)
+    assert made.returncode == 0, made.stderr
+    proc = stackwright("apply", str(inventory), "--yes", "--limit", "boot3")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert f"(OpenStack {other}) is installed, but release {release} installs nova" in text, text
+    assert "Traceback" not in proc.stderr
+    untouched = run_cli("exec", str(inventory), "boot3", "--", "sh", "-c", "dpkg-query -W chrony")
+    assert untouched.returncode != 0, "apply installed packages on a refused host"

@@ -1,7 +1,7 @@
-"""The product end to end on lab hosts: bare hosts -> a working cloud (issues: apply/compute, whole cloud).
+"""The product end to end on lab hosts: bare Debian 13 hosts -> a working Epoxy cloud.
 
-Runs after every other lab test (marker `cloud`), in file order, against the session's seed lab:
-the whole cluster from bare hosts (an apply killed in the middle of a db sync, then resumed), the
+Runs after the plain-host lab tests (marker `cloud`), on the session's Epoxy cloud (`epoxy_cloud`):
+how it was converged from bare (an apply killed in the middle of a db sync, then resumed), the
 compute node checked as the seed describes it, re-applies, verify and the smoke VM, then a second
 compute node added from bare (its SSH connection cut while it installs packages, then resumed).
 """
@@ -11,75 +11,79 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.lab.cli import stackwright
-from tests.lab.cloudkit import TIMINGS, apply_json, assert_compute_node, expected_plan, live_plan
-from tests.lab.conftest import SeedLab
+from tests.lab.cloudkit import apply_json, assert_compute_node, expected_plan, live_plan
+from tests.lab.conftest import Converged, SeedLab
+from tests.lab.figures import record
 from tests.lab.interrupt import Point, interrupted_apply
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 
 
-def test_whole_cluster_from_bare_hosts_even_when_killed_during_a_db_sync(seed_lab: SeedLab) -> None:
+def test_whole_cluster_from_bare_hosts_even_when_killed_during_a_db_sync(epoxy_converge: Converged) -> None:
     """`apply --yes` on bare hosts, SIGKILLed while the controller's nova db sync runs (the other
-    hosts are mid-way too); the same plain `apply --yes` then converges every host."""
-    start = time.monotonic()
-    cut = interrupted_apply(
-        seed_lab,
-        [],
-        Point("controller", "run: Nova database schemas", "process", running="nova-manage db sync"),
+    hosts are mid-way too); the same plain `apply --yes` then converges every host (the session's
+    cloud is made this way: `epoxy_converge` in conftest.py)."""
+    cut, report = epoxy_converge.cut, epoxy_converge.report
+    record(
+        "cloud-timings",
+        "apply (bare hosts, killed at the nova db sync)",
+        round(epoxy_converge.killed_after_s, 1),
     )
-    TIMINGS["apply (bare hosts, killed at the nova db sync)"] = time.monotonic() - start
+    record("cloud-timings", "apply (resumed to the end)", round(epoxy_converge.resumed_s, 1))
     assert cut.returncode == -9 and "nova-manage db sync" in cut.was_running
-    report = apply_json(seed_lab)
     assert report["ok"], report
     assert set(report["hosts"]) == {"controller", "network", "compute1"}
     assert all(result["ok"] for result in report["hosts"].values())
 
 
-def test_compute_node_is_what_the_seed_describes(seed_lab: SeedLab) -> None:
-    assert_compute_node(seed_lab, "compute1")
+def test_compute_node_is_what_the_seed_describes(epoxy_cloud: SeedLab) -> None:
+    assert_compute_node(epoxy_cloud, "compute1")
 
 
-def test_reapply_changes_nothing_and_restarts_nothing(seed_lab: SeedLab) -> None:
-    report = apply_json(seed_lab, "--no-upgrade")
+def test_reapply_changes_nothing_and_restarts_nothing(epoxy_cloud: SeedLab) -> None:
+    report = apply_json(epoxy_cloud, "--no-upgrade")
     for host, result in report["hosts"].items():
         assert result["ok"], (host, result["error"])
         assert result["changed"] == 0, (host, result["changes"])
         assert result["restarted"] == [], host
-    plan = live_plan(seed_lab)
+    plan = live_plan(epoxy_cloud)
     assert all(h["changed"] == 0 for h in plan["hosts"].values()), plan
 
 
-def test_second_apply_is_refused_while_another_holds_the_host(seed_lab: SeedLab) -> None:
-    seed_lab.check("compute1", "echo 'deployer7 pid 4242 since 2026-01-01T00:00:00' > /run/stackwright.lock")
+def test_second_apply_is_refused_while_another_holds_the_host(epoxy_cloud: SeedLab) -> None:
+    epoxy_cloud.check(
+        "compute1", "echo 'deployer7 pid 4242 since 2026-01-01T00:00:00' > /run/stackwright.lock"
+    )
     try:
-        proc = stackwright("apply", str(seed_lab.inventory), "--yes", "--no-upgrade", "--limit", "compute1")
+        proc = stackwright(
+            "apply", str(epoxy_cloud.inventory), "--yes", "--no-upgrade", "--limit", "compute1"
+        )
         assert proc.returncode == 1
         assert "another apply holds /run/stackwright.lock: deployer7 pid 4242" in " ".join(
             proc.stdout.split()
         )
     finally:
-        seed_lab.check("compute1", "rm -f /run/stackwright.lock")
+        epoxy_cloud.check("compute1", "rm -f /run/stackwright.lock")
 
 
-def test_stale_lock_of_a_dead_run_on_this_machine_is_cleared(seed_lab: SeedLab) -> None:
+def test_stale_lock_of_a_dead_run_on_this_machine_is_cleared(epoxy_cloud: SeedLab) -> None:
     import socket
 
     dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
-    seed_lab.check("compute1", f"echo '{socket.gethostname()} pid {dead} since x' > /run/stackwright.lock")
-    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1")
+    epoxy_cloud.check("compute1", f"echo '{socket.gethostname()} pid {dead} since x' > /run/stackwright.lock")
+    report = apply_json(epoxy_cloud, "--no-upgrade", "--limit", "compute1")
     assert report["hosts"]["compute1"]["ok"]
-    assert seed_lab.exec("compute1", "test -e /run/stackwright.lock").returncode == 1
+    assert epoxy_cloud.exec("compute1", "test -e /run/stackwright.lock").returncode == 1
 
 
-def test_unreachable_host_and_wrong_ssh_user_fail_alone(seed_lab: SeedLab) -> None:
+def test_unreachable_host_and_wrong_ssh_user_fail_alone(epoxy_cloud: SeedLab) -> None:
     """A host that is down and one that refuses our login are named; the other hosts converge."""
-    variant = seed_lab.inventory.with_name("unreachable.yaml")  # beside it: same passwords.yaml
-    text = seed_lab.inventory.read_text().replace(
+    variant = epoxy_cloud.inventory.with_name("unreachable.yaml")  # beside it: same passwords.yaml
+    text = epoxy_cloud.inventory.read_text().replace(
         "nodes:\n", "nodes:\n  ghost: {roles: [compute], management: 10.10.10.99, data: 10.20.20.99}\n", 1
     )
     text = text.replace("    data: 10.20.20.53\n", "    data: 10.20.20.53\n    ssh: {user: nobody}\n", 1)
@@ -99,78 +103,79 @@ def test_unreachable_host_and_wrong_ssh_user_fail_alone(seed_lab: SeedLab) -> No
         variant.unlink()
 
 
-def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(seed_lab: SeedLab) -> None:
+def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(epoxy_cloud: SeedLab) -> None:
     path = "/etc/nova/nova.conf"
-    seed_lab.check("compute1", f"echo '# edited by hand' >> {path}")
-    plan = live_plan(seed_lab)
+    epoxy_cloud.check("compute1", f"echo '# edited by hand' >> {path}")
+    plan = live_plan(epoxy_cloud)
     changes = plan["hosts"]["compute1"]["changes"]
     assert [c["path"] for c in changes] == [path]
-    report = apply_json(seed_lab, "--limit", "compute1", "--no-upgrade")
+    report = apply_json(epoxy_cloud, "--limit", "compute1", "--no-upgrade")
     compute = report["hosts"]["compute1"]
     assert [c["path"] for c in compute["changes"] if c["kind"] == "file"] == [path]
     assert compute["restarted"] == ["nova-compute"]
-    assert "# edited by hand" not in seed_lab.check("compute1", f"cat {path}")
-    backups = seed_lab.check("compute1", "cat /var/lib/stackwright/backups/etc/nova/nova.conf.*")
+    assert "# edited by hand" not in epoxy_cloud.check("compute1", f"cat {path}")
+    backups = epoxy_cloud.check("compute1", "cat /var/lib/stackwright/backups/etc/nova/nova.conf.*")
     assert "# edited by hand" in backups
 
 
-def test_preflight_picks_qemu_when_kvm_cannot_run_guests(seed_lab: SeedLab) -> None:
-    proc = stackwright("preflight", str(seed_lab.inventory), "--limit", "compute1")
+def test_preflight_picks_qemu_when_kvm_cannot_run_guests(epoxy_cloud: SeedLab) -> None:
+    proc = stackwright("preflight", str(epoxy_cloud.inventory), "--limit", "compute1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = " ".join(proc.stdout.split())
     assert "virt_type auto → qemu" in text
-    assert "virt_type = qemu" in seed_lab.check("compute1", "cat /etc/nova/nova.conf")
+    assert "virt_type = qemu" in epoxy_cloud.check("compute1", "cat /etc/nova/nova.conf")
 
 
-def test_verify_shows_every_service_up(seed_lab: SeedLab) -> None:
+def test_verify_shows_every_service_up(epoxy_cloud: SeedLab) -> None:
     start = time.monotonic()
-    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
-    TIMINGS["verify"] = time.monotonic() - start
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--json", timeout=600)
+    record("cloud-timings", "verify", round(time.monotonic() - start, 1))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     checks = json.loads(proc.stdout)["checks"]
     assert checks and all(c["ok"] for c in checks)
     assert ":-)" in proc.stderr  # the seed's smiley faces
 
 
-def test_smoke_vm_gets_its_lease_and_metadata_across_the_tunnel(seed_lab: SeedLab) -> None:
+def test_smoke_vm_gets_its_lease_and_metadata_across_the_tunnel(epoxy_cloud: SeedLab) -> None:
     start = time.monotonic()
-    proc = stackwright("verify", str(seed_lab.inventory), "--smoke", "--json", timeout=1800)
-    TIMINGS["verify --smoke"] = time.monotonic() - start
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--smoke", "--json", timeout=1800)
+    record("cloud-timings", "verify --smoke", round(time.monotonic() - start, 1))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     smoke = json.loads(proc.stdout)["smoke"]
     assert smoke["ok"] and smoke["lease"] == smoke["fixed_ip"] and smoke["uuid"] == smoke["server_id"]
-    TIMINGS.update({f"smoke {p['name']}": p["seconds"] for p in smoke["phases"]})
+    for phase in smoke["phases"]:
+        record("cloud-timings", f"smoke {phase['name']}", phase["seconds"])
 
 
 def boot_id(lab: SeedLab, host: str) -> str:
     return lab.check(host, "cat /proc/sys/kernel/random/boot_id").strip()
 
 
-def test_reboot_required_is_reported_then_done_with_allow_reboot(seed_lab: SeedLab) -> None:
-    before = boot_id(seed_lab, "compute1")
-    seed_lab.check("compute1", "touch /var/run/reboot-required")
-    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1")
+def test_reboot_required_is_reported_then_done_with_allow_reboot(epoxy_cloud: SeedLab) -> None:
+    before = boot_id(epoxy_cloud, "compute1")
+    epoxy_cloud.check("compute1", "touch /var/run/reboot-required")
+    report = apply_json(epoxy_cloud, "--no-upgrade", "--limit", "compute1")
     assert report["hosts"]["compute1"]["reboot_required"] is True
-    assert boot_id(seed_lab, "compute1") == before  # never without --allow-reboot
-    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1", "--allow-reboot")
+    assert boot_id(epoxy_cloud, "compute1") == before  # never without --allow-reboot
+    report = apply_json(epoxy_cloud, "--no-upgrade", "--limit", "compute1", "--allow-reboot")
     compute = report["hosts"]["compute1"]
     assert compute["ok"] and compute["reboot_required"] is False, compute
-    assert boot_id(seed_lab, "compute1") != before
+    assert boot_id(epoxy_cloud, "compute1") != before
     # the host came back by itself: addresses, bridges and services, and the cloud still answers
-    assert "10.20.20.53/24" in seed_lab.check("compute1", "ip -4 -o addr show dev br-phy")
+    assert "10.20.20.53/24" in epoxy_cloud.check("compute1", "ip -4 -o addr show dev br-phy")
     for unit in ("libvirtd", "neutron-openvswitch-agent", "nova-compute"):
-        assert seed_lab.check("compute1", f"systemctl is-active {unit}").strip() == "active", unit
-    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
+        assert epoxy_cloud.check("compute1", f"systemctl is-active {unit}").strip() == "active", unit
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--json", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
-def test_changing_one_option_restarts_only_the_services_that_read_it(seed_lab: SeedLab) -> None:
-    original = seed_lab.inventory.read_text()
-    seed_lab.inventory.write_text(
+def test_changing_one_option_restarts_only_the_services_that_read_it(epoxy_cloud: SeedLab) -> None:
+    original = epoxy_cloud.inventory.read_text()
+    epoxy_cloud.inventory.write_text(
         original + "overrides:\n  /etc/neutron/l3_agent.ini: {DEFAULT: {debug: true}}\n"
     )
     try:
-        report = apply_json(seed_lab, "--no-upgrade")
+        report = apply_json(epoxy_cloud, "--no-upgrade")
         restarted = {
             host: result["restarted"] for host, result in report["hosts"].items() if result["restarted"]
         }
@@ -178,61 +183,55 @@ def test_changing_one_option_restarts_only_the_services_that_read_it(seed_lab: S
         changed = {h: [c["path"] for c in r["changes"]] for h, r in report["hosts"].items() if r["changes"]}
         assert changed == {"network": ["/etc/neutron/l3_agent.ini", None]}
     finally:
-        seed_lab.inventory.write_text(original)
-    report = apply_json(seed_lab, "--no-upgrade")
+        epoxy_cloud.inventory.write_text(original)
+    report = apply_json(epoxy_cloud, "--no-upgrade")
     assert {h: r["restarted"] for h, r in report["hosts"].items() if r["restarted"]} == {
         "network": ["neutron-l3-agent"]
     }
 
 
-def test_default_and_anonymous_credentials_are_rejected(seed_lab: SeedLab) -> None:
+def test_default_and_anonymous_credentials_are_rejected(epoxy_cloud: SeedLab) -> None:
     """The guide's choices, closed: libvirt TCP without auth, MySQL and RabbitMQ default users."""
     tcp = "timeout 20 virsh -c qemu+tcp://10.10.10.53/system list </dev/null"
-    anonymous = seed_lab.exec("compute1", f"LIBVIRT_AUTH_FILE=/dev/null {tcp}")
+    anonymous = epoxy_cloud.exec("compute1", f"LIBVIRT_AUTH_FILE=/dev/null {tcp}")
     assert anonymous.returncode != 0, anonymous
     # the same listener lets in a client with the SASL credentials (/etc/libvirt/auth.conf): the
     # anonymous one was turned away for want of them, not because nothing listens
-    authenticated = seed_lab.exec("compute1", tcp)
+    authenticated = epoxy_cloud.exec("compute1", tcp)
     assert authenticated.returncode == 0, authenticated
     for user, password in (("root", ""), ("novaUser", "novaPass"), ("nova", "novaPass"), ("root", "root")):
-        mysql = seed_lab.exec(
+        mysql = epoxy_cloud.exec(
             "controller", f"mysql -h 10.10.10.51 -u {user} --password='{password}' -e 'SELECT 1' 2>&1"
         )
         assert mysql.returncode != 0 and "denied" in mysql.stdout, (user, mysql.stdout)
-    rabbit = seed_lab.exec("controller", "rabbitmqctl authenticate_user guest guest 2>&1")
+    rabbit = epoxy_cloud.exec("controller", "rabbitmqctl authenticate_user guest guest 2>&1")
     assert rabbit.returncode != 0, rabbit.stdout
 
 
-def test_files_holding_secrets_are_0640_root_and_their_service_group(seed_lab: SeedLab) -> None:
-    plan = expected_plan(seed_lab)
+def test_files_holding_secrets_are_0640_root_and_their_service_group(epoxy_cloud: SeedLab) -> None:
+    plan = expected_plan(epoxy_cloud)
     for host in ("controller", "network", "compute1"):
         for path, file in plan.hosts[host].files().items():
             if file.secret:
-                stat = seed_lab.check(host, f"stat -c '%a %U %G' {path}").split()
+                stat = epoxy_cloud.check(host, f"stat -c '%a %U %G' {path}").split()
                 assert stat[1] == "root" and stat[0] in ("640", "600"), (host, path, stat)
                 assert stat[2] in (file.group, "root"), (host, path, stat)
 
 
-def test_record_timings() -> None:
-    out = Path(__file__).resolve().parents[2] / ".benchmarks" / "cloud-timings.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(TIMINGS, indent=2))
-
-
 def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_other_host(
-    seed_lab: SeedLab,
+    epoxy_cloud: SeedLab,
 ) -> None:
     """`apply --limit compute2` of a bare host whose SSH connection is cut while dpkg runs: compute2
     alone fails, named, with the reason; the same command then converges it, touching no other host
     but the controller's one discover_hosts run."""
-    text = seed_lab.inventory.read_text()
+    text = epoxy_cloud.inventory.read_text()
     if "compute2" not in text:
         text += "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
-        seed_lab.inventory.write_text(text)
-    up = seed_lab.cli("up")
+        epoxy_cloud.inventory.write_text(text)
+    up = epoxy_cloud.cli("up")
     assert up.returncode == 0, up.stderr
     cut = interrupted_apply(
-        seed_lab, ["--limit", "compute2"], Point("compute2", "install ", "ssh", running="dpkg")
+        epoxy_cloud, ["--limit", "compute2"], Point("compute2", "install ", "ssh", running="dpkg")
     )
     assert cut.returncode == 1, cut.stderr[-3000:]
     hosts = json.loads(cut.stdout)["hosts"]
@@ -240,13 +239,13 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
     assert "SSH connection to compute2 lost" in hosts["compute2"]["error"]["output"]
     assert "run apply again" in hosts["compute2"]["error"]["hint"]
     assert "Traceback" not in cut.stderr
-    report = apply_json(seed_lab, "--limit", "compute2")
+    report = apply_json(epoxy_cloud, "--limit", "compute2")
     assert set(report["hosts"]) == {"compute2", "controller"}
     controller = report["hosts"]["controller"]
     assert [c["detail"] for c in controller["changes"]] == ["ran"], controller["changes"]
     assert controller["restarted"] == []
-    assert_compute_node(seed_lab, "compute2")
-    proc = stackwright("verify", str(seed_lab.inventory), "--json", timeout=600)
+    assert_compute_node(epoxy_cloud, "compute2")
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--json", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     hypervisors = {
         c["id"]: c["ok"] for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("hypervisor")

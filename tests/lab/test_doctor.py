@@ -1,7 +1,7 @@
-"""doctor on the converged seed cloud (issue 6): no false alarm when healthy, then each way of
-breaking a real host is named with its cause, the safe fix (or `apply`) restores it, `verify` passes.
+"""doctor on the session's Epoxy cloud: no false alarm when healthy, then each way of breaking a
+real host is named with its cause, the safe fix (or `apply`) restores it, `verify` passes.
 
-Runs after test_cloud.py (marker `cloud`, file order). Every test that breaks a host repairs it in
+Runs after the plain-host lab tests (marker `cloud`). Every test that breaks a host repairs it in
 `finally`, even when it fails. A break that edits a managed file also (rightly) shows as config drift.
 A container cannot set the real clock (no CAP_SYS_TIME), so clock skew is made the way the issue
 allows, by faking it for the whole host: libfaketime preloaded into every new process there
@@ -70,9 +70,9 @@ def healthy_after(lab: SeedLab, within_s: float = 120) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def converged(seed_lab: SeedLab) -> SeedLab:
-    assert_verify(seed_lab)
-    return seed_lab
+def converged(epoxy_cloud: SeedLab) -> SeedLab:
+    assert_verify(epoxy_cloud)
+    return epoxy_cloud
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Resilience (issue 8) on the converged seed cloud; runs after test_cloud.py and test_doctor.py.
+"""Resilience on the session's Epoxy cloud; runs after test_cloud.py and test_doctor.py.
 
 Interrupted applies: a fresh compute node per interruption point (compute3, compute4, compute5
 join the cloud from bare hosts); with test_cloud.py's two (the whole cluster killed during the
@@ -31,10 +31,10 @@ from stackwright.lab.supervisor import children
 from tests.lab.cli import OUTPUTS, SESSION_START, stackwright
 from tests.lab.cloudkit import apply_json, assert_compute_node, expected_plan, hypervisors, verify_json
 from tests.lab.conftest import SeedLab, layout_of
+from tests.lab.figures import append, record
 from tests.lab.interrupt import Point, interrupted_apply
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
-FIGURES: dict[str, Any] = {"interrupted applies": []}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,7 +67,9 @@ def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) 
     assert_compute_node(lab, host)
     computes = [n for n in lab.hosts if n.startswith("compute")]
     assert hypervisors(verify_json(lab, "--wait", "180")) == {f"hypervisor:{c}": True for c in computes}
-    FIGURES["interrupted applies"].append(
+    append(
+        "reliability",
+        "interrupted applies",
         {
             "host": host,
             "cut": f"{point.how} at `{cut.cut_at}`",
@@ -75,18 +77,18 @@ def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) 
             "killed run s": round(cut_s, 1),
             "re-apply s": round(resume_s, 1),
             "re-apply ok": report["ok"],
-        }
+        },
     )
     return report
 
 
-def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(seed_lab: SeedLab) -> None:
+def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(epoxy_cloud: SeedLab) -> None:
     argv = [
         sys.executable,
         "-c",
         "from stackwright.cli import main; main()",
         "apply",
-        str(seed_lab.inventory),
+        str(epoxy_cloud.inventory),
     ]
     argv += ["--yes", "--json", "--verbose", "--no-upgrade"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -108,34 +110,38 @@ def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(seed_lab:
     stopped = [h for h, r in hosts.items() if not r["ok"]]
     assert "network" in stopped
     assert all("stopped by SIGINT before this step" in hosts[h]["error"]["output"] for h in stopped)
-    for host in seed_lab.hosts:
-        assert seed_lab.exec(host, "test -e /run/stackwright.lock").returncode == 1, host
-    report = apply_json(seed_lab, "--no-upgrade")
+    for host in epoxy_cloud.hosts:
+        assert epoxy_cloud.exec(host, "test -e /run/stackwright.lock").returncode == 1, host
+    report = apply_json(epoxy_cloud, "--no-upgrade")
     assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
 
 
-def test_killed_while_writing_files_then_reapplied(seed_lab: SeedLab) -> None:
-    host = add_compute(seed_lab, 3)
-    plan = expected_plan(seed_lab).hosts[host]
+def test_killed_while_writing_files_then_reapplied(epoxy_cloud: SeedLab) -> None:
+    host = add_compute(epoxy_cloud, 3)
+    plan = expected_plan(epoxy_cloud).hosts[host]
     paths = sorted(plan.files())
     point = Point(host, "write ", "process", nth=6)
     start = time.monotonic()
-    cut = interrupted_apply(seed_lab, ["--limit", host], point)
+    cut = interrupted_apply(epoxy_cloud, ["--limit", host], point)
     assert cut.returncode == -9
     # The kill landed among the file writes: some of the plan's files are in place, some not yet.
-    in_place = [p for p in paths if seed_lab.exec(host, f"cat {p}").stdout == plan.files()[p].content]
+    in_place = [p for p in paths if epoxy_cloud.exec(host, f"cat {p}").stdout == plan.files()[p].content]
     assert 0 < len(in_place) < len(paths), in_place
-    assert seed_lab.exec(host, "systemctl is-active nova-compute").stdout.strip() != "active"
+    assert epoxy_cloud.exec(host, "systemctl is-active nova-compute").stdout.strip() != "active"
     cut_s = time.monotonic() - start
     start = time.monotonic()
-    report = apply_json(seed_lab, "--limit", host)
+    report = apply_json(epoxy_cloud, "--limit", host)
     assert report["ok"], report
     resume_s = time.monotonic() - start
-    assert_compute_node(seed_lab, host)
-    assert seed_lab.exec(host, "ls /etc/nova/*.stackwright-new 2>/dev/null").stdout == ""
-    computes = [n for n in seed_lab.hosts if n.startswith("compute")]
-    assert hypervisors(verify_json(seed_lab, "--wait", "180")) == {f"hypervisor:{c}": True for c in computes}
-    FIGURES["interrupted applies"].append(
+    assert_compute_node(epoxy_cloud, host)
+    assert epoxy_cloud.exec(host, "ls /etc/nova/*.stackwright-new 2>/dev/null").stdout == ""
+    computes = [n for n in epoxy_cloud.hosts if n.startswith("compute")]
+    assert hypervisors(verify_json(epoxy_cloud, "--wait", "180")) == {
+        f"hypervisor:{c}": True for c in computes
+    }
+    append(
+        "reliability",
+        "interrupted applies",
         {
             "host": host,
             "cut": f"process at `{cut.cut_at}` ({len(in_place)} of {len(paths)} files in place)",
@@ -143,23 +149,23 @@ def test_killed_while_writing_files_then_reapplied(seed_lab: SeedLab) -> None:
             "killed run s": round(cut_s, 1),
             "re-apply s": round(resume_s, 1),
             "re-apply ok": True,
-        }
+        },
     )
 
 
-def test_connection_cut_while_a_service_starts_then_reapplied(seed_lab: SeedLab) -> None:
-    host = add_compute(seed_lab, 4)
+def test_connection_cut_while_a_service_starts_then_reapplied(epoxy_cloud: SeedLab) -> None:
+    host = add_compute(epoxy_cloud, 4)
     point = Point(host, "service nova-compute ", "ssh", running="systemctl start nova-compute")
-    converges_after(seed_lab, host, point, cut_returncode=1)
+    converges_after(epoxy_cloud, host, point, cut_returncode=1)
 
 
-def test_killed_during_discover_hosts_then_reapplied(seed_lab: SeedLab) -> None:
-    host = add_compute(seed_lab, 5)
+def test_killed_during_discover_hosts_then_reapplied(epoxy_cloud: SeedLab) -> None:
+    host = add_compute(epoxy_cloud, 5)
     point = Point(
         "controller", "run: map new compute nodes", "process", running="nova-manage cell_v2 discover_hosts"
     )
-    converges_after(seed_lab, host, point, cut_returncode=-9)
-    mapped = seed_lab.check(
+    converges_after(epoxy_cloud, host, point, cut_returncode=-9)
+    mapped = epoxy_cloud.check(
         "controller", 'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"'
     )
     assert host in mapped.split()
@@ -183,7 +189,7 @@ def wrong_ssh_key(lab: SeedLab, host: str) -> Iterator[None]:
 def debian_release(lab: SeedLab, host: str, codename: str) -> Iterator[None]:
     lab.check(
         host,
-        f"cp -p /usr/lib/os-release /run/os-release.saved && sed -i 's/bookworm/{codename}/g' "
+        f"cp -p /usr/lib/os-release /run/os-release.saved && sed -i 's/trixie/{codename}/g' "
         "/usr/lib/os-release",
     )
     try:
@@ -218,17 +224,17 @@ def full_filesystem(lab: SeedLab, host: str, mount: str) -> Iterator[None]:
         subprocess.run([*enter, "umount", mount], check=False, timeout=60)
 
 
-def test_broken_hosts_fail_alone_naming_the_host_and_the_cause(seed_lab: SeedLab) -> None:
+def test_broken_hosts_fail_alone_naming_the_host_and_the_cause(epoxy_cloud: SeedLab) -> None:
     """A wrong SSH key, the wrong Debian release and a full disk, each on its own compute node,
     in one apply with the network node: three named failures, the network node converges."""
     with (
-        wrong_ssh_key(seed_lab, "compute1"),
-        debian_release(seed_lab, "compute2", "bullseye"),
-        full_filesystem(seed_lab, "compute3", "/var/cache/apt/archives"),
+        wrong_ssh_key(epoxy_cloud, "compute1"),
+        debian_release(epoxy_cloud, "compute2", "bullseye"),
+        full_filesystem(epoxy_cloud, "compute3", "/var/cache/apt/archives"),
     ):
         proc = stackwright(
             "apply",
-            str(seed_lab.inventory),
+            str(epoxy_cloud.inventory),
             "--yes",
             "--json",
             "--no-upgrade",
@@ -242,34 +248,42 @@ def test_broken_hosts_fail_alone_naming_the_host_and_the_cause(seed_lab: SeedLab
     key = hosts["compute1"]["error"]["output"]
     assert "compute1 (10.10.10.53)" in key and "Authentication" in key, key
     release = hosts["compute2"]["error"]["output"]
-    assert "Debian bullseye, but release zed needs Debian bookworm" in release, release
+    assert "Debian bullseye, but release epoxy needs Debian trixie" in release, release
     disk = hosts["compute3"]["error"]["output"]
     assert "/var/cache/apt/archives has 0 MB free — free space on compute3" in disk, disk
-    FIGURES["broken hosts"] = {h: hosts[h]["error"]["output"] for h in ("compute1", "compute2", "compute3")}
+    record(
+        "reliability",
+        "broken hosts",
+        {h: hosts[h]["error"]["output"] for h in ("compute1", "compute2", "compute3")},
+    )
     # put back: the same apply converges them, nothing to change
-    report = apply_json(seed_lab, "--no-upgrade", "--limit", "compute1,compute2,compute3")
+    report = apply_json(epoxy_cloud, "--no-upgrade", "--limit", "compute1,compute2,compute3")
     assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
 
 
-def test_every_seed_node_rebooted_comes_back_and_the_smoke_vm_boots(seed_lab: SeedLab) -> None:
+def test_every_seed_node_rebooted_comes_back_and_the_smoke_vm_boots(epoxy_cloud: SeedLab) -> None:
     """`lab reboot` each node; addresses, bridges, tunnels and services come back without us."""
     back = {}
     for host in ("controller", "network", "compute1"):
-        before = seed_lab.check(host, "cat /proc/sys/kernel/random/boot_id")
+        before = epoxy_cloud.check(host, "cat /proc/sys/kernel/random/boot_id")
         start = time.monotonic()
-        proc = seed_lab.cli("reboot", host, timeout=600)
+        proc = epoxy_cloud.cli("reboot", host, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         back[host] = round(time.monotonic() - start, 1)
-        assert seed_lab.check(host, "cat /proc/sys/kernel/random/boot_id") != before
+        assert epoxy_cloud.check(host, "cat /proc/sys/kernel/random/boot_id") != before
     start = time.monotonic()
-    report = verify_json(seed_lab, "--smoke", "--wait", "600", timeout=1800)
+    report = verify_json(epoxy_cloud, "--smoke", "--wait", "600", timeout=1800)
     assert report["smoke"]["ok"], report["smoke"]
     assert report["smoke"]["lease"] == report["smoke"]["fixed_ip"]
-    FIGURES["reboot"] = {
-        "back with SSH and addresses s": back,
-        "verify --smoke after s": round(time.monotonic() - start, 1),
-    }
-    apply = apply_json(seed_lab, "--no-upgrade")
+    record(
+        "reliability",
+        "reboot",
+        {
+            "back with SSH and addresses s": back,
+            "verify --smoke after s": round(time.monotonic() - start, 1),
+        },
+    )
+    apply = apply_json(epoxy_cloud, "--no-upgrade")
     assert all(r["ok"] and r["changed"] == 0 for r in apply["hosts"].values()), apply
 
 
@@ -285,23 +299,23 @@ ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
 """
 
 
-def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(seed_lab: SeedLab) -> None:
+def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(epoxy_cloud: SeedLab) -> None:
     """After converges, verify, smoke, doctor and every break above: scan each host."""
-    patterns = "\n".join(secret_values(seed_lab)) + "\n"
+    patterns = "\n".join(secret_values(epoxy_cloud)) + "\n"
     leaks = {}
-    for host in seed_lab.hosts:
-        seed_lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
+    for host in epoxy_cloud.hosts:
+        epoxy_cloud.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
         try:
-            found = seed_lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
+            found = epoxy_cloud.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
         finally:
-            seed_lab.check(host, "rm -f /run/sw-scan-patterns")
+            epoxy_cloud.check(host, "rm -f /run/sw-scan-patterns")
         if found:
             leaks[host] = found.splitlines()
     assert leaks == {}
-    FIGURES["hosts scanned for secrets"] = len(seed_lab.hosts)
+    record("reliability", "hosts scanned for secrets", len(epoxy_cloud.hosts))
 
 
-def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
+def test_no_secret_in_any_output_or_log(epoxy_cloud: SeedLab) -> None:
     """Every stackwright output of the session (apply, plan --live, verify, smoke, doctor, lab)
     and every apply log it wrote."""
     logs = [
@@ -310,14 +324,8 @@ def test_no_secret_in_any_output_or_log(seed_lab: SeedLab) -> None:
         if p.stat().st_mtime > SESSION_START
     ]
     texts = [*OUTPUTS, *(log.read_text() for log in logs)]
-    texts.append(stackwright("plan", str(seed_lab.inventory), "--live").stdout)
+    texts.append(stackwright("plan", str(epoxy_cloud.inventory), "--live").stdout)
     assert len(texts) > 50
-    leaked = [value for value in secret_values(seed_lab) if any(value in text for text in texts)]
+    leaked = [value for value in secret_values(epoxy_cloud) if any(value in text for text in texts)]
     assert leaked == []
-    FIGURES["outputs and logs scanned for secrets"] = len(texts)
-
-
-def test_record_figures() -> None:
-    out = ROOT / ".benchmarks" / "reliability.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(FIGURES, indent=2) + "\n")
+    record("reliability", "outputs and logs scanned for secrets", len(texts))
