@@ -22,6 +22,7 @@ from stackwright.context import HostFacts
 from stackwright.engine.facts import sha256
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.secrets import SECRET_NAMES
 from stackwright.steps import File
 from tests.conftest import SEED
 
@@ -77,6 +78,7 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
                 "qemu_enters=yes",
             ]
             sections["virt"] = ["virt_type=/etc/nova/nova.conf qemu"]
+            sections["tools"] = ["genisoimage=yes", "qemu-img=yes"]
             sections["probe"] = [
                 json.dumps({"target": t, "status": "ok", "detail": "x"})
                 for t in ("rabbitmq", "keystone", "placement")
@@ -121,6 +123,7 @@ def test_every_check_has_an_id_a_symptom_and_an_explanation() -> None:
         "cell-mapping",
         "config-drift",
         "config-options",
+        "compute-tools",
     }
     for spec in CHECKS.values():
         assert spec.symptom and spec.explanation, spec.id
@@ -452,3 +455,23 @@ def test_a_host_that_does_not_answer_is_a_failing_row(
     reach = [r for r in report.rows if r.id == "reach"]
     assert [(r.host, r.status) for r in reach] == [("compute1", "fail")]
     assert "cannot reach compute1 over SSH" in reach[0].cause
+
+
+def test_missing_genisoimage_names_config_drives_and_the_package(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    data["compute1"].sections["tools"] = ["genisoimage=no", "qemu-img=yes"]
+    rows = [r for r in run_checks(ctx) if r.id == "compute-tools" and r.failed]
+    assert len(rows) == 1 and rows[0].host == "compute1"
+    assert "genisoimage (for config drives" in rows[0].cause
+    assert "apt-get install --no-install-recommends genisoimage" in rows[0].fix
+
+
+def test_compute_role_installs_every_tool_doctor_looks_for() -> None:
+    from stackwright.releases.modern.compute import COMPUTE_TOOLS
+
+    loaded = load_inventory(SEED)
+    plan = plan_cluster(loaded, {n: "x" * 16 for n in SECRET_NAMES})
+    packages = plan.hosts["compute1"].packages()
+    assert {package for package, _ in COMPUTE_TOOLS.values()} <= set(packages)

@@ -49,6 +49,11 @@ class Network(_Strict):
     gateway: IPv4Address | None = Field(
         default=None, description="Router address; the lab puts it (or the network's .1) on its bridge."
     )
+    floating: IPv4Network | None = Field(
+        default=None,
+        description="external only: the floating-IP pool inside the network (e.g. 192.168.100.128/25); "
+        "apply creates the external network `public` with it.",
+    )
 
     @field_validator("cidr", mode="before")
     @classmethod
@@ -311,6 +316,8 @@ def _check_release_and_networks(inv: LoadedInventory) -> Iterator[UserError]:
                 f"networks.{a}.gateway: {net.gateway} is outside {net.cidr} — use an address inside it",
                 ("networks", a, "gateway"),
             )
+        if net.floating is not None:
+            yield from _check_floating(inv, a, net)
         for b in names[i + 1 :]:
             if net.cidr.overlaps(nets[b].cidr):
                 yield inv.error(
@@ -318,6 +325,39 @@ def _check_release_and_networks(inv: LoadedInventory) -> Iterator[UserError]:
                     "give each network its own range",
                     ("networks", b, "cidr"),
                 )
+
+
+def _check_floating(inv: LoadedInventory, name: str, net: Network) -> Iterator[UserError]:
+    assert net.floating is not None
+    where = ("networks", name, "floating")
+    if name != "external":
+        yield inv.error(
+            f"networks.{name}.floating: floating IPs live on the external network only — move it to "
+            "networks.external.floating",
+            where,
+        )
+    elif not net.floating.subnet_of(net.cidr):
+        yield inv.error(
+            f"networks.external.floating: {net.floating} is not inside {net.cidr} — use a range inside it, "
+            f"e.g. {_upper_half(net.cidr)}",
+            where,
+        )
+    else:
+        taken = {net.gateway, net.lab_address} | {
+            n.external for n in inv.model.nodes.values() if n.external is not None
+        }
+        inside = sorted(str(a) for a in taken if a is not None and a in net.floating)
+        if inside:
+            yield inv.error(
+                f"networks.external.floating: {net.floating} holds {', '.join(inside)} (a node or the "
+                "gateway) — pick a range no node or gateway uses",
+                where,
+            )
+
+
+def _upper_half(cidr: IPv4Network) -> str:
+    halves = list(cidr.subnets(prefixlen_diff=1))
+    return str(halves[-1]) if halves else str(cidr)
 
 
 def _check_nodes(inv: LoadedInventory) -> Iterator[UserError]:

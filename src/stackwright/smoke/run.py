@@ -12,7 +12,7 @@ is idempotent and a later run (or `cleanup`) removes what an interrupted run lef
   `os_command_line`), a small flavor;
 - in the smoke project: network + subnet (a /24 that collides with no inventory network), router
   with the external gateway and the subnet attached, security group allowing ICMP, and the server
-  (booted by the smoke user).
+  (booted by the smoke user, with a config drive: nova-compute makes it with genisoimage).
 
 Then: wait (bounded) for ACTIVE, then read the console log until it shows the address Neutron
 assigned to the server's port (`STACKWRIGHT-SMOKE lease <ip>`) and the server's own id fetched
@@ -530,6 +530,8 @@ def _boot(conn: Connection, made: _Made) -> str:
         flavor_id=made.flavor_id,
         networks=[{"uuid": made.network_id}],
         security_groups=[{"name": SECURITY_GROUP}],
+        # nova-compute builds a config drive with genisoimage: a compute node without it fails here
+        config_drive=True,
     )
     return str(server.id)
 

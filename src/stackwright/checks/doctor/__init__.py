@@ -13,6 +13,7 @@ from stackwright.checks.doctor import (  # noqa: F401  (imported to register the
     libvirt,
     options,
     services,
+    tools,
     tunnels,
     virt,
 )
@@ -27,6 +28,7 @@ ORDER = (
     "clock-skew",
     "tunnel",
     "virt-type-kvm",
+    "compute-tools",
     "cell-mapping",
     "config-drift",
     "config-options",

@@ -14,6 +14,7 @@ from importlib import resources
 
 from stackwright.checks.doctor.base import CloudData, HostData, ServiceState
 from stackwright.checks.doctor.options import options_script
+from stackwright.checks.doctor.tools import tools_script
 from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
 from stackwright.inventory import Inventory
@@ -156,6 +157,7 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
     parts = [units_script(watched_units(plan))]
     if node.has("compute"):
         parts.append(compute_script())
+        parts.append(tools_script())
     if is_tunnel_endpoint(inventory, name):
         parts.append(tunnel_script(peers(inventory, name)))
     if name == inventory.controller_name and inventory.names_with("compute"):

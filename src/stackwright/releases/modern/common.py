@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 CHRONY_CONF = "/etc/chrony/chrony.conf"
 EXTERNAL_BRIDGE = "br-ex"
+# The physical network name of the external network (ml2 flat_networks, the agent's bridge_mappings).
+PHYSNET_EXTERNAL = "external"
 DATA_BRIDGE = "br-phy"
 
 

@@ -30,9 +30,19 @@ LIBVIRT_PORT = 16509
 SASL_USER = "nova"
 
 
+# Programs nova-compute runs for a feature users reach through the API, and the Debian package that
+# ships each (only recommended by nova-compute, so a no-recommends install lacks them): doctor's
+# `compute-tools` check looks for them on every compute node.
+COMPUTE_TOOLS: dict[str, tuple[str, str]] = {
+    "genisoimage": ("genisoimage", "config drives (`openstack server create --config-drive true`)"),
+    "qemu-img": ("qemu-utils", "image conversion, snapshots and resizes"),
+}
+
+
 def packages(host: HostContext) -> tuple[str, ...]:
     return (
         *nova.compute_packages(),
+        *(package for package, _ in COMPUTE_TOOLS.values()),
         *neutron.l2_packages(),
         # saslpasswd2, and the digest-md5 mechanism libvirtd's TCP socket uses.
         "sasl2-bin",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
 from stackwright.releases.modern import neutron, nova
+from stackwright.releases.modern.api import admin_env, answers
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
 from stackwright.steps import Command, Directory, File, Service, Step, Wait
@@ -77,12 +78,8 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *placement(host, release, pw),
         *nova.controller(host, release, pw),
         *neutron.server(host, release, pw),
+        *neutron.external_network(host, release, pw),
     ]
-
-
-def answers(url: str) -> str:
-    """A shell test that an HTTP API answers (python3 is on every host; curl is not)."""
-    return f"python3 -c \"import urllib.request; urllib.request.urlopen('{url}', timeout=5)\""
 
 
 def mariadb(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
@@ -243,21 +240,6 @@ def catalog(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
             env=admin_env(host, pw),
         ),
     ]
-
-
-def admin_env(host: HostContext, pw: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return (
-        ("OS_AUTH_URL", f"http://{host.controller_ip}:5000/v3"),
-        ("OS_AUTH_TYPE", "password"),
-        ("OS_USERNAME", "admin"),
-        ("OS_PASSWORD", pw["admin_password"]),
-        ("OS_PROJECT_NAME", "admin"),
-        ("OS_USER_DOMAIN_NAME", "Default"),
-        ("OS_PROJECT_DOMAIN_NAME", "Default"),
-        ("OS_REGION_NAME", host.region),
-        ("OS_INTERFACE", "internal"),
-        ("OS_IDENTITY_API_VERSION", "3"),
-    )
 
 
 def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:

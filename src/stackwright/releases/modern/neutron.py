@@ -6,13 +6,15 @@ neutron.conf is one file per host with all the host's roles in view.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from stackwright.context import HostContext
-from stackwright.releases.modern.common import DATA_BRIDGE, EXTERNAL_BRIDGE
+from stackwright.releases.modern.api import admin_env, answers
+from stackwright.releases.modern.common import DATA_BRIDGE, EXTERNAL_BRIDGE, PHYSNET_EXTERNAL
 from stackwright.releases.modern.files import rendered
-from stackwright.releases.modern.guards import as_user, marker
+from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
 from stackwright.steps import AwaitHost, Command, File, Milestone, OvsBridge, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -63,6 +65,51 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
         Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI)),
         Service("neutron-rpc-server", restart_when=(NEUTRON_CONF, ML2_CONF)),
         Milestone(SERVER_READY),
+    ]
+
+
+EXTERNAL_NETWORK = "public"
+EXTERNAL_SCRIPT = "/usr/local/lib/stackwright/neutron-external.py"
+EXTERNAL_JSON = f"{SECRETS_DIR}/neutron-external.json"
+
+
+def external_network_json(host: HostContext) -> str | None:
+    """The day-0 external network, or None when the inventory names no floating-IP range."""
+    external = host.inventory.networks.external
+    if external is None or external.floating is None:
+        return None
+    hosts = list(external.floating.hosts())
+    gateway = external.gateway or external.lab_address
+    pool = [a for a in hosts if a != gateway]
+    document = {
+        "network": EXTERNAL_NETWORK,
+        "physnet": PHYSNET_EXTERNAL,
+        "subnet": f"{EXTERNAL_NETWORK}-subnet",
+        "cidr": str(external.cidr),
+        "gateway": str(gateway),
+        "pool": {"start": str(pool[0]), "end": str(pool[-1])},
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def external_network(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    """The external network routers and floating IPs use, made once Neutron answers (openstacksdk)."""
+    spec = external_network_json(host)
+    if spec is None:
+        return []
+    return [
+        Wait("Neutron answers", answers(f"http://{host.controller_ip}:9696/"), timeout_s=120),
+        rendered(
+            release, host, pw, EXTERNAL_SCRIPT, template="neutron-external.py.j2", mode=0o700, format="text"
+        ),
+        File(EXTERNAL_JSON, spec, mode=0o600),
+        applied_when_unchanged(
+            f"external network '{EXTERNAL_NETWORK}' with the floating-IP pool",
+            "neutron-external",
+            (EXTERNAL_SCRIPT, EXTERNAL_JSON),
+            f"python3 {EXTERNAL_SCRIPT} {EXTERNAL_JSON}",
+            env=admin_env(host, pw),
+        ),
     ]
 
 
