@@ -202,7 +202,8 @@ def test_default_and_anonymous_credentials_are_rejected(epoxy_cloud: SeedLab) ->
     for user, password in (("root", ""), ("novaUser", "novaPass"), ("nova", "novaPass"), ("root", "root")):
         mysql = epoxy_cloud.exec(
             "controller",
-            f"mysql --disable-ssl-verify-server-cert -h 10.10.10.51 -u {user} --password='{password}' -e 'SELECT 1' 2>&1",
+            f"mysql --disable-ssl-verify-server-cert -h 10.10.10.51 -u {user} --password='{password}' "
+            "-e 'SELECT 1' 2>&1",
         )
         assert mysql.returncode != 0 and "denied" in mysql.stdout, (user, mysql.stdout)
     rabbit = epoxy_cloud.exec("controller", "rabbitmqctl authenticate_user guest guest 2>&1")
