@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -85,7 +86,7 @@ def print_preflight(console: Console, preflights: Mapping[str, Preflight]) -> No
                 if line.ok
                 else ("[yellow]warn[/yellow]" if line.warning else "[red]FAIL[/red]")
             )
-            table.add_row(host, line.id, f"{mark} {line.message}")
+            table.add_row(host, line.id, f"{mark} {escape(line.message)}")
     console.print(table)
 
 
@@ -100,7 +101,8 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
             from stackwright.planview import step_summary
 
             console.print(
-                f"  • {mask(step_summary(outcome.step, mask))} → {mask(outcome.detail)}", highlight=False
+                f"  • {escape(mask(step_summary(outcome.step, mask)))} → {escape(mask(outcome.detail))}",
+                highlight=False,
             )
             if outcome.diff:
                 for line in mask(outcome.diff).splitlines():
@@ -108,7 +110,7 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
                     console.print(Text("    " + line, style=style), highlight=False)
         if report.error:
             why = report.error.result.tail(3) or str(report.error)
-            console.print(f"  [red]cannot plan:[/red] {mask(why)}", highlight=False)
+            console.print(f"  [red]cannot plan:[/red] {escape(mask(why))}", highlight=False)
     return total
 
 
@@ -133,12 +135,12 @@ def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Mas
     for host, report in reports.items():
         if report.error:
             err = report.error
-            console.print(f"[red]{host}: failed at[/red] {mask(err.command)}", highlight=False)
+            console.print(f"[red]{host}: failed at[/red] {escape(mask(err.command))}", highlight=False)
             tail = mask(err.result.tail(12))
             if tail:
                 console.print(Text("\n".join("    " + line for line in tail.splitlines()), style="dim"))
             if err.hint:
-                console.print(f"    hint: {mask(err.hint)}", highlight=False)
+                console.print(f"    hint: {escape(mask(err.hint))}", highlight=False)
 
 
 def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:

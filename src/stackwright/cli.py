@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stackwright.inventory import LoadedInventory, load_inventory
 from stackwright.lab.cli import lab_app
@@ -53,10 +54,10 @@ def user_errors_exit_2(func: F) -> F:
             return func(*args, **kwargs)
         except UserErrors as exc:
             for error in exc.errors:
-                err.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+                err.print(f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         except UserError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -69,7 +70,10 @@ def _load(path: Path) -> LoadedInventory:
 def _passwords(loaded: LoadedInventory, path: Path | None) -> Any:
     from stackwright.secrets import default_passwords_path, load_passwords
 
-    return load_passwords(path or default_passwords_path(loaded.path))
+    passwords = load_passwords(path or default_passwords_path(loaded.path))
+    for warning in passwords.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    return passwords
 
 
 def _plan(loaded: LoadedInventory, passwords: Any, release: str | None) -> Any:

@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stackwright.inventory import load_inventory
@@ -39,13 +40,13 @@ def _errors() -> Iterator[None]:
         yield
     except UserErrors as exc:
         for err in exc.errors:
-            console.print(f"[red]error:[/] {err}", highlight=False)
+            console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(2) from None
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     except HostCommandError as exc:
-        console.print(f"[red]failed:[/] {exc}", highlight=False)
+        console.print(f"[red]failed:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
