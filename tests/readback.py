@@ -11,20 +11,29 @@ from urllib.parse import unquote, urlsplit
 
 
 def ini(text: str) -> configparser.ConfigParser:
-    """Strict: a section or option that appears twice raises (an injected second [database] would)."""
-    parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+    """Strict: a section or option that appears twice raises (an injected second [database] would).
+    [DEFAULT] is a section like the others (its options are not copied into every section), and
+    options before any header count as DEFAULT's, as oslo.config reads them."""
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=True, delimiters=("=",), default_section="\0"
+    )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
+    try:
+        parser.read_string(text)
+    except configparser.MissingSectionHeaderError:
+        parser = ini("[DEFAULT]\n" + text)
     return parser
 
 
-def ini_shape(text: str) -> dict[str, list[str]]:
-    """{section: [option, ...]} with DEFAULT's options under "DEFAULT"."""
+def ini_values(text: str) -> dict[str, dict[str, str]]:
+    """{section: {option: raw value}}."""
     parser = ini(text)
-    shape = {"DEFAULT": sorted(parser.defaults())}
-    for section in parser.sections():
-        shape[section] = sorted(o for o in parser.options(section) if o not in parser.defaults())
-    return shape
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def ini_shape(text: str) -> dict[str, list[str]]:
+    """{section: [option, ...]}."""
+    return {section: sorted(options) for section, options in ini_values(text).items()}
 
 
 _OSLO_DOLLAR = re.compile(r"\$(\$|\{?[A-Za-z_])")

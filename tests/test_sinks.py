@@ -48,7 +48,7 @@ def hostile_plan(region: str = "RegionOne", password: str | None = None) -> Clus
 @pytest.mark.parametrize("value", HOSTILE)
 def test_ini_value_reads_back_as_itself_in_oslo_config(value: str) -> None:
     parser = ini(f"[DEFAULT]\nkey = {ini_value(value)}\n")
-    assert oslo_value(parser.defaults()["key"]) == value
+    assert oslo_value(parser["DEFAULT"]["key"]) == value
 
 
 @pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\x85b", "a\u2028b", " lead", "trail "])

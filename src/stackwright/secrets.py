@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import yaml
 
-from stackwright.allowlists import PASSWORD
+from stackwright.allowlists import PASSWORD, shown
 from stackwright.atomic import atomic_write
 from stackwright.yamlsource import UserError, load_located
 
@@ -219,7 +219,7 @@ def _parse(path: Path) -> dict[str, str]:
         if key not in SECRET_NAMES:
             guess = difflib.get_close_matches(str(key), SECRET_NAMES, n=1)
             fix = f"did you mean '{guess[0]}'?" if guess else "remove it"
-            raise UserError(f"unknown password name '{key}' — {fix}", file=str(path), line=line)
+            raise UserError(f"unknown password name {shown(key)} — {fix}", file=str(path), line=line)
         if not isinstance(value, str):
             raise UserError(f"{key}: the password must be a string — quote it", file=str(path), line=line)
         if not PASSWORD.fullmatch(value):

@@ -74,12 +74,15 @@ def url_part(value: object) -> str:
     return quote(str(value), safe="")
 
 
-_SQL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\0": "\\0", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z"}
+_SQL_ESCAPES = {"\\": "\\\\", "'": "\\'"}
 
 
-def sql_string(value: object) -> str:
-    """A MariaDB string literal, quotes included (backslash escapes on: the script sets sql_mode)."""
-    return "'" + "".join(_SQL_ESCAPES.get(ch, ch) for ch in str(value)) + "'"
+def sql_string(value: object, key: str = "value") -> str:
+    """A MariaDB string literal, quotes included (backslash escapes on: the script sets sql_mode).
+    Line breaks and control characters are refused: the script stays one statement per line."""
+    text = str(value)
+    _printable(text, "an SQL script line", key)
+    return "'" + "".join(_SQL_ESCAPES.get(ch, ch) for ch in text) + "'"
 
 
 def shell_word(value: object, key: str = "value") -> str:
