@@ -43,6 +43,8 @@ class ProgressView:
             self.live.__exit__(None, None, None)
 
     def __call__(self, host: str, summary: str, outcome: Outcome | None) -> None:
+        if outcome is not None:
+            self.mask.learn(outcome.seen_secrets)
         row = self.rows.setdefault(host, {"step": "", "changed": 0, "unchanged": 0, "failed": False})
         row["step"] = summary
         if outcome is None and self.verbose and self.live is None:
@@ -90,8 +92,17 @@ def print_preflight(console: Console, preflights: Mapping[str, Preflight]) -> No
     console.print(table)
 
 
+def learn_secrets(reports: Mapping[str, HostReport], mask: Masker) -> None:
+    """Old secret values the run read on hosts are masked from now on, in every output and the log."""
+    for report in reports.values():
+        for outcome in report.outcomes:
+            mask.learn(outcome.seen_secrets)
+
+
 def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: Masker) -> int:
-    """The dry run's changes per host, with exact diffs. Returns the number of changes."""
+    """The dry run's changes per host, with exact diffs (files holding secrets: a count of changed
+    lines only). Returns the number of changes."""
+    learn_secrets(reports, mask)
     total = 0
     for host, report in reports.items():
         changes = [o for o in report.outcomes if o.changed]
@@ -115,6 +126,7 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
 
 
 def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Masker, seconds: float) -> None:
+    learn_secrets(reports, mask)
     table = Table(title=f"apply summary · {seconds:.1f} s")
     for column in ("host", "result", "changed", "unchanged", "restarted", "time per phase"):
         table.add_column(column)
@@ -144,6 +156,7 @@ def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Mas
 
 
 def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
+    learn_secrets(reports, mask)
     data = {
         host: {
             "ok": r.ok,

@@ -274,7 +274,7 @@ def apply(
         print_summary,
         reports_json,
     )
-    from stackwright.deploy import converge, default_log_dir, open_session, run_preflight
+    from stackwright.deploy import converge, open_session, run_preflight, write_run_log
     from stackwright.engine.converge import Options
     from stackwright.engine.stop import StopRequest
 
@@ -313,10 +313,7 @@ def apply(
         console.print(
             f"admin credentials: {clouds} (OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud stackwright)"
         )
-    log_dir = default_log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"apply-{time.strftime('%Y%m%dT%H%M%S')}.log"
-    log.write_text(mask(console.export_text()))
+    log = write_run_log("apply", mask(console.export_text()))
     console.print(f"log: {log}")
     if as_json:
         sys.stdout.write(reports_json(reports, mask) + "\n")

@@ -6,7 +6,7 @@ The engine's I/O lives here and in `engine/`; what to do comes from the pure pla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackwright.checks.preflight import CheckLine, Preflight, preflight_host
@@ -109,6 +109,9 @@ def converge(
 
     assert session.plan is not None
     plan = session.plan
+    options = replace(
+        options, known_secrets=frozenset([*session.passwords.values(), *session.passwords.history])
+    )
     runnable = [name for name in session.hosts if name in session.remotes and session.preflights[name].ok]
     milestones = Milestones(set(runnable))
     jobs = {
@@ -163,3 +166,18 @@ def _value(name: str, job: object) -> HostReport:
 
 def default_log_dir() -> Path:
     return Path.home() / ".local" / "state" / "stackwright"
+
+
+def write_run_log(command: str, text: str, log_dir: Path | None = None) -> Path:
+    """The run's (masked) output as `<command>-<time>.log`: 0600 in a 0700 directory — masking is
+    one wall, and a value it missed must not be readable by other users either."""
+    import time
+
+    from stackwright.atomic import atomic_write
+
+    log_dir = log_dir or default_log_dir()
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_dir.chmod(0o700)
+    log = log_dir / f"{command}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    atomic_write(log, text, mode=0o600, keep_previous=False)
+    return log

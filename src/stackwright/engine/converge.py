@@ -62,6 +62,7 @@ class Options:
     dry_run: bool = False
     upgrade: bool = True
     allow_reboot: bool = False
+    known_secrets: frozenset[str] = frozenset()  # to recognise old values in secret files on hosts
 
 
 def lock_holder() -> str:
@@ -171,7 +172,13 @@ def converge_host(
     stop: StopRequest | None = None,
 ) -> HostReport:
     report = report or HostReport(plan.host)
-    run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run, milestones=milestones)
+    run = HostRun(
+        remote=remote,
+        plan=plan,
+        dry_run=options.dry_run,
+        milestones=milestones,
+        known_secrets=options.known_secrets,
+    )
     locked = False
     try:
         if not options.dry_run:

@@ -95,7 +95,9 @@ class Remote:
         return Result(LOST, "", self.lost)
 
     def _transport_alive(self) -> bool:
-        client = getattr(self._host.connector, "client", None)
+        if not hasattr(self._host.connector, "client"):
+            return True  # not an SSH connector (pyinfra's @local, in tests): nothing to lose
+        client = self._host.connector.client
         transport = client.get_transport() if client is not None else None
         return bool(transport is not None and transport.is_active())
 
