@@ -16,6 +16,7 @@ from rich.text import Text
 from stackwright.checks.preflight import Preflight
 from stackwright.engine.converge import HostReport
 from stackwright.engine.hostrun import Outcome
+from stackwright.engine.remote import LOST, Result
 from stackwright.secrets import Masker
 
 
@@ -147,12 +148,22 @@ def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Mas
     for host, report in reports.items():
         if report.error:
             err = report.error
-            console.print(f"[red]{host}: failed at[/red] {escape(mask(err.command))}", highlight=False)
+            console.print(
+                f"[red]{host}: failed at[/red] {escape(mask(err.command))} ({exit_status(err.result)})",
+                highlight=False,
+            )
             tail = mask(err.result.tail(12))
             if tail:
                 console.print(Text("\n".join("    " + line for line in tail.splitlines()), style="dim"))
             if err.hint:
                 console.print(f"    hint: {escape(mask(err.hint))}", highlight=False)
+
+
+def exit_status(result: Result) -> str:
+    """ "exit 100", or what stands for an exit status that never came."""
+    if result.rc == LOST:
+        return "connection lost" if "lost" in result.stderr else "no exit status"
+    return "timed out" if result.rc == 124 and "timed out" in result.stderr else f"exit {result.rc}"
 
 
 def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
@@ -169,6 +180,7 @@ def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
             if r.error is None
             else {
                 "command": mask(r.error.command),
+                "rc": r.error.result.rc,
                 "output": mask(r.error.result.tail(12)),
                 "hint": mask(r.error.hint),
             },

@@ -13,7 +13,15 @@ from stackwright.checks.preflight import CheckLine, Preflight, preflight_host
 from stackwright.context import HostFacts
 from stackwright.engine.converge import HostReport, Options, Progress, converge_host
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.remote import UNREACHABLE_HINT, Remote, RemoteError, Result, connect_reachable
+from stackwright.engine.remote import (
+    LOST,
+    LOST_HINT,
+    UNREACHABLE_HINT,
+    Remote,
+    RemoteError,
+    Result,
+    connect_reachable,
+)
 from stackwright.engine.stop import StopRequest
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
@@ -127,7 +135,7 @@ def converge(
         for name in runnable
     }
     gevent.joinall(list(jobs.values()))
-    reports = {name: _value(name, job) for name, job in jobs.items()}
+    reports = {name: _value(name, job, session.remotes[name]) for name, job in jobs.items()}
     for name, why in session.unreachable.items():
         if name in session.hosts:
             reports[name] = HostReport(
@@ -156,10 +164,12 @@ def converge(
     return reports
 
 
-def _value(name: str, job: object) -> HostReport:
+def _value(name: str, job: object, remote: Remote) -> HostReport:
     value = getattr(job, "value", None)
     if isinstance(value, HostReport):
         return value
+    if remote.lost:
+        return HostReport(name, error=RemoteError(name, "converge", Result(LOST, "", remote.lost), LOST_HINT))
     error = getattr(job, "exception", None)
     return HostReport(name, error=RemoteError(name, "converge", Result(1, "", repr(error)), "internal error"))
 

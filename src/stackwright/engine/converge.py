@@ -18,7 +18,7 @@ from stackwright.engine import apt, facts
 from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.milestones import Milestones
 from stackwright.engine.ops import run_step
-from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError, Result
+from stackwright.engine.remote import LOST, LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
 from stackwright.secrets import Masker
@@ -214,8 +214,13 @@ def converge_host(
             progress(plan.host, summary, outcome)
     except RemoteError as exc:
         if remote.lost:
-            exc.hint = LOST_HINT
+            # whatever the step made of it (a wait "not ready", a short reply), the cause is this
+            exc.result, exc.hint = Result(LOST, exc.result.stdout, remote.lost), LOST_HINT
         report.error = exc
+    except Exception:
+        if not remote.lost:
+            raise
+        report.error = RemoteError(plan.host, "converge", Result(LOST, "", remote.lost), LOST_HINT)
     finally:
         if milestones is not None:
             milestones.finish(plan.host)

@@ -10,7 +10,7 @@ import time
 from stackwright.engine import facts
 from stackwright.engine.filewrite import unified_diff, write_script
 from stackwright.engine.hostrun import HostRun, Outcome
-from stackwright.engine.remote import STATE_DIR, RemoteError, Result
+from stackwright.engine.remote import LOST, STATE_DIR, RemoteError, Result
 from stackwright.steps import File, NetworkConfig, Step
 
 ROLLBACK_DIR = f"{STATE_DIR}/net-rollback"
@@ -75,7 +75,8 @@ def network_config(run: HostRun, step: Step) -> Outcome:
         ]
     )
     result = run.remote.run("sh -s", stdin=script, timeout=30)
-    lost_contact = result.rc == 124  # the change cut our connection before the script could answer
+    # The change may cut our connection before the script can answer (or cut it altogether).
+    lost_contact = result.rc in (124, LOST)
     if not result.ok and not lost_contact:
         raise RemoteError(
             run.remote.name,

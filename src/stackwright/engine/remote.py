@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,23 @@ class Result:
 
 LOST = 255  # like ssh(1): the exit code of a command whose connection died
 LOST_HINT = "check that the host is up and answers SSH, then run apply again: it resumes where it stopped"
+# pyinfra reduces a command's exit status to ok/failed: every command echoes its own status last.
+STATUS_MARK = "@@stackwright-rc="
+_STATUS = re.compile(r"(?s)(.*)" + re.escape(STATUS_MARK) + r"([0-9]{1,3})")
+
+
+def with_status(command: str) -> str:
+    """`command` in a subshell (an `exit` or `set -e` in it ends only the subshell), then its status."""
+    return f'(\n{command}\n)\necho "{STATUS_MARK}$?"'
+
+
+def split_status(stdout: str) -> tuple[str, int | None]:
+    """(the command's own stdout, its exit status), or (stdout, None) when the status never came."""
+    match = _STATUS.fullmatch(stdout)
+    if match is None:
+        return stdout, None
+    # The mark starts its own line unless the command's output did not end with a newline.
+    return match.group(1).removesuffix("\n"), int(match.group(2))
 
 
 class RemoteError(Exception):
@@ -80,15 +98,18 @@ class Remote:
         if stdin is not None:
             kwargs["_stdin"] = all_or_nothing(stdin)
         try:
-            ok, output = self._host.run_shell_command(StringCommand(command), **kwargs)
+            _, output = self._host.run_shell_command(StringCommand(with_status(command)), **kwargs)
         except TimeoutError:
             return Result(124, "", f"timed out after {timeout} s")
         except Exception as exc:  # paramiko/socket errors: the connection itself is gone
             return self._lose(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        if not ok and not self._transport_alive():
-            return self._lose("the connection closed before the command's exit status arrived")
-        # pyinfra reports success as a bool; the exact exit code is not kept.
-        return Result(0 if ok else 1, output.stdout, output.stderr)
+        stdout, rc = split_status(output.stdout)
+        if rc is None:
+            if not self._transport_alive():
+                return self._lose("the connection closed before the command's exit status arrived")
+            stderr = (output.stderr + "\n").lstrip("\n") + "the command's shell ended without an exit status"
+            return Result(LOST, stdout, stderr)
+        return Result(rc, stdout, output.stderr)
 
     def _lose(self, why: str) -> Result:
         self.lost = f"SSH connection to {self.name} lost ({why})"
@@ -158,14 +179,27 @@ class Remote:
         self._host.disconnect()
 
     def put(self, data: bytes, path: str) -> None:
-        if not self._host.put_file(io.BytesIO(data), path):
-            raise RemoteError(self.name, f"upload {path}", Result(1, "", "sftp upload failed"))
+        self._transfer(f"upload {path}", lambda: self._host.put_file(io.BytesIO(data), path))
 
     def get(self, path: str) -> bytes:
         buffer = io.BytesIO()
-        if not self._host.get_file(path, buffer):
-            raise RemoteError(self.name, f"download {path}", Result(1, "", "sftp download failed"))
+        self._transfer(f"download {path}", lambda: self._host.get_file(path, buffer))
         return buffer.getvalue()
+
+    def _transfer(self, what: str, transfer: Callable[[], bool]) -> None:
+        """An sftp transfer; a connection lost during it is reported as such (not as a bug)."""
+        if self.lost:
+            raise RemoteError(self.name, what, Result(LOST, "", self.lost), LOST_HINT)
+        try:
+            done = transfer()
+        except Exception as exc:  # paramiko/socket errors
+            lost = self._lose(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            raise RemoteError(self.name, what, lost, LOST_HINT) from None
+        if not done:
+            if not self._transport_alive():
+                lost = self._lose("the connection closed during the transfer")
+                raise RemoteError(self.name, what, lost, LOST_HINT)
+            raise RemoteError(self.name, what, Result(1, "", "sftp transfer failed"))
 
 
 def all_or_nothing(script: str) -> str:
