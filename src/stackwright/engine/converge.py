@@ -21,6 +21,7 @@ from stackwright.engine.ops import run_step
 from stackwright.engine.remote import LOST, LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
+from stackwright.polling import Deadline, poll
 from stackwright.secrets import Masker
 from stackwright.steps import AwaitHost, Command, File, HostPlan, Step
 
@@ -138,14 +139,17 @@ def reboot(remote: Remote, within_s: float = 300.0) -> None:
     """Reboot (the upgrade asked for it, e.g. a new kernel) and wait, bounded, for SSH to return."""
     boot_id = remote.check("cat /proc/sys/kernel/random/boot_id").stdout.strip()
     remote.check("systemd-run --on-active=1 --quiet systemctl reboot", timeout=30)
-    deadline = time.monotonic() + within_s
-    # Until the host goes down, a reconnect may still reach the old boot (or lose it mid-command).
-    while time.monotonic() < deadline:
-        if not remote.reconnect(deadline - time.monotonic()):
-            break
+    deadline = Deadline(within_s)
+
+    def rebooted() -> bool:
+        # Until the host goes down, a reconnect may still reach the old boot (or lose it mid-command).
+        if not remote.reconnect(deadline.remaining()):
+            return False
         now = remote.run("cat /proc/sys/kernel/random/boot_id")
-        if now.ok and now.stdout.strip() not in ("", boot_id):
-            return
+        return now.ok and now.stdout.strip() not in ("", boot_id)
+
+    if poll(rebooted, within_s=deadline, every_s=0):
+        return
     raise RemoteError(
         remote.name,
         "reboot",
