@@ -130,3 +130,21 @@ def test_passwords_file_readable_by_others_is_made_private_with_a_warning(invent
     assert previous.stat().st_mode & 0o777 == 0o600
     again = runner.invoke(app, ["validate", str(inventory)])
     assert "warning" not in again.stderr
+
+
+def test_one_host_list_parser_for_limit_and_host(inventory: Path) -> None:
+    from stackwright.inventory import load_inventory, select_hosts
+    from stackwright.yamlsource import UserError
+
+    loaded = load_inventory(inventory)
+    assert select_hosts(loaded, None, "--limit") == ["controller", "network", "compute1"]
+    assert select_hosts(loaded, " compute1, network,compute1 ", "--limit") == ["compute1", "network"]
+    with pytest.raises(UserError) as caught:
+        select_hosts(loaded, "compute1,ghost\n[x]", "--host")
+    assert str(caught.value) == (
+        "--host 'ghost\\n[x]': no such node — the inventory has controller, network, compute1"
+    )
+    with pytest.raises(UserError):
+        select_hosts(loaded, " , ", "--limit")
+    result = runner.invoke(app, ["plan", str(inventory), "--host", "ghost"])
+    assert result.exit_code == 2 and "--host 'ghost': no such node" in result.stderr

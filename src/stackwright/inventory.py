@@ -157,6 +157,20 @@ class LoadedInventory:
         return UserError(message, file=str(self.path), line=self.source.line_of(loc))
 
 
+def select_hosts(loaded: LoadedInventory, spec: str | None, option: str) -> list[str]:
+    """The nodes a `--limit`/`--host` list names ("compute1,network"), in the order given; every
+    node when `spec` is empty. An unknown name is one UserError naming it and the known ones."""
+    names = list(loaded.model.nodes)
+    if not spec:
+        return names
+    wanted = list(dict.fromkeys(h.strip() for h in spec.split(",") if h.strip()))
+    unknown = [h for h in wanted if h not in names]
+    if unknown or not wanted:
+        given = ", ".join(shown(h) for h in unknown) or shown(spec)
+        raise UserError(f"{option} {given}: no such node — the inventory has {', '.join(names)}")
+    return wanted
+
+
 def load_inventory(path: Path) -> LoadedInventory:
     """Read, parse and validate; raises UserErrors with one line per mistake."""
     source = read_located(path)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackwright.engine.hostkeys import HostTrust
 from stackwright.inventory import Inventory
 from stackwright.yamlsource import UserError
 
@@ -155,20 +156,25 @@ class Remote:
         """After a reboot: drop the old connection and retry (bounded) until SSH answers."""
         import time
 
+        from stackwright.polling import Deadline, poll
+
         self._close()
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            time.sleep(2)
+        deadline = Deadline(within_s)
+
+        def connected() -> bool:
             self._host.connect(show_errors=False)
-            if self._host.connected:
-                try:
-                    _no_delay(self._host)
-                except OSError:  # closed again at once: still booting
-                    self._close()
-                    continue
-                self.lost = ""
-                return True
-        return False
+            if not self._host.connected:
+                return False
+            try:
+                _no_delay(self._host)
+            except OSError:  # closed again at once: still booting
+                self._close()
+                return False
+            self.lost = ""
+            return True
+
+        time.sleep(min(2.0, deadline.remaining()))  # a host going down still answers at first
+        return poll(connected, within_s=deadline, every_s=2)
 
     def _close(self) -> None:
         # pyinfra's disconnect only forgets the connection; close paramiko's client as well
@@ -235,45 +241,64 @@ exit $rc
 """
 
 
-def ssh_target(inventory: Inventory, name: str) -> dict[str, Any]:
+def ssh_address(inventory: Inventory, name: str) -> tuple[str, int]:
     node = inventory.nodes[name]
+    return node.ssh.host or str(node.management), node.ssh.port
+
+
+def ssh_target(inventory: Inventory, name: str, trust: HostTrust) -> dict[str, Any]:
+    """pyinfra's connection data: strict host key checking against our known_hosts only (pyinfra's
+    default would accept and record any new key, overriding even an ssh_config that says yes)."""
+    node = inventory.nodes[name]
+    address, port = ssh_address(inventory, name)
     return {
-        "ssh_hostname": node.ssh.host or str(node.management),
+        "ssh_hostname": address,
         "ssh_user": node.ssh.user,
-        "ssh_port": node.ssh.port,
+        "ssh_port": port,
         "ssh_connect_retries": 0,
+        "ssh_known_hosts_file": str(trust.known_hosts),
+        "ssh_strict_host_key_checking": "yes",
     }
 
 
 def connect(
-    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+    inventory: Inventory, names: list[str], trust: HostTrust, *, timeout: int = 10, verbose: bool = False
 ) -> dict[str, Remote]:
-    """Connect to every named host in parallel; unreachable hosts raise one UserError naming them."""
-    remotes, failed = connect_reachable(inventory, names, timeout=timeout, verbose=verbose)
+    """Connect to every named host in parallel; hosts that cannot be reached raise one UserError."""
+    remotes, failed = connect_reachable(inventory, names, trust, timeout=timeout, verbose=verbose)
     if failed:
-        raise UserError(
-            f"cannot reach {', '.join(failed)} over SSH — check the host is up, its address and "
-            "root's SSH key/config (for lab hosts: `stackwright lab status FILE`)"
-        )
+        raise UserError("; ".join(with_hint(why) for why in failed.values()))
     return remotes
 
 
 UNREACHABLE_HINT = (
-    "check the host is up, its address (nodes.<name>.ssh.host or management) and root's SSH key and "
-    "known_hosts (for lab hosts: `stackwright lab status FILE`)"
+    "check the host is up, its address (nodes.<name>.ssh.host or management) and root's SSH key "
+    "(for lab hosts: `stackwright lab status FILE`)"
 )
 
 
+def with_hint(why: str) -> str:
+    """A reason that names no fix yet gets the general one."""
+    return why if " — " in why else f"{why} — {UNREACHABLE_HINT}"
+
+
 def connect_reachable(
-    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+    inventory: Inventory, names: list[str], trust: HostTrust, *, timeout: int = 10, verbose: bool = False
 ) -> tuple[dict[str, Remote], dict[str, str]]:
-    """Connect to every named host in parallel: ({name: Remote}, {unreachable name: why})."""
+    """Connect to every named host in parallel: ({name: Remote}, {name that failed: why}).
+
+    Hosts whose key is not recorded are refused before any connection (or recorded first, with
+    `trust.accept_new`); a host whose key changed is refused naming both fingerprints."""
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all
     from pyinfra.api.inventory import Inventory as PyinfraInventory
     from pyinfra.api.state import State
 
-    hosts = [(name, ssh_target(inventory, name)) for name in names]
+    failed = trust.admit({name: ssh_address(inventory, name) for name in names})
+    names_to_try = [name for name in names if name not in failed]
+    if not names_to_try:
+        return {}, failed
+    hosts = [(name, ssh_target(inventory, name, trust)) for name in names_to_try]
     # pyinfra's constructors carry no annotations
     pyinfra_inventory = PyinfraInventory((hosts, {}))  # type: ignore[no-untyped-call]
     state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=timeout))  # type: ignore[no-untyped-call]
@@ -282,24 +307,24 @@ def connect_reachable(
     with contextlib.suppress(Exception):  # pyinfra raises when every host failed; each is reported below
         connect_all(state)
     remotes: dict[str, Remote] = {}
-    failed: dict[str, str] = {}
-    for name in names:
+    for name in names_to_try:
         host = state.inventory.get_host(name)
+        address, port = ssh_address(inventory, name)
         if not host.connected:
-            address = ssh_target(inventory, name)["ssh_hostname"]
-            failed[name] = f"{name} ({address}): {errors.get(name, 'no SSH connection')}"
+            error = errors.get(name, "no SSH connection")
+            diagnosis = trust.diagnose(name, address, port) if "host key" in error.lower() else None
+            failed[name] = diagnosis or f"{name} ({address}): {error}"
             continue
         try:
             _no_delay(host)
         except OSError as exc:  # logged in, then the host closed the connection at once
-            address = ssh_target(inventory, name)["ssh_hostname"]
             failed[name] = (
                 f"{name} ({address}): the SSH connection closed right after login ({exc.strerror}) — "
                 f"check sshd on {name} (`journalctl -u ssh`), then run again"
             )
             continue
         remotes[name] = Remote(name, host, verbose)
-    return remotes, failed
+    return remotes, {name: failed[name] for name in names if name in failed}
 
 
 def _connect_errors(errors: dict[str, str]) -> Any:

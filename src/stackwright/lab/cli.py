@@ -118,7 +118,8 @@ def down(file: FileArg) -> None:
         console.print(f"[red]failed:[/] still there after lab down: {', '.join(left)}")
         raise typer.Exit(1)
     stopped = ", ".join(result.stopped) or "nothing was running"
-    console.print(f"[green]lab down:[/] {stopped}; nothing left behind", highlight=False)
+    restored = f"; {', '.join(result.restored)}" if result.restored else ""
+    console.print(f"[green]lab down:[/] {stopped}; nothing left behind{restored}", highlight=False)
 
 
 @lab_app.command()
