@@ -196,3 +196,26 @@ def test_trust_survey_shows_new_recorded_and_changed(
     assert seen == {"controller": "new", "network": "recorded", "compute1": "CHANGED"}
     assert record_sightings(path, survey(path, targets, connect=sshd)) == 2
     assert {s.status for s in survey(path, targets, connect=sshd)} == {"recorded"}
+
+
+def test_trust_command_shows_fingerprints_and_records_them(
+    inventory: Path, served: tuple[FakeSshd, tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from stackwright.cli import app
+    from stackwright.engine import hostkeys
+
+    sshd, key = served
+    monkeypatch.setattr(hostkeys, "CONNECT", sshd)
+    runner = CliRunner()
+    declined = runner.invoke(app, ["trust", str(inventory), "--limit", "compute1"], input="n\n")
+    assert declined.exit_code == 1 and not (inventory.parent / "known_hosts").exists()
+    result = runner.invoke(app, ["trust", str(inventory), "--limit", "compute1", "--yes"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "compute1" in text and "192.0.2.53:2222" in text and fingerprint(key[1]) in text
+    assert "recorded 1 host keys" in text
+    assert lookup(inventory.parent / "known_hosts", "[192.0.2.53]:2222") == [key]
+    again = runner.invoke(app, ["trust", str(inventory), "--limit", "compute1"])
+    assert again.exit_code == 0 and "nothing to record" in again.stdout

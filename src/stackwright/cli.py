@@ -354,8 +354,6 @@ def trust(
     Compare the fingerprints with the hosts' own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`
     on their console) before you say yes. Example: stackwright trust examples/seed.yaml --limit compute1
     """
-    from rich.table import Table
-
     from stackwright.engine.hostkeys import describe, known_hosts_path, record_sightings, survey
     from stackwright.engine.remote import ssh_address
 
@@ -363,18 +361,17 @@ def trust(
     path = known_hosts_path(loaded.path)
     names = select_hosts(loaded, limit, "--limit")
     sightings = survey(path, {name: ssh_address(loaded.model, name) for name in names})
-    table = Table(title=f"host keys ({path})")
-    for column in ("host", "address", "key", "status"):
-        table.add_column(column)
+    # one line per host, never wrapped or cut: fingerprints are compared character by character
+    out.print(f"host keys offered, against {path}:")
     for s in sightings:
-        key = describe(s.offered) if s.offered else escape(s.error)
-        status = {"new": "[yellow]new[/yellow]", "recorded": "[green]recorded[/green]"}.get(
-            s.status, s.status
-        )
+        address = s.address if s.port == 22 else f"{s.address}:{s.port}"
+        if s.offered is None:
+            out.print(f"  {s.name} ({address}): [red]unreachable[/red] {escape(s.error)}", highlight=False)
+            continue
+        status = {"new": "[yellow]new[/yellow]", "recorded": "[green]recorded[/green]"}.get(s.status, "")
         if s.status == "CHANGED":
             status = f"[red]CHANGED[/red] (recorded: {', '.join(describe(k) for k in s.known)})"
-        table.add_row(s.name, s.address if s.port == 22 else f"{s.address}:{s.port}", key, status)
-    out.print(table)
+        out.print(f"  {s.name} ({address}): {describe(s.offered)} {status}", highlight=False)
     todo = [s for s in sightings if s.status in ("new", "CHANGED")]
     if not todo:
         out.print("nothing to record")

@@ -26,6 +26,7 @@ _LABELS = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA"}
 # (key type, base64 blob), e.g. ("ssh-ed25519", "AAAAC3Nz...")
 KeyLine = tuple[str, str]
 Connect = Callable[[tuple[str, int], float], socket.socket]
+CONNECT: Connect = socket.create_connection  # how key scans reach a host (tests: a socketpair)
 
 
 def known_hosts_path(inventory_path: Path) -> Path:
@@ -106,13 +107,13 @@ def scan(
     *,
     timeout: float = 10.0,
     prefer: str | None = None,
-    connect: Connect = socket.create_connection,
+    connect: Connect | None = None,
 ) -> KeyLine:
     """The key a host presents (no login: the key exchange only). `prefer` asks for that key type
     first, as paramiko does when it knows one."""
     import paramiko
 
-    sock = connect((address, port), timeout)
+    sock = (connect or CONNECT)((address, port), timeout)
     transport = paramiko.Transport(sock)
     try:
         if prefer:
@@ -154,9 +155,7 @@ class HostTrust:
             f"`{self.trust_command} --limit {name}`; otherwise someone may be intercepting the connection"
         )
 
-    def admit(
-        self, targets: Mapping[str, tuple[str, int]], connect: Connect = socket.create_connection
-    ) -> dict[str, str]:
+    def admit(self, targets: Mapping[str, tuple[str, int]], connect: Connect | None = None) -> dict[str, str]:
         """Before connecting: hosts without a recorded key are refused ({name: why}), or with
         `accept_new` scanned and recorded (noted in `accepted`)."""
         refused: dict[str, str] = {}
@@ -178,9 +177,7 @@ class HostTrust:
             record(self.known_hosts, new)
         return refused
 
-    def diagnose(
-        self, name: str, address: str, port: int, connect: Connect = socket.create_connection
-    ) -> str | None:
+    def diagnose(self, name: str, address: str, port: int, connect: Connect | None = None) -> str | None:
         """After a host key error: the one-line reason (both fingerprints when the key changed)."""
         known = lookup(self.known_hosts, key_name(address, port))
         if not known:
@@ -217,7 +214,7 @@ class Sighting:
 
 
 def survey(
-    path: Path, targets: Mapping[str, tuple[str, int]], connect: Connect = socket.create_connection
+    path: Path, targets: Mapping[str, tuple[str, int]], connect: Connect | None = None
 ) -> list[Sighting]:
     """Every host's key, scanned in parallel (threads: a key exchange each, no login)."""
     from concurrent.futures import ThreadPoolExecutor
