@@ -77,20 +77,23 @@ def lookup(path: Path, name: str) -> list[KeyLine]:
     return keys
 
 
-def record(path: Path, keys: Mapping[str, Sequence[KeyLine]]) -> None:
+def record(path: Path, keys: Mapping[str, Sequence[KeyLine]], *, keep_previous: bool = False) -> None:
     """Make `keys[name]` the only keys recorded for each name (other lines stay as they are)."""
     kept = [line for line in _entries(path) if not _mentions(line, keys)]
     added = [f"{name} {kind} {blob}" for name, lines in keys.items() for kind, blob in lines]
-    atomic_write(path, "".join(f"{line}\n" for line in [*kept, *added]), mode=0o644, keep_previous=True)
+    text = "".join(f"{line}\n" for line in [*kept, *added])
+    atomic_write(path, text, mode=0o644, keep_previous=keep_previous)
 
 
 def remove(path: Path, names: Iterable[str]) -> None:
-    """Forget every key recorded for `names` (`lab down`)."""
+    """Forget every key recorded for `names` (`lab down`); a file left empty goes too."""
     names = list(names)
     lines = _entries(path)
     kept = [line for line in lines if not _mentions(line, names)]
-    if kept != lines:
-        atomic_write(path, "".join(f"{line}\n" for line in kept), mode=0o644, keep_previous=True)
+    if not kept:
+        path.unlink(missing_ok=True)
+    elif kept != lines:
+        atomic_write(path, "".join(f"{line}\n" for line in kept), mode=0o644)
 
 
 def _mentions(line: str, names: Iterable[str]) -> bool:
@@ -240,5 +243,5 @@ def record_sightings(path: Path, sightings: Iterable[Sighting]) -> int:
         if s.offered is not None and s.status in ("new", "CHANGED")
     }
     if keys:
-        record(path, keys)
+        record(path, keys, keep_previous=True)  # the keys trusted before, should they be wanted back
     return len(keys)
