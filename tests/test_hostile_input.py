@@ -35,34 +35,13 @@ from stackwright.secrets import SECRET_NAMES, load_passwords
 from stackwright.sinks import UnsafeValue
 from stackwright.steps import ClusterPlan, File
 from tests.readback import ini_values, oslo_value, source_env, sql_literals, url_credentials
+from tests.test_inventory_fuzz import SEED as FUZZ_SEED
 
 runner = CliRunner()
 LINE = re.compile(r"error: \S+?(:\d+)?: .+ — .+")
-SEED: dict[str, Any] = {
-    "release": "epoxy",
-    "networks": {
-        "management": {"cidr": "10.10.10.0/24"},
-        "data": {"cidr": "10.20.20.0/24"},
-        "external": {"cidr": "192.168.100.0/24", "gateway": "192.168.100.1"},
-    },
-    "region": "RegionOne",
-    "nodes": {
-        "controller": {"roles": ["controller"], "management": "10.10.10.51", "external": "192.168.100.51"},
-        "network": {
-            "roles": ["network"],
-            "management": "10.10.10.52",
-            "data": "10.20.20.52",
-            "external": "192.168.100.52",
-        },
-        "compute1": {
-            "roles": ["compute"],
-            "management": "10.10.10.53",
-            "data": "10.20.20.53",
-            "interfaces": {"data": "eth1"},
-            "ssh": {"user": "root", "host": "10.10.10.53"},
-        },
-    },
-}
+SEED: dict[str, Any] = copy.deepcopy(FUZZ_SEED)  # the seed topology, with every string field set
+SEED.update(release="epoxy", region="RegionOne")
+SEED["nodes"]["compute1"].update(interfaces={"data": "eth1"}, ssh={"user": "root", "host": "10.10.10.53"})
 NOVA = "/etc/nova/nova.conf"
 PASSWORD_MARKERS = {name: f"Mk0pw{index}Mk" for index, name in enumerate(SECRET_NAMES)}
 
@@ -342,7 +321,7 @@ def test_hostile_string_fails_validate_in_one_line_or_renders_inertly(change: tu
     assert_renders_inertly(field, value)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["region", *[f"password {n}" for n in SECRET_NAMES]]), hostile)
 def test_sinks_encode_what_validation_would_refuse(field: str, value: str) -> None:
     """Past validation (set straight into the model and the passwords the planner gets): every

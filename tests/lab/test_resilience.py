@@ -285,19 +285,24 @@ ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
 """
 
 
-def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(seed_lab: SeedLab) -> None:
-    """After converges, verify, smoke, doctor and every break above: scan each host."""
-    patterns = "\n".join(secret_values(seed_lab)) + "\n"
+def world_readable_leaks(lab: SeedLab, values: list[str]) -> dict[str, list[str]]:
+    """World-readable files and command lines holding any of `values`, per host."""
+    patterns = "\n".join(values) + "\n"
     leaks = {}
-    for host in seed_lab.hosts:
-        seed_lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
+    for host in lab.hosts:
+        lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
         try:
-            found = seed_lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
+            found = lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
         finally:
-            seed_lab.check(host, "rm -f /run/sw-scan-patterns")
+            lab.check(host, "rm -f /run/sw-scan-patterns")
         if found:
             leaks[host] = found.splitlines()
-    assert leaks == {}
+    return leaks
+
+
+def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(seed_lab: SeedLab) -> None:
+    """After converges, verify, smoke, doctor and every break above: scan each host."""
+    assert world_readable_leaks(seed_lab, secret_values(seed_lab)) == {}
     FIGURES["hosts scanned for secrets"] = len(seed_lab.hosts)
 
 

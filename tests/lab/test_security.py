@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import shlex
 import shutil
 import stat
 import subprocess
@@ -31,7 +30,7 @@ from stackwright.lab.supervisor import children
 from tests.lab.cli import stackwright
 from tests.lab.cloudkit import apply_json, verify_json
 from tests.lab.conftest import SeedLab, layout_of
-from tests.lab.test_resilience import SCAN
+from tests.lab.test_resilience import world_readable_leaks
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 ROTATED = "nova_password"
@@ -64,21 +63,6 @@ def interactive_apply(lab: SeedLab) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-c", "from stackwright.cli import main; main()", "apply", str(lab.inventory)]
     argv += ["--no-upgrade"]
     return subprocess.run(argv, input="y\n", capture_output=True, text=True, timeout=3600, check=False)
-
-
-def scan_hosts(lab: SeedLab, values: list[str]) -> dict[str, list[str]]:
-    """World-readable files and command lines holding any of `values`, per host."""
-    patterns = "\n".join(values) + "\n"
-    leaks = {}
-    for host in lab.hosts:
-        lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
-        try:
-            found = lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
-        finally:
-            lab.check(host, "rm -f /run/sw-scan-patterns")
-        if found:
-            leaks[host] = found.splitlines()
-    return leaks
 
 
 def test_rotated_password_reaches_the_cloud_and_shows_nowhere(seed_lab: SeedLab) -> None:
@@ -114,7 +98,7 @@ def test_rotated_password_reaches_the_cloud_and_shows_nowhere(seed_lab: SeedLab)
     texts = [plan.stdout, plan.stderr, plan_json.stdout, interactive.stdout, interactive.stderr]
     texts += [json.dumps(report), doctor.stdout, doctor.stderr, *(p.read_text() for p in logs)]
     assert_hidden(texts, old, older, newest)
-    assert scan_hosts(seed_lab, [old, older, newest]) == {}
+    assert world_readable_leaks(seed_lab, [old, older, newest]) == {}
     backups = seed_lab.check("controller", f"ls -1 {NOVA_CONF_BACKUPS}.*").split()
     assert len(backups) == 3, backups  # the two of this test, and the newest before them
     assert not any(f".2020010{d}T" in b for b in backups for d in range(1, 5)), backups
