@@ -443,7 +443,7 @@ def test_a_host_that_does_not_answer_is_a_failing_row(
     from stackwright.inventory import load_inventory
     from stackwright.yamlsource import UserError
 
-    def refuse(inventory: object, names: list[str]) -> dict[str, object]:
+    def refuse(inventory: object, names: list[str], trust: object) -> dict[str, object]:
         raise UserError(f"cannot reach {names[0]} over SSH")
 
     monkeypatch.setattr(runner, "connect", refuse)

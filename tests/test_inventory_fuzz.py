@@ -198,6 +198,7 @@ def malformed(draw: st.DrawFn) -> str:
 _tmp = Path(tempfile.mkdtemp(prefix="stackwright-fuzz-"))
 _passwords = _tmp / "passwords.yaml"
 _passwords.write_text(yaml.safe_dump({n: f"Pw{n.replace('_', '')}1234" for n in SECRET_NAMES}))
+_passwords.chmod(0o600)
 
 
 @settings(max_examples=250, deadline=None)

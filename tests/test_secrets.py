@@ -52,8 +52,11 @@ def test_existing_values_are_kept_and_missing_ones_added(tmp_path: Path) -> None
     [
         ("nova_pasword: abcdefgh1\n", "did you mean 'nova_password'"),
         ("nova_password: 123\n", "must be a string"),
-        ("nova_password: short\n", "shorter than 8"),
-        ("nova_password: 'with space 123'\n", "whitespace"),
+        ("nova_password: short\n", "8-64 of letters, digits and -._~"),
+        ("nova_password: 'with space 123'\n", "8-64 of letters, digits and -._~"),
+        ("nova_password: 'trailing\\'\n", "8-64 of letters, digits and -._~"),
+        ("nova_password: 'a;b$(id)cdef'\n", "8-64 of letters, digits and -._~"),
+        ("nova_password: '" + "x" * 65 + "'\n", "8-64 of letters, digits and -._~"),
         ("- a\n", "must be a mapping"),
         ("nova_password: [\n", "YAML syntax error"),
     ],

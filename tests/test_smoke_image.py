@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from stackwright.polling import poll
 from stackwright.smoke import image
 from stackwright.smoke.console import parse_console
 from stackwright.smoke.image import (
@@ -283,15 +284,17 @@ class _Console:
             return "\n".join(line for _, line in self.lines)
 
     def wait_for(self, needle: str, timeout: float) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
+        def seen() -> float | None:
             with self._lock:
-                for stamp, line in self.lines:
-                    if needle in line:
-                        return stamp
-            time.sleep(0.2)
-        with self._lock:
-            return next((stamp for stamp, line in self.lines if needle in line), None)
+                return next((stamp for stamp, line in self.lines if needle in line), None)
+
+        poll(
+            seen,
+            within_s=timeout,
+            every_s=0.2,
+            done=lambda stamp: stamp is not None or self.proc.poll() is not None,
+        )
+        return seen()
 
 
 @contextmanager

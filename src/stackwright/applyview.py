@@ -9,12 +9,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from stackwright.checks.preflight import Preflight
 from stackwright.engine.converge import HostReport
 from stackwright.engine.hostrun import Outcome
+from stackwright.engine.remote import LOST, Result
 from stackwright.secrets import Masker
 
 
@@ -42,6 +44,8 @@ class ProgressView:
             self.live.__exit__(None, None, None)
 
     def __call__(self, host: str, summary: str, outcome: Outcome | None) -> None:
+        if outcome is not None:
+            self.mask.learn(outcome.seen_secrets)
         row = self.rows.setdefault(host, {"step": "", "changed": 0, "unchanged": 0, "failed": False})
         row["step"] = summary
         if outcome is None and self.verbose and self.live is None:
@@ -85,12 +89,21 @@ def print_preflight(console: Console, preflights: Mapping[str, Preflight]) -> No
                 if line.ok
                 else ("[yellow]warn[/yellow]" if line.warning else "[red]FAIL[/red]")
             )
-            table.add_row(host, line.id, f"{mark} {line.message}")
+            table.add_row(host, line.id, f"{mark} {escape(line.message)}")
     console.print(table)
 
 
+def learn_secrets(reports: Mapping[str, HostReport], mask: Masker) -> None:
+    """Old secret values the run read on hosts are masked from now on, in every output and the log."""
+    for report in reports.values():
+        for outcome in report.outcomes:
+            mask.learn(outcome.seen_secrets)
+
+
 def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: Masker) -> int:
-    """The dry run's changes per host, with exact diffs. Returns the number of changes."""
+    """The dry run's changes per host, with exact diffs (files holding secrets: a count of changed
+    lines only). Returns the number of changes."""
+    learn_secrets(reports, mask)
     total = 0
     for host, report in reports.items():
         changes = [o for o in report.outcomes if o.changed]
@@ -100,7 +113,8 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
             from stackwright.planview import step_summary
 
             console.print(
-                f"  • {mask(step_summary(outcome.step, mask))} → {mask(outcome.detail)}", highlight=False
+                f"  • {escape(mask(step_summary(outcome.step, mask)))} → {escape(mask(outcome.detail))}",
+                highlight=False,
             )
             if outcome.diff:
                 for line in mask(outcome.diff).splitlines():
@@ -108,11 +122,12 @@ def print_live_plan(console: Console, reports: Mapping[str, HostReport], mask: M
                     console.print(Text("    " + line, style=style), highlight=False)
         if report.error:
             why = report.error.result.tail(3) or str(report.error)
-            console.print(f"  [red]cannot plan:[/red] {mask(why)}", highlight=False)
+            console.print(f"  [red]cannot plan:[/red] {escape(mask(why))}", highlight=False)
     return total
 
 
 def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Masker, seconds: float) -> None:
+    learn_secrets(reports, mask)
     table = Table(title=f"apply summary · {seconds:.1f} s")
     for column in ("host", "result", "changed", "unchanged", "restarted", "time per phase"):
         table.add_column(column)
@@ -133,15 +148,26 @@ def print_summary(console: Console, reports: Mapping[str, HostReport], mask: Mas
     for host, report in reports.items():
         if report.error:
             err = report.error
-            console.print(f"[red]{host}: failed at[/red] {mask(err.command)}", highlight=False)
+            console.print(
+                f"[red]{host}: failed at[/red] {escape(mask(err.command))} ({exit_status(err.result)})",
+                highlight=False,
+            )
             tail = mask(err.result.tail(12))
             if tail:
                 console.print(Text("\n".join("    " + line for line in tail.splitlines()), style="dim"))
             if err.hint:
-                console.print(f"    hint: {mask(err.hint)}", highlight=False)
+                console.print(f"    hint: {escape(mask(err.hint))}", highlight=False)
+
+
+def exit_status(result: Result) -> str:
+    """ "exit 100", or what stands for an exit status that never came."""
+    if result.rc == LOST:
+        return "connection lost" if "lost" in result.stderr else "no exit status"
+    return "timed out" if result.rc == 124 and "timed out" in result.stderr else f"exit {result.rc}"
 
 
 def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
+    learn_secrets(reports, mask)
     data = {
         host: {
             "ok": r.ok,
@@ -154,6 +180,7 @@ def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
             if r.error is None
             else {
                 "command": mask(r.error.command),
+                "rc": r.error.result.rc,
                 "output": mask(r.error.result.tail(12)),
                 "hint": mask(r.error.hint),
             },

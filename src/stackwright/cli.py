@@ -15,8 +15,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from stackwright.inventory import LoadedInventory, load_inventory
+from stackwright.inventory import LoadedInventory, load_inventory, select_hosts
 from stackwright.lab.cli import lab_app
 from stackwright.yamlsource import UserError, UserErrors
 
@@ -53,10 +54,10 @@ def user_errors_exit_2(func: F) -> F:
             return func(*args, **kwargs)
         except UserErrors as exc:
             for error in exc.errors:
-                err.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+                err.print(f"[red]error:[/red] {escape(str(error))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         except UserError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -69,7 +70,10 @@ def _load(path: Path) -> LoadedInventory:
 def _passwords(loaded: LoadedInventory, path: Path | None) -> Any:
     from stackwright.secrets import default_passwords_path, load_passwords
 
-    return load_passwords(path or default_passwords_path(loaded.path))
+    passwords = load_passwords(path or default_passwords_path(loaded.path))
+    for warning in passwords.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    return passwords
 
 
 def _plan(loaded: LoadedInventory, passwords: Any, release: str | None) -> Any:
@@ -79,14 +83,7 @@ def _plan(loaded: LoadedInventory, passwords: Any, release: str | None) -> Any:
 
 
 def _hosts(loaded: LoadedInventory, host: str | None) -> list[str]:
-    names = list(loaded.model.nodes)
-    if host is None:
-        return names
-    wanted = [h.strip() for h in host.split(",") if h.strip()]
-    for name in wanted:
-        if name not in names:
-            raise UserError(f"--host {name}: no such node — the inventory has {', '.join(names)}")
-    return wanted
+    return select_hosts(loaded, host, "--host")
 
 
 @app.command()
@@ -127,6 +124,7 @@ def plan(
     ] = False,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
 ) -> None:
     """Show what would be installed, written, set and restarted on every host — offline unless --live.
 
@@ -137,7 +135,7 @@ def plan(
     loaded = _load(inventory)
     pw = _passwords(loaded, passwords)
     if live:
-        raise typer.Exit(_live_plan(loaded, pw, release, host, as_json))
+        raise typer.Exit(_live_plan(loaded, pw, release, host, as_json, accept_new_host_keys))
     cluster = _plan(loaded, pw, release)
     hosts = _hosts(loaded, host)
     if as_json:
@@ -192,16 +190,37 @@ def graph(
 
 
 LimitOpt = Annotated[str | None, typer.Option("--limit", help="Only these hosts (comma-separated).")]
+AcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-host-keys",
+        help="Record the SSH key of a host seen for the first time, once (see `stackwright trust`); "
+        "a changed key is still refused.",
+    ),
+]
+
+
+def _trust(loaded: LoadedInventory, accept_new: bool) -> Any:
+    from stackwright.engine.hostkeys import HostTrust
+
+    return HostTrust.beside(loaded.path, accept_new=accept_new)
+
+
+def _show_accepted(trust: Any, console: Console) -> None:
+    for line in trust.accepted:
+        console.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
 
 
 def _live_plan(
-    loaded: LoadedInventory, pw: Any, release: str | None, limit: str | None, as_json: bool
+    loaded: LoadedInventory, pw: Any, release: str | None, limit: str | None, as_json: bool, accept_new: bool
 ) -> int:
     from stackwright.applyview import print_live_plan, print_preflight, reports_json
     from stackwright.deploy import converge, open_session, run_preflight
     from stackwright.engine.converge import Options
 
-    session = open_session(loaded, pw, release, limit)
+    trust = _trust(loaded, accept_new)
+    session = open_session(loaded, pw, release, limit, trust)
+    _show_accepted(trust, err)
     run_preflight(session)
     reports = converge(session, Options(dry_run=True), lambda *_: None)
     mask = pw.masker()
@@ -225,6 +244,7 @@ def preflight(
     limit: LimitOpt = None,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
 ) -> None:
     """Check hosts before changing them: SSH, Debian release, addresses, clock, KVM (and pick virt_type).
 
@@ -234,7 +254,9 @@ def preflight(
     from stackwright.deploy import open_session, run_preflight
 
     loaded = _load(inventory)
-    session = open_session(loaded, _passwords(loaded, passwords), release, limit)
+    trust = _trust(loaded, accept_new_host_keys)
+    session = open_session(loaded, _passwords(loaded, passwords), release, limit, trust)
+    _show_accepted(trust, out)
     run_preflight(session)
     print_preflight(out, session.preflights)
     raise typer.Exit(0 if all(p.ok for p in session.preflights.values()) else 1)
@@ -256,6 +278,7 @@ def apply(
     ] = False,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
 ) -> None:
     """Converge the hosts to the plan over SSH: show the live plan, ask, apply, summarize.
 
@@ -270,7 +293,7 @@ def apply(
         print_summary,
         reports_json,
     )
-    from stackwright.deploy import converge, default_log_dir, open_session, run_preflight
+    from stackwright.deploy import converge, open_session, run_preflight, write_run_log
     from stackwright.engine.converge import Options
     from stackwright.engine.stop import StopRequest
 
@@ -279,7 +302,9 @@ def apply(
     pw = _passwords(loaded, passwords)
     mask = pw.masker()
     console = Console(highlight=False, soft_wrap=True, record=True, stderr=as_json)
-    session = open_session(loaded, pw, release, limit)
+    trust = _trust(loaded, accept_new_host_keys)
+    session = open_session(loaded, pw, release, limit, trust)
+    _show_accepted(trust, console)
     run_preflight(session)
     print_preflight(console, session.preflights)
     if not yes:
@@ -309,14 +334,52 @@ def apply(
         console.print(
             f"admin credentials: {clouds} (OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud stackwright)"
         )
-    log_dir = default_log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"apply-{time.strftime('%Y%m%dT%H%M%S')}.log"
-    log.write_text(mask(console.export_text()))
+    log = write_run_log("apply", mask(console.export_text()))
     console.print(f"log: {log}")
     if as_json:
         sys.stdout.write(reports_json(reports, mask) + "\n")
     raise typer.Exit(0 if all(r.ok for r in reports.values()) else 1)
+
+
+@app.command()
+@user_errors_exit_2
+def trust(
+    inventory: InventoryArg,
+    limit: LimitOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Record without asking.")] = False,
+) -> None:
+    """Show each host's SSH host key fingerprint (as `ssh-keygen -l` does) and record it in the
+    known_hosts file beside the inventory; apply, plan --live, preflight and doctor trust no other key.
+
+    Compare the fingerprints with the hosts' own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`
+    on their console) before you say yes. Example: stackwright trust examples/seed.yaml --limit compute1
+    """
+    from stackwright.engine.hostkeys import describe, known_hosts_path, record_sightings, survey
+    from stackwright.engine.remote import ssh_address
+
+    loaded = _load(inventory)
+    path = known_hosts_path(loaded.path)
+    names = select_hosts(loaded, limit, "--limit")
+    sightings = survey(path, {name: ssh_address(loaded.model, name) for name in names})
+    # one line per host, never wrapped or cut: fingerprints are compared character by character
+    out.print(f"host keys offered, against {path}:")
+    for s in sightings:
+        address = s.address if s.port == 22 else f"{s.address}:{s.port}"
+        if s.offered is None:
+            out.print(f"  {s.name} ({address}): [red]unreachable[/red] {escape(s.error)}", highlight=False)
+            continue
+        status = {"new": "[yellow]new[/yellow]", "recorded": "[green]recorded[/green]"}.get(s.status, "")
+        if s.status == "CHANGED":
+            status = f"[red]CHANGED[/red] (recorded: {', '.join(describe(k) for k in s.known)})"
+        out.print(f"  {s.name} ({address}): {describe(s.offered)} {status}", highlight=False)
+    todo = [s for s in sightings if s.status in ("new", "CHANGED")]
+    if not todo:
+        out.print("nothing to record")
+    elif yes or typer.confirm(f"record these {len(todo)} host keys in {path}?", default=False):
+        out.print(f"recorded {record_sightings(path, todo)} host keys in {path}")
+    else:
+        raise typer.Exit(1)
+    raise typer.Exit(1 if any(s.status == "unreachable" for s in sightings) else 0)
 
 
 @app.command()
@@ -382,18 +445,14 @@ def verify(
 
 def _verify_until(check: Callable[[], Any], wait: float, console: Console) -> Any:
     """Agents report in a few seconds after they start: re-check (bounded) right after an apply."""
-    import time
-
     from stackwright.checks.verify import all_ok
+    from stackwright.polling import poll
 
-    deadline = time.monotonic() + wait
-    lines = check()
-    while not all_ok(lines) and time.monotonic() < deadline:
+    def not_yet(lines: Any) -> None:
         failing = ", ".join(line.id for line in lines if not line.ok)
-        console.print(f"[dim]not yet: {failing} — checking again in 5 s[/dim]")
-        time.sleep(5)
-        lines = check()
-    return lines
+        console.print(f"[dim]not yet: {escape(failing)} — checking again in 5 s[/dim]")
+
+    return poll(check, within_s=wait, every_s=5, done=all_ok, between=not_yet)
 
 
 def _require_reachable(loaded: LoadedInventory) -> None:
@@ -419,12 +478,13 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
 ) -> None:
     """Diagnose a deployed cloud: each check names the cause and the fix; --fix applies the safe ones.
 
     Example: stackwright doctor examples/seed.yaml --host compute1 --fix
     """
-    from stackwright.checks.doctor.runner import run_doctor, select_hosts
+    from stackwright.checks.doctor.runner import run_doctor
     from stackwright.checks.doctor.view import report_json, show_report
     from stackwright.deploy import applicable_release
 
@@ -432,9 +492,11 @@ def doctor(
     pw = _passwords(loaded, passwords)
     mask = pw.masker()
     name = applicable_release(loaded, release).name
-    hosts = select_hosts(loaded, host)
+    hosts = _hosts(loaded, host)
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
-    report, remotes = run_doctor(loaded, pw, release=name, hosts=hosts)
+    trust = _trust(loaded, accept_new_host_keys)
+    report, remotes = run_doctor(loaded, pw, release=name, hosts=hosts, trust=trust)
+    _show_accepted(trust, console)
     show_report(report, console, mask)
     if fix and not report.ok:
         report = _fix_and_recheck(report, remotes, loaded, pw, name, hosts, console)
@@ -453,10 +515,9 @@ def _fix_and_recheck(
     console: Console,
 ) -> Any:
     """Apply the safe fixes; check again (bounded: services take a moment to report in)."""
-    import time
-
     from stackwright.checks.doctor.runner import apply_fixes, run_doctor
     from stackwright.checks.doctor.view import show_fixes, show_report
+    from stackwright.polling import poll
 
     fixes = apply_fixes(report.rows, remotes)
     report.fixes = fixes
@@ -464,22 +525,25 @@ def _fix_and_recheck(
     if not fixes:
         return report
     applied = {f.fix for f in fixes if f.ok}
-    deadline = time.monotonic() + 90
-    while True:
-        again, _ = run_doctor(loaded, pw, release=release, hosts=hosts, remotes=remotes)
+
+    def mended(report: Any) -> bool:
         # Wait only for what a fix should mend: a row whose fix ran and that still fails.
-        waiting = [r for r in again.rows if r.failed and r.action in applied]
-        if not waiting or time.monotonic() > deadline:
-            break
-        console.print("[dim]not yet passing after the fixes — checking again in 5 s[/dim]")
-        time.sleep(5)
+        return not any(r.failed and r.action in applied for r in report.rows)
+
+    again = poll(
+        lambda: run_doctor(loaded, pw, release=release, hosts=hosts, remotes=remotes)[0],
+        within_s=90,
+        every_s=5,
+        done=mended,
+        between=lambda _: console.print("[dim]not yet passing after the fixes — checking again in 5 s[/dim]"),
+    )
     again.fixes = fixes
     console.print("[bold]after the fixes:[/bold]")
     show_report(again, console, pw.masker())
     return again
 
 
-_ENGINE_COMMANDS = {"apply", "preflight", "verify", "doctor"}
+_ENGINE_COMMANDS = {"apply", "preflight", "verify", "doctor"}  # `trust` needs no gevent: threads
 
 
 def main() -> None:

@@ -6,16 +6,26 @@ The engine's I/O lives here and in `engine/`; what to do comes from the pure pla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stackwright.checks.preflight import CheckLine, Preflight, preflight_host
 from stackwright.context import HostFacts
 from stackwright.engine.converge import HostReport, Options, Progress, converge_host
+from stackwright.engine.hostkeys import HostTrust
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.remote import UNREACHABLE_HINT, Remote, RemoteError, Result, connect_reachable
+from stackwright.engine.remote import (
+    LOST,
+    LOST_HINT,
+    UNREACHABLE_HINT,
+    Remote,
+    RemoteError,
+    Result,
+    connect_reachable,
+    with_hint,
+)
 from stackwright.engine.stop import StopRequest
-from stackwright.inventory import LoadedInventory
+from stackwright.inventory import LoadedInventory, select_hosts
 from stackwright.planner import plan_cluster
 from stackwright.release_table import DEPLOYABLE
 from stackwright.releases.base import Release
@@ -47,32 +57,25 @@ def applicable_release(loaded: LoadedInventory, name: str | None) -> Release:
     return release
 
 
-def limit_hosts(loaded: LoadedInventory, limit: str | None) -> list[str]:
-    names = list(loaded.model.nodes)
-    if not limit:
-        return names
-    wanted = [h.strip() for h in limit.split(",") if h.strip()]
-    unknown = [h for h in wanted if h not in names]
-    if unknown:
-        raise UserError(f"--limit {', '.join(unknown)}: no such node — the inventory has {', '.join(names)}")
-    return wanted
-
-
 def open_session(
-    loaded: LoadedInventory, passwords: Passwords, release_name: str | None, limit: str | None
+    loaded: LoadedInventory,
+    passwords: Passwords,
+    release_name: str | None,
+    limit: str | None,
+    trust: HostTrust,
 ) -> Session:
     release = applicable_release(loaded, release_name)
-    session = Session(loaded, passwords, release, limit_hosts(loaded, limit))
+    session = Session(loaded, passwords, release, select_hosts(loaded, limit, "--limit"))
     # Hosts that run cross-host steps for the limited hosts (discover_hosts on the controller).
     planned = plan_cluster(loaded, passwords, release_name=release.name)
     extra = [runner for runner, waits, _ in planned.after if set(waits) & set(session.hosts)]
     names = list(dict.fromkeys([*session.hosts, *extra]))
-    session.remotes, session.unreachable = connect_reachable(loaded.model, names)
+    session.remotes, session.unreachable = connect_reachable(loaded.model, names, trust)
     for name, why in session.unreachable.items():
-        session.preflights[name] = Preflight(name, [CheckLine("ssh", False, f"{why} — {UNREACHABLE_HINT}")])
+        session.preflights[name] = Preflight(name, [CheckLine("ssh", False, with_hint(why))])
     if not session.remotes:
         raise UserError(
-            f"cannot reach any host over SSH: {'; '.join(session.unreachable.values())} — {UNREACHABLE_HINT}"
+            f"cannot reach any host over SSH: {'; '.join(map(with_hint, session.unreachable.values()))}"
         )
     return session
 
@@ -109,6 +112,9 @@ def converge(
 
     assert session.plan is not None
     plan = session.plan
+    options = replace(
+        options, known_secrets=frozenset([*session.passwords.values(), *session.passwords.history])
+    )
     runnable = [name for name in session.hosts if name in session.remotes and session.preflights[name].ok]
     milestones = Milestones(set(runnable))
     jobs = {
@@ -124,12 +130,11 @@ def converge(
         for name in runnable
     }
     gevent.joinall(list(jobs.values()))
-    reports = {name: _value(name, job) for name, job in jobs.items()}
+    reports = {name: _value(name, job, session.remotes[name]) for name, job in jobs.items()}
     for name, why in session.unreachable.items():
         if name in session.hosts:
-            reports[name] = HostReport(
-                name, error=RemoteError(name, "connect", Result(1, "", why), UNREACHABLE_HINT)
-            )
+            hint = "" if " — " in why else UNREACHABLE_HINT
+            reports[name] = HostReport(name, error=RemoteError(name, "connect", Result(1, "", why), hint))
     for runner, waits_for, steps in plan.after:
         involved = set(waits_for) & set(session.hosts)
         if not involved or runner not in session.remotes:
@@ -153,13 +158,30 @@ def converge(
     return reports
 
 
-def _value(name: str, job: object) -> HostReport:
+def _value(name: str, job: object, remote: Remote) -> HostReport:
     value = getattr(job, "value", None)
     if isinstance(value, HostReport):
         return value
+    if remote.lost:
+        return HostReport(name, error=RemoteError(name, "converge", Result(LOST, "", remote.lost), LOST_HINT))
     error = getattr(job, "exception", None)
     return HostReport(name, error=RemoteError(name, "converge", Result(1, "", repr(error)), "internal error"))
 
 
 def default_log_dir() -> Path:
     return Path.home() / ".local" / "state" / "stackwright"
+
+
+def write_run_log(command: str, text: str, log_dir: Path | None = None) -> Path:
+    """The run's (masked) output as `<command>-<time>.log`: 0600 in a 0700 directory — masking is
+    one wall, and a value it missed must not be readable by other users either."""
+    import time
+
+    from stackwright.atomic import atomic_write
+
+    log_dir = log_dir or default_log_dir()
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_dir.chmod(0o700)
+    log = log_dir / f"{command}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    atomic_write(log, text, mode=0o600, keep_previous=False)
+    return log

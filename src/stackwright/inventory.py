@@ -17,7 +17,6 @@ Every mistake becomes a `UserError` naming file, line, problem and fix.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -26,6 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stackwright.allowlists import InterfaceName, NodeName, Region, SshHost, SshUser, shown
 from stackwright.overrides import Overrides
 from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
@@ -33,9 +33,6 @@ from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_loc
 NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
 Role = Literal["controller", "network", "compute"]
 ROLES: tuple[str, ...] = get_args(Role)
-
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
 class _Strict(BaseModel):
@@ -90,8 +87,8 @@ class Networks(_Strict):
 
 
 class Ssh(_Strict):
-    host: str | None = Field(default=None, description="Address or name to SSH to; default: management.")
-    user: str = "root"
+    host: SshHost | None = Field(default=None, description="Address or name to SSH to; default: management.")
+    user: SshUser = "root"
     port: int = Field(default=22, ge=1, le=65535)
 
 
@@ -100,7 +97,7 @@ class Node(_Strict):
     management: IPv4Address
     data: IPv4Address | None = None
     external: IPv4Address | None = None
-    interfaces: dict[Literal["management", "data", "external"], str] = Field(
+    interfaces: dict[Literal["management", "data", "external"], InterfaceName] = Field(
         default_factory=dict,
         description="Interface name per network; default eth0, eth1, eth2 in network order.",
     )
@@ -128,12 +125,15 @@ class Inventory(_Strict):
     networks: Networks
     tenant_network_type: Literal["gre", "vxlan"] = "gre"
     virt_type: Literal["auto", "kvm", "qemu"] = "auto"
-    region: str = "RegionOne"
+    region: Region = Field(
+        default="RegionOne",
+        description="Keystone region: a letter, then letters, digits, _ and - (64 at most).",
+    )
     overrides: Overrides = Field(
         default_factory=dict,
         description="Options set on top of rendered INI files: {path: {section: {option: value}}}.",
     )
-    nodes: dict[str, Node] = Field(min_length=1)
+    nodes: dict[NodeName, Node] = Field(min_length=1)
 
     @property
     def controller_name(self) -> str:
@@ -160,6 +160,20 @@ class LoadedInventory:
 
     def error(self, message: str, loc: Loc) -> UserError:
         return UserError(message, file=str(self.path), line=self.source.line_of(loc))
+
+
+def select_hosts(loaded: LoadedInventory, spec: str | None, option: str) -> list[str]:
+    """The nodes a `--limit`/`--host` list names ("compute1,network"), in the order given; every
+    node when `spec` is empty. An unknown name is one UserError naming it and the known ones."""
+    names = list(loaded.model.nodes)
+    if not spec:
+        return names
+    wanted = list(dict.fromkeys(h.strip() for h in spec.split(",") if h.strip()))
+    unknown = [h for h in wanted if h not in names]
+    if unknown or not wanted:
+        given = ", ".join(shown(h) for h in unknown) or shown(spec)
+        raise UserError(f"{option} {given}: no such node — the inventory has {', '.join(names)}")
+    return wanted
 
 
 def load_inventory(path: Path) -> LoadedInventory:
@@ -198,8 +212,10 @@ def _without_typo_echoes(errors: list[Any]) -> list[Any]:
 
 
 def _loc(err: Any) -> Loc:
-    # pydantic puts the dict key into loc for dict values; drop its "[key]" markers.
-    return tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # pydantic adds "[key]" after a dict key that failed and "function-..." after validators.
+    return tuple(
+        p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))
+    )
 
 
 def _dotted(loc: Loc) -> str:
@@ -272,17 +288,17 @@ def _explain(err: Any, data: Any) -> str:
         return f"{where}: required key '{loc[-1]}' is missing — add it"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return f"{where}: {value!r} is not allowed — use one of {expected}"
+        return f"{where}: {shown(value)} is not allowed — use one of {expected}"
     if kind in _EXAMPLES:
-        return f"{where}: {value!r} is not a valid {err['msg'].split('valid ')[-1]} — {_EXAMPLES[kind]}"
+        return f"{where}: {shown(value)} is not a valid {err['msg'].split('valid ')[-1]} — {_EXAMPLES[kind]}"
     if kind == "string_pattern_mismatch" and len(loc) >= 1:
-        return f"{where}: {value!r} does not match the required format — {err['msg']}"
+        return f"{where}: {shown(value)} does not match the required format — {err['msg']}"
     if kind in ("too_short",) and loc and loc[-1] == "roles":
         return f"{where}: a node needs at least one role — add controller, network or compute"
     if kind == "too_short":
         return f"{where}: must not be empty — add at least one entry"
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"{where}: {value!r} has the wrong type — {err['msg'].lower()}"
+        return f"{where}: {shown(value)} has the wrong type — {err['msg'].lower()}"
     if kind == "value_error":
         return f"{where}: {str(err['msg']).removeprefix('Value error, ')}"
     return f"{where}: {err['msg']} — fix this value"
@@ -368,13 +384,6 @@ def _check_nodes(inv: LoadedInventory) -> Iterator[UserError]:
     }
     for name, node in model.nodes.items():
         where = ("nodes", name)
-        if not _HOSTNAME.match(str(name)):
-            fix = f"use '{_slug(str(name))}'" if _slug(str(name)) else "use letters, digits and '-'"
-            yield inv.error(
-                f"nodes.{name}: '{name}' is not a valid hostname (lowercase letters, digits, "
-                f"inner '-', at most 63) — {fix}",
-                where,
-            )
         if len(set(node.roles)) != len(node.roles):
             yield inv.error(f"nodes.{name}.roles: a role is listed twice — list it once", (*where, "roles"))
         for net_name, address in node.addresses().items():
@@ -415,12 +424,6 @@ def _check_nodes(inv: LoadedInventory) -> Iterator[UserError]:
         ifnames: dict[str, str] = {}
         for net_name in node.addresses():
             ifname = node.interface(net_name)
-            if not _IFNAME.match(ifname):
-                yield inv.error(
-                    f"nodes.{name}.interfaces.{net_name}: '{ifname}' is not a valid interface name "
-                    "(1-15 of letters, digits, '_.-') — use a name such as eth1",
-                    (*where, "interfaces", net_name),
-                )
             if ifname in ifnames:
                 yield inv.error(
                     f"nodes.{name}.interfaces.{net_name}: interface {ifname} already carries the "
@@ -457,7 +460,3 @@ def _check_nodes(inv: LoadedInventory) -> Iterator[UserError]:
             "nodes: no node has the network role (L3/DHCP agents) — add 'network' to one node's roles",
             ("nodes",),
         )
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]

@@ -6,5 +6,13 @@ and the renderer that lays them over rendered files.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from stackwright.allowlists import FilePath, OptionName, SectionName, option_value
+
 OptionValue = str | int | float | bool
-Overrides = dict[str, dict[str, dict[str, OptionValue]]]
+Overrides = dict[
+    FilePath, dict[SectionName, dict[OptionName, Annotated[OptionValue, AfterValidator(option_value)]]]
+]

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from stackwright.overrides import OptionValue
+from stackwright.sinks import FILTERS, UnsafeValue, ini_line_value
 
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _OPTION = re.compile(r"^\s*([^#;\s=][^=]*?)\s*=")
@@ -23,14 +24,18 @@ _OPTION = re.compile(r"^\s*([^#;\s=][^=]*?)\s*=")
 
 @functools.cache
 def environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    """Config files, not HTML: no autoescape; every value from the inventory or the passwords goes
+    through the filter of its sink instead (sinks.py: `| ini_value`, `| url_part`, `| sql_string`...)."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,  # config files, not HTML
+        autoescape=False,
     )
+    env.filters.update(FILTERS)
+    return env
 
 
 def render_template(templates_dir: Path, name: str, **context: Any) -> str:
@@ -66,13 +71,29 @@ def apply_ini_overrides(text: str, overrides: Mapping[str, Mapping[str, OptionVa
     """Set each `section.option` to its value: in place if present, else at the section's end.
 
     A section absent from the text is appended (validation rejects those earlier,
-    so this only happens for callers that opt in).
+    so this only happens for callers that opt in). A section, option or value that would not
+    stay one header or one `option = value` line is refused (`UnsafeValue` naming it), whatever
+    validation let through.
     """
     lines = text.splitlines()
     for section, options in overrides.items():
         for option, value in options.items():
-            lines = _set_option(lines, section, option, format_value(value))
+            key = f"[{section}] {option}"
+            _check_name(section, _SECTION_NAME, key, "a section name")
+            _check_name(option, _OPTION_NAME, key, "an option name")
+            lines = _set_option(lines, section, option, ini_line_value(format_value(value), key))
     return "\n".join(lines) + "\n"
+
+
+# What the INI writer itself can write as one header or one key (inventory.py validates the
+# inventory against stricter allow-lists; these are the writer's own limits).
+_SECTION_NAME = re.compile(r"[^\[\]\s#;=]+")
+_OPTION_NAME = re.compile(r"[^\[\]\s#;=:]+")
+
+
+def _check_name(name: str, pattern: re.Pattern[str], key: str, what: str) -> None:
+    if not pattern.fullmatch(name) or not name.isprintable():
+        raise UnsafeValue(f"{key}: not usable as {what} in an INI file — use letters, digits and _ . -")
 
 
 def _set_option(lines: list[str], section: str, option: str, value: str) -> list[str]:

@@ -5,20 +5,28 @@ Shape::
     admin_password: Xy3...
     nova_db_password: ...
 
-Missing values are generated (existing ones are kept); output passes through
-`Masker`, which replaces every value with `MASK`.
+Missing values are generated (existing ones are kept); a hand-set value must be 8-64 of letters,
+digits and `-._~` (allowlists.PASSWORD). Output passes through `Masker`, which replaces every
+value ever seen — this file's, the previous file's (`passwords.yaml.prev`) and old values read
+from hosts — with `MASK`.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 import secrets as _random
+import shlex
+import stat
 import string
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
+from stackwright.allowlists import PASSWORD, shown
 from stackwright.atomic import atomic_write
 from stackwright.yamlsource import UserError, load_located
 
@@ -43,7 +51,6 @@ SECRET_NAMES: dict[str, str] = {
 }
 
 _ALPHABET = string.ascii_letters + string.digits
-_MIN_LENGTH = 8
 
 
 def generate_password(length: int = 32) -> str:
@@ -52,22 +59,41 @@ def generate_password(length: int = 32) -> str:
 
 
 class Passwords(dict[str, str]):
-    """name -> password, remembering the file it came from."""
+    """name -> password, remembering the file it came from, the values of the file before it
+    (`history`, masked in output too) and what loading it had to repair (`warnings`)."""
 
-    def __init__(self, values: Mapping[str, str], path: Path) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, str],
+        path: Path,
+        *,
+        history: Iterable[str] = (),
+        warnings: Iterable[str] = (),
+    ) -> None:
         super().__init__(values)
         self.path = path
+        self.history = tuple(history)
+        self.warnings = tuple(warnings)
 
     def masker(self) -> Masker:
-        return Masker(self.values())
+        return Masker([*self.values(), *self.history])
 
 
 class Masker:
-    """Replaces every secret value in a text with MASK (longest first, so no partial leaks)."""
+    """Replaces every secret value in a text with MASK (longest first, so no partial leaks), also
+    as the sinks write it (URL-quoted, `$$`, SQL- and shell-quoted). `learn` adds values found
+    later (an old password read from a host)."""
 
     def __init__(self, values: Iterable[str]) -> None:
-        items = {v for v in values if v}
-        self._values = sorted(items, key=len, reverse=True)
+        self._values: list[str] = []
+        self.learn(values)
+
+    def learn(self, values: Iterable[str]) -> None:
+        forms = set(self._values)
+        for value in values:
+            if value:
+                forms |= _written_forms(value)
+        self._values = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for value in self._values:
@@ -76,13 +102,59 @@ class Masker:
         return text
 
 
+def _written_forms(value: str) -> set[str]:
+    sql = value.replace("\\", "\\\\").replace("'", "\\'")
+    return {value, quote(value, safe=""), value.replace("$", "$$"), sql, shlex.quote(value)}
+
+
+# Lines that assign a secret whole: `admin_password = X`, `OS_BOOTSTRAP_PASSWORD='X'`, `connection = URL`.
+_SECRET_KEY = re.compile(
+    r"(?i)\s*(?:[\w.-]*(?:password|pass|secret)|transport_url|connection)\s*[=:]\s*(\S.*?)\s*"
+)
+
+
+def old_secret_values(old: str, new: str, known: Iterable[str]) -> set[str]:
+    """Values a host's copy of a secret file holds that the new content replaces: so a rotated or
+    hand-set password never shows, even though no passwords file knows it any more.
+
+    Each line of `new` that holds a known secret is matched with the old line in the same place of
+    the file; what stands in the old line where the secret stands in the new one is the old value.
+    Lines that assign a password-like key (`password = ...`) count whole."""
+    values: set[str] = set()
+    secrets = sorted({k for k in known if k}, key=len, reverse=True)
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "replace":
+            continue
+        for old_line, new_line in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):
+            for secret in secrets:
+                start = new_line.find(secret)
+                if start < 0:
+                    continue
+                prefix, suffix = new_line[:start], new_line[start + len(secret) :]
+                if old_line.startswith(prefix) and old_line.endswith(suffix):
+                    values.add(old_line[len(prefix) : len(old_line) - len(suffix)])
+                break
+    for line in old_lines:
+        match = _SECRET_KEY.fullmatch(line)
+        if match:
+            values.add(match.group(1).strip("'\""))
+    if len(old_lines) == 1 and len(new_lines) == 1 and new_lines[0] in secrets:
+        values.add(old_lines[0])  # a file that is just the password
+    return {v for v in values if len(v) >= 4}
+
+
 def default_passwords_path(inventory_path: Path) -> Path:
     return inventory_path.parent / "passwords.yaml"
 
 
 def load_passwords(path: Path, *, create: bool = True) -> Passwords:
-    """Load the passwords file, generating missing values (and the file) when `create`."""
+    """Load the passwords file, generating missing values (and the file) when `create`.
+
+    The file and its `.prev` are made private (0600) first if group or others could read them."""
     values: dict[str, str] = {}
+    warnings = [w for p in (path, previous_path(path)) if (w := make_private(p))]
     if path.exists():
         values = _parse(path)
     elif not create:
@@ -96,7 +168,33 @@ def load_passwords(path: Path, *, create: bool = True) -> Passwords:
         raise UserError(
             f"missing {', '.join(missing)} — add them or let stackwright generate them", file=str(path)
         )
-    return Passwords(values=values, path=path)
+    history = _values_in(previous_path(path))
+    return Passwords(values=values, path=path, history=history, warnings=warnings)
+
+
+def previous_path(path: Path) -> Path:
+    return path.with_name(path.name + ".prev")
+
+
+def make_private(path: Path) -> str | None:
+    """chmod 0600 a secrets file group or others can read; returns the warning to show, if any."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    os.chmod(path, 0o600)
+    return f"{path} was readable by group or others (mode {mode:04o}) — set it to 0600; keep it that way"
+
+
+def _values_in(path: Path) -> list[str]:
+    """The string values of an older passwords file, for masking only: whatever it holds."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    return [v for v in data.values() if isinstance(v, str)] if isinstance(data, dict) else []
 
 
 def _parse(path: Path) -> dict[str, str]:
@@ -121,13 +219,13 @@ def _parse(path: Path) -> dict[str, str]:
         if key not in SECRET_NAMES:
             guess = difflib.get_close_matches(str(key), SECRET_NAMES, n=1)
             fix = f"did you mean '{guess[0]}'?" if guess else "remove it"
-            raise UserError(f"unknown password name '{key}' — {fix}", file=str(path), line=line)
+            raise UserError(f"unknown password name {shown(key)} — {fix}", file=str(path), line=line)
         if not isinstance(value, str):
             raise UserError(f"{key}: the password must be a string — quote it", file=str(path), line=line)
-        if len(value) < _MIN_LENGTH or any(c.isspace() or c in "@:/'\"%#" for c in value):
+        if not PASSWORD.fullmatch(value):
             raise UserError(
-                f"{key}: the password is shorter than {_MIN_LENGTH} characters or holds whitespace or one "
-                "of @:/'\"%# — use letters and digits (delete the line to generate one)",
+                f"{key}: a password must be 8-64 of letters, digits and -._~ (the same text in URLs, "
+                "INI files, SQL and shell) — change it, or delete the line to generate one",
                 file=str(path),
                 line=line,
             )
@@ -140,3 +238,4 @@ def write_passwords(path: Path, values: Mapping[str, str]) -> None:
     body = yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False)
     text = "# Generated by stackwright. Keep this file secret (mode 0600).\n" + body
     atomic_write(path, text, mode=0o600, keep_previous=True)
+    make_private(previous_path(path))

@@ -4,8 +4,11 @@ compute node as the seed describes it."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from typing import Any
+
+import yaml
 
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
@@ -84,3 +87,30 @@ def verify_json(lab: SeedLab, *args: str, timeout: float = 900) -> dict[str, Any
 
 def hypervisors(report: dict[str, Any]) -> dict[str, bool]:
     return {c["id"]: c["ok"] for c in report["checks"] if c["id"].startswith("hypervisor")}
+
+
+def secret_values(lab: SeedLab) -> list[str]:
+    return [str(v) for v in yaml.safe_load((lab.inventory.parent / "passwords.yaml").read_text()).values()]
+
+
+SCAN = r"""
+set -u
+find /etc /var/lib /var/log /var/cache /usr/local /opt /root /home /srv /tmp /run -xdev -type f \
+  -perm -004 -size -4M -print0 2>/dev/null | xargs -0 -r grep -l -F -f "$1" 2>/dev/null
+ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
+"""
+
+
+def world_readable_leaks(lab: SeedLab, values: list[str]) -> dict[str, list[str]]:
+    """World-readable files and command lines holding any of `values`, per host."""
+    patterns = "\n".join(values) + "\n"
+    leaks = {}
+    for host in lab.hosts:
+        lab.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
+        try:
+            found = lab.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
+        finally:
+            lab.check(host, "rm -f /run/sw-scan-patterns")
+        if found:
+            leaks[host] = found.splitlines()
+    return leaks

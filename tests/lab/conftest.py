@@ -46,6 +46,7 @@ from stackwright.inventory import load_inventory
 from stackwright.lab.down import down, leftovers
 from stackwright.lab.layout import STATE_ROOT, LabLayout
 from stackwright.lab.lock import file_lock
+from stackwright.lab.machine import INCLUDE_LINE, MACHINE_STATE, SSH_CONFIG, other_labs
 from stackwright.lab.ssh import ssh_argv
 from stackwright.lab.up import up
 
@@ -159,6 +160,9 @@ def _session_lab(inventory: Path) -> Iterator[SeedLab]:
                 down(final, progress=_quiet)
                 left = leftovers(final)
                 assert not left, f"lab down left these behind: {left}"
+                if not other_labs(final.dir):  # the last lab: this machine is as before `lab up`
+                    assert not MACHINE_STATE.exists(), MACHINE_STATE.read_text()
+                    assert INCLUDE_LINE not in (SSH_CONFIG.read_text() if SSH_CONFIG.exists() else "")
 
 
 def _fresh_copy(target: Path, text: str) -> None:

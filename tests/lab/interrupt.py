@@ -17,11 +17,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
 from stackwright.inventory import load_inventory
+from stackwright.polling import Deadline, poll
 from tests.lab.cli import OUTPUTS
 from tests.lab.conftest import SeedLab
 
@@ -54,13 +54,15 @@ def _reader(stream: object, sink: list[str], lines: list[str] | None, event: thr
 
 
 def _pgrep(lab: SeedLab, host: str, pattern: str, within_s: float) -> str:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        found = lab.exec(host, f"pgrep -a -f {pattern!r} | grep -v pgrep | head -n 1", timeout=20).stdout
-        if found.strip():
-            return found.strip()
-        time.sleep(0.2)
-    raise AssertionError(f"{host}: nothing matching {pattern!r} ran within {within_s:.0f} s")
+    found = poll(
+        lambda: lab.exec(
+            host, f"pgrep -a -f {pattern!r} | grep -v pgrep | head -n 1", timeout=20
+        ).stdout.strip(),
+        within_s=within_s,
+        every_s=0.2,
+    )
+    assert found, f"{host}: nothing matching {pattern!r} ran within {within_s:.0f} s"
+    return found
 
 
 def cut_ssh(lab: SeedLab, pid: int, host: str) -> None:
@@ -108,7 +110,7 @@ def interrupted_apply(lab: SeedLab, args: list[str], point: Point, within_s: flo
     for thread in threads:
         thread.start()
     wanted = re.compile(rf"^{re.escape(point.host)}: {re.escape(point.step)}.* …$")
-    deadline = time.monotonic() + within_s
+    deadline = Deadline(within_s)
     seen = 0
     cut_at = ""
     checked = 0
@@ -117,7 +119,7 @@ def interrupted_apply(lab: SeedLab, args: list[str], point: Point, within_s: flo
             assert proc.poll() is None, (
                 f"apply ended ({proc.returncode}) before {point}:\n{''.join(err)[-3000:]}"
             )
-            assert time.monotonic() < deadline, f"no step matching {point} within {within_s:.0f} s"
+            assert not deadline.passed, f"no step matching {point} within {within_s:.0f} s"
             event.wait(1.0)
             event.clear()
             while checked < len(lines):

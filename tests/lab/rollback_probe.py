@@ -16,6 +16,7 @@ from stackwright.engine import patch
 patch()
 
 from stackwright.context import host_contexts  # noqa: E402
+from stackwright.engine.hostkeys import HostTrust  # noqa: E402
 from stackwright.engine.hostrun import HostRun  # noqa: E402
 from stackwright.engine.network_ops import network_config  # noqa: E402
 from stackwright.engine.remote import RemoteError, connect  # noqa: E402
@@ -25,13 +26,14 @@ from stackwright.steps import File, HostPlan, NetworkConfig  # noqa: E402
 
 
 def main() -> None:
-    inventory = load_inventory(Path(sys.argv[1])).model
+    path = Path(sys.argv[1])
+    inventory = load_inventory(path).model
     host = sys.argv[2]
     context = host_contexts(inventory)[host]
     management = context.interface("management")
     broken = File(networkd_path(management.name), networkd_file(management, address=False))
     step = NetworkConfig(files=(broken,), probe_address=context.management_ip)
-    remote = connect(inventory, [host])[host]
+    remote = connect(inventory, [host], HostTrust.beside(path))[host]
     run = HostRun(remote=remote, plan=HostPlan(host, context.roles, inventory.release, (step,)))
     try:
         outcome = network_config(run, step)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stackwright.polling import poll
 from stackwright.releases.modern.controller import RABBITMQ_PASSWORD
 from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
@@ -60,13 +61,9 @@ def apply_limit(lab: SeedLab, host: str) -> None:
 
 def healthy_after(lab: SeedLab, within_s: float = 120) -> dict[str, Any]:
     """doctor again until every check passes (agents report in a few seconds after a restart)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        code, data = doctor(lab)
-        if code == 0 or time.monotonic() > deadline:
-            assert code == 0, failing(data)
-            return data
-        time.sleep(5)
+    code, data = poll(lambda: doctor(lab), within_s=within_s, every_s=5, done=lambda result: result[0] == 0)
+    assert code == 0, failing(data)
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +100,7 @@ def test_libvirtd_stopped(cloud: SeedLab) -> None:
         before = int(cloud.check("compute1", count).strip() or 0)
         cloud.check("compute1", f"systemctl stop {LIBVIRT_UNITS} libvirtd")
         # nova-compute's periodic resource update (every 60 s) is what runs into the missing socket.
-        deadline = time.monotonic() + 100
-        while int(cloud.check("compute1", count).strip() or 0) == before and time.monotonic() < deadline:
-            time.sleep(5)
+        poll(lambda: int(cloud.check("compute1", count).strip() or 0) != before, within_s=100, every_s=5)
         code, data = doctor(cloud)
         assert code == 1
         assert failing(data) == {("libvirtd", "compute1")}

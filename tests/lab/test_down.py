@@ -9,6 +9,7 @@ import pytest
 
 from stackwright.lab import processes
 from stackwright.lab.hosts import is_mounted
+from stackwright.lab.machine import INCLUDE_LINE, MACHINE_STATE, SSH_CONFIG, other_labs
 from stackwright.lab.network import table_exists
 from tests.lab.conftest import DOWN_CHECK, layout_of, require_lab, run_cli
 
@@ -27,6 +28,7 @@ def test_down_leaves_no_process_bridge_veth_mount_or_proxy() -> None:
         up = run_cli("up", str(DOWN_CHECK), "--ensure-packages")
         assert up.returncode == 0, up.stderr
         host = layout.hosts[0]
+        assert str(host.management) in (DOWN_CHECK.parent / "known_hosts").read_text()
         state = json.loads(layout.state_file.read_text())
         pids = [state["proxy_pid"], state["hosts"][host.name]["supervisor_pid"], processes.nspawn_pid(host)]
         assert all(pids) and processes.lab_processes(layout)
@@ -47,6 +49,12 @@ def test_down_leaves_no_process_bridge_veth_mount_or_proxy() -> None:
     assert not table_exists(layout)
     assert not layout.dir.exists()
     assert not layout.ssh_config.exists()
+    # its hosts' keys are gone from the known_hosts beside the inventory (lab up put them there)
+    known = DOWN_CHECK.parent / "known_hosts"
+    assert not known.exists() or str(host.management) not in known.read_text()
+    if not other_labs(layout.dir):  # the last lab: what lab up changed on this machine is back
+        assert not MACHINE_STATE.exists()
+        assert INCLUDE_LINE not in (SSH_CONFIG.read_text() if SSH_CONFIG.exists() else "")
     second = run_cli("down", str(DOWN_CHECK))
     assert second.returncode == 0, second.stderr
 

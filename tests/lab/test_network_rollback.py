@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from stackwright.polling import poll
 from tests.lab.conftest import SeedLab
 
 pytestmark = pytest.mark.lab
@@ -29,13 +29,8 @@ def test_network_change_that_cuts_the_host_off_is_rolled_back(seed_lab: SeedLab)
     verdict = json.loads(proc.stdout.strip().splitlines()[-1])
     assert verdict["raised"], verdict
     assert "stopped answering" in verdict["error"]
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        if seed_lab.exec(host, "true", timeout=10).returncode == 0:
-            break
-        time.sleep(2)
-    else:
-        pytest.fail(f"{host} did not come back within 150 s after the rollback")
+    back = poll(lambda: seed_lab.exec(host, "true", timeout=10).returncode == 0, within_s=150, every_s=2)
+    assert back, f"{host} did not come back within 150 s after the rollback"
     assert seed_lab.check(host, "cat /etc/systemd/network/10-eth0.network") == before
     assert "10.10.10.53/24" in seed_lab.check(host, "ip -4 -o addr show dev eth0")
     assert (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import signal
 import subprocess
 import sys
@@ -24,12 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from stackwright.lab.processes import nspawn_pid
 from stackwright.lab.supervisor import children
 from tests.lab.cli import OUTPUTS, SESSION_START, stackwright
-from tests.lab.cloudkit import apply_json, assert_compute_node, expected_plan, hypervisors, verify_json
+from tests.lab.cloudkit import (
+    apply_json,
+    assert_compute_node,
+    expected_plan,
+    hypervisors,
+    secret_values,
+    verify_json,
+    world_readable_leaks,
+)
 from tests.lab.conftest import SeedLab, layout_of
 from tests.lab.figures import append, record
 from tests.lab.interrupt import Point, interrupted_apply
@@ -287,31 +293,9 @@ def test_every_seed_node_rebooted_comes_back_and_the_smoke_vm_boots(epoxy_cloud:
     assert all(r["ok"] and r["changed"] == 0 for r in apply["hosts"].values()), apply
 
 
-def secret_values(lab: SeedLab) -> list[str]:
-    return [str(v) for v in yaml.safe_load((lab.inventory.parent / "passwords.yaml").read_text()).values()]
-
-
-SCAN = r"""
-set -u
-find /etc /var/lib /var/log /var/cache /usr/local /opt /root /home /srv /tmp /run -xdev -type f \
-  -perm -004 -size -4M -print0 2>/dev/null | xargs -0 -r grep -l -F -f "$1" 2>/dev/null
-ps -eo args= | grep -F -f "$1" | grep -v -F "$1" || true
-"""
-
-
 def test_no_secret_in_a_world_readable_file_or_command_line_on_any_host(epoxy_cloud: SeedLab) -> None:
     """After converges, verify, smoke, doctor and every break above: scan each host."""
-    patterns = "\n".join(secret_values(epoxy_cloud)) + "\n"
-    leaks = {}
-    for host in epoxy_cloud.hosts:
-        epoxy_cloud.check(host, f"umask 077; printf '%s' {shlex.quote(patterns)} > /run/sw-scan-patterns")
-        try:
-            found = epoxy_cloud.check(host, f"sh -c {shlex.quote(SCAN)} scan /run/sw-scan-patterns").strip()
-        finally:
-            epoxy_cloud.check(host, "rm -f /run/sw-scan-patterns")
-        if found:
-            leaks[host] = found.splitlines()
-    assert leaks == {}
+    assert world_readable_leaks(epoxy_cloud, secret_values(epoxy_cloud)) == {}
     record("reliability", "hosts scanned for secrets", len(epoxy_cloud.hosts))
 
 

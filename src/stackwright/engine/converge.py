@@ -18,9 +18,10 @@ from stackwright.engine import apt, facts
 from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.milestones import Milestones
 from stackwright.engine.ops import run_step
-from stackwright.engine.remote import LOST_HINT, STATE_DIR, Remote, RemoteError, Result
+from stackwright.engine.remote import LOST, LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
+from stackwright.polling import Deadline, poll
 from stackwright.secrets import Masker
 from stackwright.steps import AwaitHost, Command, File, HostPlan, Step
 
@@ -62,6 +63,7 @@ class Options:
     dry_run: bool = False
     upgrade: bool = True
     allow_reboot: bool = False
+    known_secrets: frozenset[str] = frozenset()  # to recognise old values in secret files on hosts
 
 
 def lock_holder() -> str:
@@ -137,14 +139,17 @@ def reboot(remote: Remote, within_s: float = 300.0) -> None:
     """Reboot (the upgrade asked for it, e.g. a new kernel) and wait, bounded, for SSH to return."""
     boot_id = remote.check("cat /proc/sys/kernel/random/boot_id").stdout.strip()
     remote.check("systemd-run --on-active=1 --quiet systemctl reboot", timeout=30)
-    deadline = time.monotonic() + within_s
-    # Until the host goes down, a reconnect may still reach the old boot (or lose it mid-command).
-    while time.monotonic() < deadline:
-        if not remote.reconnect(deadline - time.monotonic()):
-            break
+    deadline = Deadline(within_s)
+
+    def rebooted() -> bool:
+        # Until the host goes down, a reconnect may still reach the old boot (or lose it mid-command).
+        if not remote.reconnect(deadline.remaining()):
+            return False
         now = remote.run("cat /proc/sys/kernel/random/boot_id")
-        if now.ok and now.stdout.strip() not in ("", boot_id):
-            return
+        return now.ok and now.stdout.strip() not in ("", boot_id)
+
+    if poll(rebooted, within_s=deadline, every_s=0):
+        return
     raise RemoteError(
         remote.name,
         "reboot",
@@ -171,7 +176,13 @@ def converge_host(
     stop: StopRequest | None = None,
 ) -> HostReport:
     report = report or HostReport(plan.host)
-    run = HostRun(remote=remote, plan=plan, dry_run=options.dry_run, milestones=milestones)
+    run = HostRun(
+        remote=remote,
+        plan=plan,
+        dry_run=options.dry_run,
+        milestones=milestones,
+        known_secrets=options.known_secrets,
+    )
     locked = False
     try:
         if not options.dry_run:
@@ -207,8 +218,13 @@ def converge_host(
             progress(plan.host, summary, outcome)
     except RemoteError as exc:
         if remote.lost:
-            exc.hint = LOST_HINT
+            # whatever the step made of it (a wait "not ready", a short reply), the cause is this
+            exc.result, exc.hint = Result(LOST, exc.result.stdout, remote.lost), LOST_HINT
         report.error = exc
+    except Exception:
+        if not remote.lost:
+            raise
+        report.error = RemoteError(plan.host, "converge", Result(LOST, "", remote.lost), LOST_HINT)
     finally:
         if milestones is not None:
             milestones.finish(plan.host)

@@ -11,9 +11,35 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stackwright.engine.remote import Remote
+from stackwright.engine.remote import Remote, RemoteError, Result
 
 _SEP = "@@stackwright@@"
+_RETRY = "run the same command again; if this repeats, check the host's shell and coreutils"
+
+
+def _read(remote: Remote, what: str, script: str) -> str:
+    """Run a fact script (sh on stdin); a failure or a lost connection is a RemoteError, never
+    an empty answer."""
+    result = remote.run("sh -s", stdin=script)
+    if not result.ok:
+        raise RemoteError(remote.name, what, result, _RETRY)
+    return result.stdout
+
+
+def _answers(remote: Remote, what: str, stdout: str, keys: list[str]) -> list[tuple[str, str]]:
+    """Pair each key with its chunk of the reply (one `_SEP` before each); a short or long reply
+    is an error naming how many answers came."""
+    chunks = stdout.split(_SEP)[1:]
+    if len(chunks) != len(keys):
+        short = Result(1, stdout[-500:], f"{len(chunks)} answers for {len(keys)} questions")
+        raise RemoteError(remote.name, what, short, _RETRY)
+    return list(zip(keys, chunks, strict=True))
+
+
+def _malformed(remote: Remote, what: str, key: str, chunk: str) -> RemoteError:
+    return RemoteError(
+        remote.name, what, Result(1, chunk[-500:], f"cannot read the answer for {key}"), _RETRY
+    )
 
 
 @dataclass(frozen=True)
@@ -41,16 +67,19 @@ def files(remote: Remote, paths: Iterable[str]) -> dict[str, FileFact | None]:
         "else echo MISSING; fi\n"
         for p in paths
     )
-    result = remote.run("sh -s", stdin=script)
-    chunks = result.stdout.split(_SEP)[1:]
+    what = "read file facts"
     facts: dict[str, FileFact | None] = {}
-    for path, chunk in zip(paths, chunks, strict=False):
-        lines = chunk.strip().splitlines()
-        if len(lines) < 2 or lines[0] == "MISSING":
+    for path, chunk in _answers(remote, what, _read(remote, what, script), paths):
+        lines = chunk.strip().split("\n")
+        if lines == ["MISSING"]:
             facts[path] = None
             continue
-        mode, owner, group = lines[0].split()
-        facts[path] = FileFact(sha256=lines[1].strip(), mode=int(mode, 8), owner=owner, group=group)
+        fields = lines[0].split() if len(lines) == 2 else []
+        digest = lines[1].strip() if len(lines) == 2 else ""
+        if len(fields) != 3 or len(digest) != 64 or not fields[0].isdigit():
+            raise _malformed(remote, what, path, chunk)
+        mode, owner, group = fields
+        facts[path] = FileFact(sha256=digest, mode=int(mode, 8), owner=owner, group=group)
     return facts
 
 
@@ -59,13 +88,16 @@ def installed_packages(remote: Remote, names: Iterable[str]) -> set[str]:
     names = list(names)
     if not names:
         return set()
-    result = remote.run(
+    # dpkg-query exits 1 for names it does not know: that is an answer ("not installed")
+    stdout = _read(
+        remote,
+        "read installed packages",
         "dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' "
         + " ".join(map(shlex.quote, names))
-        + " 2>/dev/null; true"
+        + " 2>/dev/null; true",
     )
     installed = set()
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         name, _, status = line.partition("\t")
         if status.startswith("ii"):
             installed.add(name.split(":")[0])
@@ -96,10 +128,12 @@ def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) 
         + "\n"
         for n in names
     )
-    chunks = remote.run("sh -s", stdin=script).stdout.split(_SEP)[1:]
+    what = "read unit states"
     facts = {}
-    for name, chunk in zip(names, chunks, strict=False):
+    for name, chunk in _answers(remote, what, _read(remote, what, script), names):
         values = dict(line.partition("=")[::2] for line in chunk.strip().splitlines())
+        if "LoadState" not in values:
+            raise _malformed(remote, what, name, chunk)
         # ConditionResult is "no" before the unit was ever started too: count only evaluated ones.
         skipped = values.get("ConditionResult") == "no" and bool(values.get("ConditionTimestamp"))
         found = values.get("LoadState") not in (None, "", "not-found")
@@ -118,4 +152,4 @@ def existing(remote: Remote, paths: Iterable[str]) -> set[str]:
     if not paths:
         return set()
     script = "".join(f"[ -e {shlex.quote(p)} ] && echo {shlex.quote(p)}\n" for p in paths) + "true\n"
-    return set(remote.run("sh -s", stdin=script).stdout.splitlines()) & set(paths)
+    return set(_read(remote, "check which paths exist", script).splitlines()) & set(paths)

@@ -1,6 +1,7 @@
 """Writing a file on a host: atomically (temp file beside it, owner and mode set, then `mv`), the
-previous version kept under BACKUPS, and a pending-restart marker for every service that reads
-it placed before the rename (a run killed in between still restarts them next time)."""
+previous version kept under BACKUPS (for a file holding secrets, the last SECRET_BACKUPS only),
+and a pending-restart marker for every service that reads it placed before the rename (a run
+killed in between still restarts them next time)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stackwright.steps import File
 
 BACKUPS = f"{STATE_DIR}/backups"
 PENDING = f"{STATE_DIR}/pending-restart"
+SECRET_BACKUPS = 3  # old passwords should not pile up on the host
 UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/")
 
 
@@ -44,9 +46,29 @@ if [ -e {path} ]; then
   mkdir -p "$(dirname {backup})"
   cp -p {path} {backup}.$(date +%Y%m%dT%H%M%S)
 fi
-true{pending_markers(services)}
+{prune_backups(backup) if step.secret else ""}true{pending_markers(services)}
 mv -f {tmp} {path}
 """
+
+
+def prune_backups(backup: str, keep: int = SECRET_BACKUPS) -> str:
+    """Shell that removes all but the newest `keep` of `backup.<timestamp>` (the glob sorts them
+    oldest first); `backup` is already shell-quoted."""
+    return f"""set -- {backup}.*
+while [ $# -gt {keep} ]; do rm -f -- "$1"; shift; done
+"""
+
+
+def secret_changes(old: str, new: str) -> str:
+    """How much a secret file changes, without its content: "secret file changes: 2 lines (+1 -1)"."""
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+    added = removed = 0
+    for line in lines:
+        if line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return f"secret file changes: {added + removed} lines (+{added} -{removed}), not shown"
 
 
 def unified_diff(path: str, old: str, new: str, *, new_file: bool) -> str:

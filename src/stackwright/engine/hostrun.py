@@ -19,8 +19,9 @@ class Outcome:
     changed: bool
     detail: str
     seconds: float = 0.0
-    diff: str = ""
+    diff: str = ""  # never for a secret file: its `detail` counts the changed lines instead
     restarted: tuple[str, ...] = ()
+    seen_secrets: frozenset[str] = frozenset()  # old values read from the host: output masks them
 
 
 @dataclass
@@ -34,6 +35,7 @@ class HostRun:
     changed_files: set[str] = field(default_factory=set)
     milestones: Milestones | None = None
     daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
+    known_secrets: frozenset[str] = frozenset()  # passwords now and before: to find old ones on hosts
 
     def units_need_reload(self) -> bool:
         return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import shlex
 import socket
-import time
 
 from stackwright.engine import facts
 from stackwright.engine.filewrite import unified_diff, write_script
 from stackwright.engine.hostrun import HostRun, Outcome
-from stackwright.engine.remote import STATE_DIR, RemoteError, Result
+from stackwright.engine.remote import LOST, STATE_DIR, RemoteError, Result
+from stackwright.polling import poll
 from stackwright.steps import File, NetworkConfig, Step
 
 ROLLBACK_DIR = f"{STATE_DIR}/net-rollback"
@@ -75,7 +75,8 @@ def network_config(run: HostRun, step: Step) -> Outcome:
         ]
     )
     result = run.remote.run("sh -s", stdin=script, timeout=30)
-    lost_contact = result.rc == 124  # the change cut our connection before the script could answer
+    # The change may cut our connection before the script can answer (or cut it altogether).
+    lost_contact = result.rc in (124, LOST)
     if not result.ok and not lost_contact:
         raise RemoteError(
             run.remote.name,
@@ -123,14 +124,13 @@ def _differs(fact: facts.FileFact | None, step: File) -> bool:
 
 def _answers(address: str, within_s: float) -> bool:
     """A fresh TCP connection gets an SSH banner (a new path, not the connection we hold)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
+
+    def banner() -> bool:
         try:
             with socket.create_connection((address, 22), timeout=2) as sock:
                 sock.settimeout(2)
-                if sock.recv(8).startswith(b"SSH-"):
-                    return True
+                return sock.recv(8).startswith(b"SSH-")
         except OSError:
-            pass
-        time.sleep(0.5)
-    return False
+            return False
+
+    return poll(banner, within_s=within_s, every_s=0.5)

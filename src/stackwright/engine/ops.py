@@ -15,10 +15,18 @@ import time
 from collections.abc import Callable
 
 from stackwright.engine import apt, facts
-from stackwright.engine.filewrite import PENDING, owner_hint, pending_markers, unified_diff, write_script
+from stackwright.engine.filewrite import (
+    PENDING,
+    owner_hint,
+    pending_markers,
+    secret_changes,
+    unified_diff,
+    write_script,
+)
 from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.network_ops import network_config
 from stackwright.engine.remote import RemoteError, Result
+from stackwright.secrets import old_secret_values
 from stackwright.steps import (
     AwaitHost,
     Command,
@@ -73,13 +81,19 @@ def file(run: HostRun, step: Step) -> Outcome:
     )
     if not content_differs and not meta_differs:
         return Outcome(step, False, "unchanged")
-    diff = ""
+    diff, note, seen = "", "", frozenset[str]()
     if content_differs:
         old = "" if fact is None else run.remote.get(step.path).decode(errors="replace")
-        diff = unified_diff(step.path, old, step.content, new_file=fact is None)
+        if step.secret:
+            # Old values (a rotated or hand-set password) are known to no passwords file: find them
+            # in the host's copy so every later output masks them; show only how much changed.
+            seen = frozenset(old_secret_values(old, step.content, run.known_secrets))
+            note = f" ({secret_changes(old, step.content)})"
+        else:
+            diff = unified_diff(step.path, old, step.content, new_file=fact is None)
     what = "create" if fact is None else ("update" if content_differs else "fix mode/owner of")
     if run.dry_run:
-        return Outcome(step, True, f"would {what}", diff=diff)
+        return Outcome(step, True, f"would {what}{note}", diff=diff, seen_secrets=seen)
     services = run.services_reading(step.path)
     if content_differs:
         result = run.remote.run("sh -s", stdin=write_script(step, services))
@@ -93,7 +107,7 @@ def file(run: HostRun, step: Step) -> Outcome:
         run.remote.check(script, hint=owner_hint(step))
     run.changed_files.add(step.path)
     done = {"create": "created", "update": "updated"}.get(what, "fixed mode/owner")
-    return Outcome(step, True, done, diff=diff)
+    return Outcome(step, True, done + note, diff=diff, seen_secrets=seen)
 
 
 def directory(run: HostRun, step: Step) -> Outcome:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackwright.engine.hostkeys import HostTrust
 from stackwright.inventory import Inventory
 from stackwright.yamlsource import UserError
 
@@ -40,6 +42,23 @@ class Result:
 
 LOST = 255  # like ssh(1): the exit code of a command whose connection died
 LOST_HINT = "check that the host is up and answers SSH, then run apply again: it resumes where it stopped"
+# pyinfra reduces a command's exit status to ok/failed: every command echoes its own status last.
+STATUS_MARK = "@@stackwright-rc="
+_STATUS = re.compile(r"(?s)(.*)" + re.escape(STATUS_MARK) + r"([0-9]{1,3})")
+
+
+def with_status(command: str) -> str:
+    """`command` in a subshell (an `exit` or `set -e` in it ends only the subshell), then its status."""
+    return f'(\n{command}\n)\necho "{STATUS_MARK}$?"'
+
+
+def split_status(stdout: str) -> tuple[str, int | None]:
+    """(the command's own stdout, its exit status), or (stdout, None) when the status never came."""
+    match = _STATUS.fullmatch(stdout)
+    if match is None:
+        return stdout, None
+    # The mark starts its own line unless the command's output did not end with a newline.
+    return match.group(1).removesuffix("\n"), int(match.group(2))
 
 
 class RemoteError(Exception):
@@ -80,22 +99,27 @@ class Remote:
         if stdin is not None:
             kwargs["_stdin"] = all_or_nothing(stdin)
         try:
-            ok, output = self._host.run_shell_command(StringCommand(command), **kwargs)
+            _, output = self._host.run_shell_command(StringCommand(with_status(command)), **kwargs)
         except TimeoutError:
             return Result(124, "", f"timed out after {timeout} s")
         except Exception as exc:  # paramiko/socket errors: the connection itself is gone
             return self._lose(f"{type(exc).__name__}: {exc}".rstrip(": "))
-        if not ok and not self._transport_alive():
-            return self._lose("the connection closed before the command's exit status arrived")
-        # pyinfra reports success as a bool; the exact exit code is not kept.
-        return Result(0 if ok else 1, output.stdout, output.stderr)
+        stdout, rc = split_status(output.stdout)
+        if rc is None:
+            if not self._transport_alive():
+                return self._lose("the connection closed before the command's exit status arrived")
+            stderr = (output.stderr + "\n").lstrip("\n") + "the command's shell ended without an exit status"
+            return Result(LOST, stdout, stderr)
+        return Result(rc, stdout, output.stderr)
 
     def _lose(self, why: str) -> Result:
         self.lost = f"SSH connection to {self.name} lost ({why})"
         return Result(LOST, "", self.lost)
 
     def _transport_alive(self) -> bool:
-        client = getattr(self._host.connector, "client", None)
+        if not hasattr(self._host.connector, "client"):
+            return True  # not an SSH connector (pyinfra's @local, in tests): nothing to lose
+        client = self._host.connector.client
         transport = client.get_transport() if client is not None else None
         return bool(transport is not None and transport.is_active())
 
@@ -132,20 +156,25 @@ class Remote:
         """After a reboot: drop the old connection and retry (bounded) until SSH answers."""
         import time
 
+        from stackwright.polling import Deadline, poll
+
         self._close()
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            time.sleep(2)
+        deadline = Deadline(within_s)
+
+        def connected() -> bool:
             self._host.connect(show_errors=False)
-            if self._host.connected:
-                try:
-                    _no_delay(self._host)
-                except OSError:  # closed again at once: still booting
-                    self._close()
-                    continue
-                self.lost = ""
-                return True
-        return False
+            if not self._host.connected:
+                return False
+            try:
+                _no_delay(self._host)
+            except OSError:  # closed again at once: still booting
+                self._close()
+                return False
+            self.lost = ""
+            return True
+
+        time.sleep(min(2.0, deadline.remaining()))  # a host going down still answers at first
+        return poll(connected, within_s=deadline, every_s=2)
 
     def _close(self) -> None:
         # pyinfra's disconnect only forgets the connection; close paramiko's client as well
@@ -156,14 +185,27 @@ class Remote:
         self._host.disconnect()
 
     def put(self, data: bytes, path: str) -> None:
-        if not self._host.put_file(io.BytesIO(data), path):
-            raise RemoteError(self.name, f"upload {path}", Result(1, "", "sftp upload failed"))
+        self._transfer(f"upload {path}", lambda: self._host.put_file(io.BytesIO(data), path))
 
     def get(self, path: str) -> bytes:
         buffer = io.BytesIO()
-        if not self._host.get_file(path, buffer):
-            raise RemoteError(self.name, f"download {path}", Result(1, "", "sftp download failed"))
+        self._transfer(f"download {path}", lambda: self._host.get_file(path, buffer))
         return buffer.getvalue()
+
+    def _transfer(self, what: str, transfer: Callable[[], bool]) -> None:
+        """An sftp transfer; a connection lost during it is reported as such (not as a bug)."""
+        if self.lost:
+            raise RemoteError(self.name, what, Result(LOST, "", self.lost), LOST_HINT)
+        try:
+            done = transfer()
+        except Exception as exc:  # paramiko/socket errors
+            lost = self._lose(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            raise RemoteError(self.name, what, lost, LOST_HINT) from None
+        if not done:
+            if not self._transport_alive():
+                lost = self._lose("the connection closed during the transfer")
+                raise RemoteError(self.name, what, lost, LOST_HINT)
+            raise RemoteError(self.name, what, Result(1, "", "sftp transfer failed"))
 
 
 def all_or_nothing(script: str) -> str:
@@ -199,45 +241,64 @@ exit $rc
 """
 
 
-def ssh_target(inventory: Inventory, name: str) -> dict[str, Any]:
+def ssh_address(inventory: Inventory, name: str) -> tuple[str, int]:
     node = inventory.nodes[name]
+    return node.ssh.host or str(node.management), node.ssh.port
+
+
+def ssh_target(inventory: Inventory, name: str, trust: HostTrust) -> dict[str, Any]:
+    """pyinfra's connection data: strict host key checking against our known_hosts only (pyinfra's
+    default would accept and record any new key, overriding even an ssh_config that says yes)."""
+    node = inventory.nodes[name]
+    address, port = ssh_address(inventory, name)
     return {
-        "ssh_hostname": node.ssh.host or str(node.management),
+        "ssh_hostname": address,
         "ssh_user": node.ssh.user,
-        "ssh_port": node.ssh.port,
+        "ssh_port": port,
         "ssh_connect_retries": 0,
+        "ssh_known_hosts_file": str(trust.known_hosts),
+        "ssh_strict_host_key_checking": "yes",
     }
 
 
 def connect(
-    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+    inventory: Inventory, names: list[str], trust: HostTrust, *, timeout: int = 10, verbose: bool = False
 ) -> dict[str, Remote]:
-    """Connect to every named host in parallel; unreachable hosts raise one UserError naming them."""
-    remotes, failed = connect_reachable(inventory, names, timeout=timeout, verbose=verbose)
+    """Connect to every named host in parallel; hosts that cannot be reached raise one UserError."""
+    remotes, failed = connect_reachable(inventory, names, trust, timeout=timeout, verbose=verbose)
     if failed:
-        raise UserError(
-            f"cannot reach {', '.join(failed)} over SSH — check the host is up, its address and "
-            "root's SSH key/config (for lab hosts: `stackwright lab status FILE`)"
-        )
+        raise UserError("; ".join(with_hint(why) for why in failed.values()))
     return remotes
 
 
 UNREACHABLE_HINT = (
-    "check the host is up, its address (nodes.<name>.ssh.host or management) and root's SSH key and "
-    "known_hosts (for lab hosts: `stackwright lab status FILE`)"
+    "check the host is up, its address (nodes.<name>.ssh.host or management) and root's SSH key "
+    "(for lab hosts: `stackwright lab status FILE`)"
 )
 
 
+def with_hint(why: str) -> str:
+    """A reason that names no fix yet gets the general one."""
+    return why if " — " in why else f"{why} — {UNREACHABLE_HINT}"
+
+
 def connect_reachable(
-    inventory: Inventory, names: list[str], *, timeout: int = 10, verbose: bool = False
+    inventory: Inventory, names: list[str], trust: HostTrust, *, timeout: int = 10, verbose: bool = False
 ) -> tuple[dict[str, Remote], dict[str, str]]:
-    """Connect to every named host in parallel: ({name: Remote}, {unreachable name: why})."""
+    """Connect to every named host in parallel: ({name: Remote}, {name that failed: why}).
+
+    Hosts whose key is not recorded are refused before any connection (or recorded first, with
+    `trust.accept_new`); a host whose key changed is refused naming both fingerprints."""
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all
     from pyinfra.api.inventory import Inventory as PyinfraInventory
     from pyinfra.api.state import State
 
-    hosts = [(name, ssh_target(inventory, name)) for name in names]
+    failed = trust.admit({name: ssh_address(inventory, name) for name in names})
+    names_to_try = [name for name in names if name not in failed]
+    if not names_to_try:
+        return {}, failed
+    hosts = [(name, ssh_target(inventory, name, trust)) for name in names_to_try]
     # pyinfra's constructors carry no annotations
     pyinfra_inventory = PyinfraInventory((hosts, {}))  # type: ignore[no-untyped-call]
     state = State(pyinfra_inventory, Config(CONNECT_TIMEOUT=timeout))  # type: ignore[no-untyped-call]
@@ -246,24 +307,24 @@ def connect_reachable(
     with contextlib.suppress(Exception):  # pyinfra raises when every host failed; each is reported below
         connect_all(state)
     remotes: dict[str, Remote] = {}
-    failed: dict[str, str] = {}
-    for name in names:
+    for name in names_to_try:
         host = state.inventory.get_host(name)
+        address, port = ssh_address(inventory, name)
         if not host.connected:
-            address = ssh_target(inventory, name)["ssh_hostname"]
-            failed[name] = f"{name} ({address}): {errors.get(name, 'no SSH connection')}"
+            error = errors.get(name, "no SSH connection")
+            diagnosis = trust.diagnose(name, address, port) if "host key" in error.lower() else None
+            failed[name] = diagnosis or f"{name} ({address}): {error}"
             continue
         try:
             _no_delay(host)
         except OSError as exc:  # logged in, then the host closed the connection at once
-            address = ssh_target(inventory, name)["ssh_hostname"]
             failed[name] = (
                 f"{name} ({address}): the SSH connection closed right after login ({exc.strerror}) — "
                 f"check sshd on {name} (`journalctl -u ssh`), then run again"
             )
             continue
         remotes[name] = Remote(name, host, verbose)
-    return remotes, failed
+    return remotes, {name: failed[name] for name in names if name in failed}
 
 
 def _connect_errors(errors: dict[str, str]) -> Any:

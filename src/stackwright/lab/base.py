@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from stackwright.atomic import atomic_write_beneath
 from stackwright.lab.layout import BASE_CACHE
 from stackwright.lab.sources import Mirrors
 from stackwright.lab.system import HostCommandError, require_disk, run
@@ -118,25 +119,22 @@ def _debootstrap(codename: str, mirrors: Mirrors, tmp: Path, progress: Callable[
         raise HostCommandError(f"debootstrap exited {code}: " + " | ".join(tail[-4:]))
 
 
-def _write(root: Path, rel: str, content: str, mode: int = 0o644) -> None:
-    path = root / rel.lstrip("/")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    path.chmod(mode)
-
-
 def _customize(root: Path, mirrors: Mirrors) -> None:
     """What every host shares: networkd on, sshd keys made at first boot, the mirror's sources."""
     run(["systemctl", f"--root={root}", "enable", "systemd-networkd.service"])
     run(["systemctl", f"--root={root}", "mask", *MASKED_UNITS])
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
-    _write(root, "/etc/systemd/system/ssh.service.d/stackwright-keygen.conf", SSH_KEYGEN_DROPIN)
-    _write(root, "/etc/ssh/sshd_config.d/stackwright-lab.conf", SSHD_CONFIG)
-    _write(root, "/etc/apt/sources.list", mirrors.sources_list())
-    _write(root, "/etc/apt/apt.conf.d/20stackwright-lab", APT_CONFIG)
-    _write(root, "/etc/resolv.conf", "# stackwright lab: no DNS; lab names are in /etc/hosts\n")
-    _write(root, "/etc/machine-id", "")  # each host gets its own
+    atomic_write_beneath(
+        root, "/etc/systemd/system/ssh.service.d/stackwright-keygen.conf", SSH_KEYGEN_DROPIN, mode=0o644
+    )
+    atomic_write_beneath(root, "/etc/ssh/sshd_config.d/stackwright-lab.conf", SSHD_CONFIG, mode=0o644)
+    atomic_write_beneath(root, "/etc/apt/sources.list", mirrors.sources_list(), mode=0o644)
+    atomic_write_beneath(root, "/etc/apt/apt.conf.d/20stackwright-lab", APT_CONFIG, mode=0o644)
+    atomic_write_beneath(
+        root, "/etc/resolv.conf", "# stackwright lab: no DNS; lab names are in /etc/hosts\n", mode=0o644
+    )
+    atomic_write_beneath(root, "/etc/machine-id", "", mode=0o644)  # each host gets its own
     (root / "etc/hostname").unlink(missing_ok=True)
     for leftover in (root / "var/cache/apt/archives").glob("*.deb"):
         leftover.unlink()

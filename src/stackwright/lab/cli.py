@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stackwright.inventory import load_inventory
@@ -39,13 +40,13 @@ def _errors() -> Iterator[None]:
         yield
     except UserErrors as exc:
         for err in exc.errors:
-            console.print(f"[red]error:[/] {err}", highlight=False)
+            console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         raise typer.Exit(2) from None
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     except HostCommandError as exc:
-        console.print(f"[red]failed:[/] {exc}", highlight=False)
+        console.print(f"[red]failed:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -117,7 +118,8 @@ def down(file: FileArg) -> None:
         console.print(f"[red]failed:[/] still there after lab down: {', '.join(left)}")
         raise typer.Exit(1)
     stopped = ", ".join(result.stopped) or "nothing was running"
-    console.print(f"[green]lab down:[/] {stopped}; nothing left behind", highlight=False)
+    restored = f"; {', '.join(result.restored)}" if result.restored else ""
+    console.print(f"[green]lab down:[/] {stopped}; nothing left behind{restored}", highlight=False)
 
 
 @lab_app.command()

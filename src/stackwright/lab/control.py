@@ -17,6 +17,7 @@ from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import HostCommandError, require_root
 from stackwright.lab.up import wait_ready
+from stackwright.polling import poll
 from stackwright.yamlsource import UserError
 
 REBOOT_DOWN_WAIT = 60.0  # seconds for the old nspawn to exit after `systemctl reboot`
@@ -103,13 +104,13 @@ def _reboot(layout: LabLayout, name: str) -> float:
     # The connection drops while the command runs; its exit code says nothing useful.
     with contextlib.suppress(HostCommandError):  # a hung session is fine: we watch nspawn below
         ssh.ssh_run(layout, name, "systemctl reboot", timeout=30)
-    deadline = time.monotonic() + REBOOT_DOWN_WAIT
-    while time.monotonic() < deadline:
-        new = processes.nspawn_pid(host)
-        if new is not None and new != old:
-            break
-        time.sleep(0.1)
-    else:
+    new = poll(
+        lambda: processes.nspawn_pid(host),
+        within_s=REBOOT_DOWN_WAIT,
+        every_s=0.1,
+        done=lambda p: p not in (None, old),
+    )
+    if new in (None, old):
         raise HostCommandError(
             f"{name} did not restart within {REBOOT_DOWN_WAIT:.0f} s of `systemctl reboot`"
         )
@@ -117,13 +118,14 @@ def _reboot(layout: LabLayout, name: str) -> float:
     # The same addresses, on whichever interface holds them: a converged host keeps its data or
     # external address on the OVS bridge that holds the NIC (br-phy, br-ex).
     expected = sorted(str(lk.address) for lk in host.links)
-    got: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        got = inside_addresses(ssh.ssh_run(layout, name, "ip -j -4 addr show", timeout=15).stdout)
-        if sorted(a for addrs in got.values() for a in addrs.split(",")) == expected:
-            return time.monotonic() - t0
-        time.sleep(0.2)
+    got = poll(
+        lambda: inside_addresses(ssh.ssh_run(layout, name, "ip -j -4 addr show", timeout=15).stdout),
+        within_s=30,
+        every_s=0.2,
+        done=lambda got: sorted(a for addrs in got.values() for a in addrs.split(",")) == expected,
+    )
+    if sorted(a for addrs in got.values() for a in addrs.split(",")) == expected:
+        return time.monotonic() - t0
     raise HostCommandError(
         f"{name} came back with addresses {got}, expected {', '.join(expected)} (waited 30 s)"
     )

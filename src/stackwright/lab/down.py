@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stackwright.lab import cgroups, hosts, network, processes, ssh
+from stackwright.lab import cgroups, hosts, machine, network, processes, ssh
 from stackwright.lab.layout import LabLayout
 from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
@@ -21,6 +21,7 @@ NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 class DownResult:
     stopped: list[str] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # this machine's settings put back (last lab)
 
 
 def down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
@@ -66,6 +67,8 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
     network.remove_networks(layout)
     ssh.remove_client_files(layout)
     shutil.rmtree(layout.dir, ignore_errors=True)
+    if not machine.other_labs(layout.dir):
+        result.restored = machine.restore()
     return result
 
 

@@ -12,9 +12,10 @@ import shutil
 import uuid
 from pathlib import Path
 
+from stackwright.atomic import atomic_write_beneath, read_beneath, remove_beneath
 from stackwright.context import Interface
 from stackwright.lab.layout import HostLayout, LabLayout, Link
-from stackwright.lab.system import run
+from stackwright.lab.system import HostCommandError, run
 from stackwright.netconfig import networkd_file
 
 
@@ -76,47 +77,58 @@ def hosts_file(layout: LabLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(root: Path, rel: str, content: str, mode: int = 0o644) -> None:
-    path = root / rel.lstrip("/")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content)
-    tmp.chmod(mode)
-    tmp.rename(path)
-
-
 def personalize(host: HostLayout, layout: LabLayout, authorized_key: str) -> None:
-    """Hostname, /etc/hosts, machine-id, root's key, one .network per NIC, the apt proxy."""
-    root = host.root
-    _write(root, "/etc/hostname", host.name + "\n")
-    _write(root, "/etc/hosts", hosts_file(layout))
-    if not (root / "etc/machine-id").read_text().strip():
-        _write(root, "/etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
-    (root / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
-    _write(root, "/root/.ssh/authorized_keys", authorized_key, 0o600)
-    netdir = root / "etc/systemd/network"
-    for old in netdir.glob("10-*.network"):
-        old.unlink()
+    """Hostname, /etc/hosts, machine-id, root's key, one .network per NIC, the apt proxy.
+
+    The root may have run before (a restarted host): whatever it holds now was written by a root
+    inside it, so no path below it is followed through a symbolic link (atomic_write_beneath)."""
+    try:
+        _personalize(host.root, host, layout, authorized_key)
+    except OSError as exc:
+        raise HostCommandError(
+            f"{host.name}: cannot write into its root ({exc}) — remove the host's overlay with "
+            f"`stackwright lab down {layout.inventory_path}`, then run lab up again"
+        ) from None
+
+
+def _personalize(root: Path, host: HostLayout, layout: LabLayout, authorized_key: str) -> None:
+    atomic_write_beneath(root, "/etc/hostname", host.name + "\n", mode=0o644)
+    atomic_write_beneath(root, "/etc/hosts", hosts_file(layout), mode=0o644)
+    if not (read_beneath(root, "/etc/machine-id") or b"").strip():
+        atomic_write_beneath(root, "/etc/machine-id", uuid.uuid4().hex + "\n", mode=0o444)
+    atomic_write_beneath(root, "/root/.ssh/authorized_keys", authorized_key, mode=0o600, dir_mode=0o700)
+    remove_beneath(root, "/etc/systemd/network", "10-*.network")
     for link in host.links:
         # 10- sorts before nspawn's built-in 80-container-*.network, which would win otherwise
-        _write(
-            root,
-            f"/etc/systemd/network/10-{link.ifname}.network",
-            network_file(link),
+        atomic_write_beneath(
+            root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
         )
-    _write(
+    atomic_write_beneath(
         root,
         "/etc/apt/apt.conf.d/01stackwright-proxy",
         f'Acquire::http::Proxy "{layout.proxy_url}";\n',
+        mode=0o644,
     )
 
 
-def host_key_lines(host: HostLayout) -> list[str]:
-    """known_hosts lines for the host's keys, read from its root once sshd made them."""
-    names = f"{host.name},{host.management}"
-    out = []
-    for pub in sorted((host.root / "etc/ssh").glob("ssh_host_*_key.pub")):
-        fields = pub.read_text().split()
+KEY_TYPES = ("ed25519", "ecdsa", "rsa")  # the keys sshd makes at first boot, ed25519 first
+
+
+def host_keys(host: HostLayout) -> list[tuple[str, str]]:
+    """(key type, base64) of the host's keys, read from its root once sshd made them (no link
+    followed: a key file pointing elsewhere is not the host's key)."""
+    keys = []
+    for kind in KEY_TYPES:
+        try:
+            text = read_beneath(host.root, f"/etc/ssh/ssh_host_{kind}_key.pub")
+        except OSError:
+            continue
+        fields = (text or b"").decode(errors="replace").split()
         if len(fields) >= 2:
-            out.append(f"{names} {fields[0]} {fields[1]}")
-    return out
+            keys.append((fields[0], fields[1]))
+    return keys
+
+
+def host_key_lines(host: HostLayout) -> list[str]:
+    """known_hosts lines for the host's keys (the lab's own file, for plain `ssh NAME`)."""
+    return [f"{host.name},{host.management} {kind} {blob}" for kind, blob in host_keys(host)]

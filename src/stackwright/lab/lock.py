@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from stackwright.lab.layout import STATE_ROOT, LabLayout
 from stackwright.lab.system import HostCommandError
+from stackwright.polling import poll
 
 LOCK_WAIT = 600.0
 
@@ -24,18 +24,19 @@ def file_lock(path: Path, what: str, timeout: float = LOCK_WAIT) -> Iterator[Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def locked() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise HostCommandError(
-                        f"gave up after {timeout:.0f} s waiting for {what} (held by PID {holder}, {path})"
-                    ) from None
-                time.sleep(0.2)
+                return False
+            return True
+
+        if not poll(locked, within_s=timeout, every_s=0.2):
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise HostCommandError(
+                f"gave up after {timeout:.0f} s waiting for {what} (held by PID {holder}, {path})"
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

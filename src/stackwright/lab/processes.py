@@ -12,13 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from stackwright.lab.layout import APT_CACHE, PROXY_PORT, HostLayout, LabLayout
 from stackwright.lab.sources import Mirrors
 from stackwright.lab.supervisor import kill_tree
 from stackwright.lab.system import pid_alive
+from stackwright.polling import poll
 
 SUPERVISOR_MARK = "stackwright.lab.supervisor"
 PROXY_MARK = "stackwright.lab.proxy"
@@ -83,14 +83,14 @@ def start_proxy(layout: LabLayout, mirrors: Mirrors) -> int:
 
 
 def wait_listening(address: str, port: int, timeout: float = PROXY_START_WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         try:
             with socket.create_connection((address, port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.05)
-    return False
+            return False
+
+    return poll(listening, within_s=timeout, every_s=0.05)
 
 
 def stop_pids(pids: dict[int, str], timeout: float = STOP_WAIT) -> list[int]:
@@ -99,9 +99,7 @@ def stop_pids(pids: dict[int, str], timeout: float = STOP_WAIT) -> list[int]:
     live = {pid: mark for pid, mark in pids.items() if pid_alive(pid, mark)}
     for pid in live:
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(pid_alive(p, m) for p, m in live.items()):
-        time.sleep(0.1)
+    poll(lambda: not any(pid_alive(p, m) for p, m in live.items()), within_s=timeout, every_s=0.1)
     killed = []
     for pid, mark in live.items():
         if pid_alive(pid, mark):

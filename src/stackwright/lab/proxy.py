@@ -23,7 +23,6 @@ import contextlib
 import http.client
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+
+from stackwright.atomic import TMP_PREFIX, atomic_writer
 
 CHUNK = 256 * 1024
 UPSTREAM_TIMEOUT = 60.0
@@ -269,8 +270,6 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
         length = resp.getheader("Content-Length")
         client_ok = length is not None
         if client_ok:
@@ -283,7 +282,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
         try:
             size = 0
-            with os.fdopen(fd, "wb") as out:
+            with atomic_writer(target, mode=0o644, sync=False) as out:
                 for block in iter_body(resp):
                     out.write(block)
                     size += len(block)
@@ -292,12 +291,11 @@ class Handler(BaseHTTPRequestHandler):
                             self.wfile.write(block)
                         except OSError:
                             client_ok = False  # keep filling the cache for the next host
-            if length is not None and size != int(length):
-                raise UpstreamError(f"{path}: got {size} of {length} bytes")
-            _set_mtime(tmp_name, resp.getheader("Last-Modified"))
-            os.rename(tmp_name, target)
+                if length is not None and size != int(length):
+                    raise UpstreamError(f"{path}: got {size} of {length} bytes")
+                out.flush()
+                _set_mtime(out.fileno(), resp.getheader("Last-Modified"))
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
             self.close_connection = True
             raise
         if length is None:
@@ -323,19 +321,19 @@ def iter_body(resp: http.client.HTTPResponse) -> Iterator[bytes]:
         yield block
 
 
-def _set_mtime(name: str, last_modified: str | None) -> None:
+def _set_mtime(fd: int, last_modified: str | None) -> None:
     if last_modified:
         try:
             stamp = parsedate_to_datetime(last_modified).timestamp()
         except (TypeError, ValueError):
             return
-        os.utime(name, (stamp, stamp))
+        os.utime(fd, (stamp, stamp))
 
 
 def remove_stale_parts(cache: Path, older_than: float = 3600) -> None:
     """Temp files of downloads cut short (a proxy stopped mid-file); other labs' are younger."""
     cutoff = time.time() - older_than
-    for part in cache.rglob(".part-*"):
+    for part in cache.rglob(f"{TMP_PREFIX}*"):
         with contextlib.suppress(OSError):
             if part.stat().st_mtime < cutoff:
                 part.unlink()

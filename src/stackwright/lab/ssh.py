@@ -2,22 +2,24 @@
 
 `lab up` writes `/root/.ssh/stackwright-lab/<lab-id>.conf` (one `Host name address` block per
 host) and adds one line, `Include /root/.ssh/stackwright-lab/*.conf`, at the top of
-`/root/.ssh/config`, so `ssh compute1` works; host keys are read from each host's own root once
-its sshd made them, so `StrictHostKeyChecking yes` holds without trust-on-first-use.
+`/root/.ssh/config` (lab/machine.py: the last `lab down` removes it), so `ssh compute1` works;
+host keys are read from each host's own root once its sshd made them, so
+`StrictHostKeyChecking yes` holds without trust-on-first-use.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stackwright.lab.layout import SSH_DIR, LabLayout
+from stackwright.atomic import atomic_write
+from stackwright.engine.hostkeys import known_hosts_path, remove
+from stackwright.lab.layout import LabLayout
+from stackwright.lab.machine import ensure_ssh_include
 from stackwright.lab.system import run
-
-INCLUDE_LINE = f"Include {SSH_DIR}/stackwright-lab/*.conf"
+from stackwright.polling import poll
 
 
 def ensure_key(layout: LabLayout) -> str:
@@ -29,12 +31,9 @@ def ensure_key(layout: LabLayout) -> str:
     return key.with_suffix(".pub").read_text()
 
 
-def _atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+def _write(path: Path, text: str, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.rename(path)
+    atomic_write(path, text, mode=mode)
 
 
 def client_config(layout: LabLayout) -> str:
@@ -56,21 +55,20 @@ def client_config(layout: LabLayout) -> str:
 
 
 def write_client_config(layout: LabLayout) -> None:
-    _atomic_write(layout.ssh_config, client_config(layout))
-    main = SSH_DIR / "config"
-    text = main.read_text() if main.exists() else ""
-    if INCLUDE_LINE not in text.splitlines():
-        # Include must come before any Host block, or it only applies inside that block.
-        _atomic_write(main, f"{INCLUDE_LINE}\n{text}")
+    _write(layout.ssh_config, client_config(layout))
+    ensure_ssh_include()
 
 
 def write_known_hosts(layout: LabLayout, lines: Sequence[str]) -> None:
-    _atomic_write(layout.known_hosts, "\n".join(lines) + "\n", 0o644)
+    _write(layout.known_hosts, "\n".join(lines) + "\n", 0o644)
 
 
 def remove_client_files(layout: LabLayout) -> None:
+    """The lab's SSH client files, and its hosts' keys in the known_hosts beside the inventory."""
     layout.ssh_config.unlink(missing_ok=True)
     layout.known_hosts.unlink(missing_ok=True)
+    names = [name for h in layout.hosts for name in (str(h.management), h.name)]
+    remove(known_hosts_path(layout.inventory_path), names)
 
 
 def ssh_argv(layout: LabLayout, host: str, command: Sequence[str] = (), *, tty: bool = False) -> list[str]:
@@ -100,11 +98,11 @@ def sshd_answers(address: str, timeout: float = 1.0) -> bool:
 def wait_for_sshd(addresses: dict[str, str], timeout: float) -> list[str]:
     """Poll until every host's sshd answers; returns the names still silent at the deadline."""
     pending = dict(addresses)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+
+    def silent() -> list[str]:
         for name, addr in list(pending.items()):
             if sshd_answers(addr, timeout=0.5):
                 del pending[name]
-        if pending:
-            time.sleep(0.1)
-    return sorted(pending)
+        return sorted(pending)
+
+    return poll(silent, within_s=timeout, every_s=0.1, done=lambda names: not names)

@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stackwright.atomic import atomic_write
+
 
 @dataclass
 class HostState:
@@ -41,7 +43,4 @@ class LabState:
         )
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.rename(path)
+        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n", mode=0o644)

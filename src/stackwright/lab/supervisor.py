@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from stackwright.lab import cgroups
+from stackwright.polling import poll
 
 REBOOT_EXIT = 133
 MAX_BOOTS = 1000  # reboots are bounded too
@@ -70,8 +71,9 @@ def log(msg: str) -> None:
 def attach_links(spec: Spec, proc: subprocess.Popen[bytes]) -> bool:
     """Wait (bounded) for nspawn's veths, then put each on its bridge."""
     pending = list(spec.links)
-    deadline = time.monotonic() + VETH_WAIT
-    while pending and time.monotonic() < deadline and proc.poll() is None:
+
+    def attach() -> bool:
+        """True once every veth is on its bridge, or nspawn is gone (nothing left to wait for)."""
         for lk in list(pending):
             if Path(f"/sys/class/net/{lk['veth']}").exists():
                 # a bridge port needs no IPv6 of its own in the root namespace
@@ -83,7 +85,9 @@ def attach_links(spec: Spec, proc: subprocess.Popen[bytes]) -> bool:
                 )  # fmt: skip
                 if done.returncode == 0:
                     pending.remove(lk)
-        time.sleep(0.02)
+        return not pending or proc.poll() is not None
+
+    poll(attach, within_s=VETH_WAIT, every_s=0.02)
     if pending:
         log(f"gave up after {VETH_WAIT:.0f} s waiting for veths {[lk['veth'] for lk in pending]}")
     return not pending

@@ -112,19 +112,3 @@ def pid_alive(pid: int, marker: str) -> bool:
     except OSError:
         return False
     return marker in cmdline
-
-
-INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
-INOTIFY_PER_HOST = 16  # a booted host's systemd, journald, logind, networkd, dbus use about 8
-
-
-def ensure_inotify_instances(hosts: int) -> int | None:
-    """Every host's services run as this machine's root, so they share root's inotify instances
-    (Debian's default: 128). Past ~16 hosts systemd inside later hosts cannot watch its units and
-    sshd never starts. Raise the limit to what `hosts` need; returns the new value if it changed."""
-    needed = max(128, hosts * INOTIFY_PER_HOST)
-    current = int(INOTIFY_INSTANCES.read_text())
-    if current >= needed:
-        return None
-    INOTIFY_INSTANCES.write_text(f"{needed}\n")
-    return needed

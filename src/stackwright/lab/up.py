@@ -9,19 +9,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stackwright.engine.hostkeys import known_hosts_path, record
 from stackwright.lab import hosts, network, processes, ssh
 from stackwright.lab.base import BASE_BYTES, base_path, ensure_base
 from stackwright.lab.layout import PROXY_PORT, STATE_ROOT, HostLayout, LabLayout
 from stackwright.lab.lock import lab_lock
+from stackwright.lab.machine import ensure_inotify_instances
 from stackwright.lab.sources import lab_mirrors
 from stackwright.lab.state import HostState, LabState
-from stackwright.lab.system import (
-    HostCommandError,
-    ensure_inotify_instances,
-    require_disk,
-    require_root,
-    require_tools,
-)
+from stackwright.lab.system import HostCommandError, require_disk, require_root, require_tools
 
 HOST_BYTES = 256 * 2**20  # an idle host's overlay and logs, with margin
 SSH_WAIT = 90.0  # seconds for all hosts to boot to sshd
@@ -100,13 +96,20 @@ def _running(state: LabState, host: HostLayout) -> bool:
 
 
 def wait_ready(layout: LabLayout, targets: list[HostLayout], timeout: float = SSH_WAIT) -> None:
-    """Wait (bounded) for every host's sshd, then record all host keys in the lab's known_hosts."""
+    """Wait (bounded) for every host's sshd, then record all host keys: in the lab's known_hosts
+    (plain `ssh NAME`) and in the one beside the inventory, which the engine trusts alone (the
+    lab read the keys from the hosts' roots: nothing is trusted on first use)."""
     silent = ssh.wait_for_sshd({h.name: str(h.management) for h in targets}, timeout)
     if silent:
         details = "; ".join(f"{n}: {_console_tail(layout.host(n))}" for n in silent)
         raise HostCommandError(f"no sshd answered within {timeout:.0f} s on {', '.join(silent)} — {details}")
-    lines = [line for h in layout.hosts if h.root.is_dir() for line in hosts.host_key_lines(h)]
-    ssh.write_known_hosts(layout, lines)
+    running = [h for h in layout.hosts if h.root.is_dir()]
+    ssh.write_known_hosts(layout, [line for h in running for line in hosts.host_key_lines(h)])
+    keys = {h: hosts.host_keys(h) for h in running}
+    record(
+        known_hosts_path(layout.inventory_path),
+        {name: keys[h] for h in running if keys[h] for name in (str(h.management), h.name)},
+    )
 
 
 def _console_tail(host: HostLayout, n: int = 3) -> str:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackwright.cloud import identity_v3
 from stackwright.inventory import Inventory
+from stackwright.polling import poll
 from stackwright.smoke.console import ConsoleReport, parse_console
 from stackwright.smoke.image import GuestImage
 from stackwright.yamlsource import UserError
@@ -537,13 +538,9 @@ def _boot(conn: Connection, made: _Made) -> str:
 
 
 def _wait_active(conn: Connection, server_id: str, timeout: float, report: SmokeReport) -> None:
-    deadline = time.monotonic() + timeout
-    server: Any = None
-    while True:
+    def look() -> Any:
         server = conn.compute.get_server(server_id)
         report.compute_host = server.compute_host or report.compute_host
-        if server.status == "ACTIVE":
-            return
         if server.status == "ERROR":
             fault = (server.fault or {}).get("message", "no fault message")
             raise SmokeFailure(
@@ -551,13 +548,15 @@ def _wait_active(conn: Connection, server_id: str, timeout: float, report: Smoke
                 "`openstack hypervisor list`; nova-scheduler.log on the controller and nova-compute.log "
                 "on the compute node (No valid host: is the compute node a hypervisor with free RAM?)",
             )
-        if time.monotonic() >= deadline:
-            raise SmokeFailure(
-                f"waited {timeout:.0f} s for server {server_id} to become ACTIVE; it is {server.status} "
-                f"(task {server.task_state}, host {server.compute_host or 'none yet'})",
-                "nova-compute.log on the compute node (image download, libvirt, port binding)",
-            )
-        time.sleep(POLL_S)
+        return server
+
+    server = poll(look, within_s=timeout, every_s=POLL_S, done=lambda s: s.status == "ACTIVE")
+    if server.status != "ACTIVE":
+        raise SmokeFailure(
+            f"waited {timeout:.0f} s for server {server_id} to become ACTIVE; it is {server.status} "
+            f"(task {server.task_state}, host {server.compute_host or 'none yet'})",
+            "nova-compute.log on the compute node (image download, libvirt, port binding)",
+        )
 
 
 def _fixed_ip(conn: Connection, server_id: str) -> str | None:
@@ -576,9 +575,8 @@ def _console(conn: Connection, server_id: str) -> str:
 def _wait_console(
     conn: Connection, server_id: str, report: SmokeReport, timeout: float, *, want_uuid: bool
 ) -> None:
-    deadline = time.monotonic() + timeout
-    verdict = ConsoleVerdict(False, False, "no console output yet")
-    while True:
+    def look() -> tuple[ConsoleVerdict, bool]:
+        """(the verdict so far, whether what we wait for is there)"""
         text = _console(conn, server_id)
         report.console_tail = "\n".join(text.splitlines()[-20:])
         parsed = parse_console(text)
@@ -587,16 +585,15 @@ def _wait_console(
         verdict = judge_console(parsed, server_id, report.fixed_ip)
         if verdict.finished and not verdict.ok:
             raise SmokeFailure(verdict.message, verdict.hint)
-        if verdict.ok or (not want_uuid and parsed.lease is not None):
-            return
-        if time.monotonic() >= deadline:
-            what = "its metadata uuid" if want_uuid else "a DHCP lease"
-            raise SmokeFailure(
-                f"waited {timeout:.0f} s for the console of server {server_id} to show {what}: "
-                f"{verdict.message}",
-                verdict.hint,
-            )
-        time.sleep(POLL_S)
+        return verdict, verdict.ok or (not want_uuid and parsed.lease is not None)
+
+    verdict, seen = poll(look, within_s=timeout, every_s=POLL_S, done=lambda looked: looked[1])
+    if not seen:
+        what = "its metadata uuid" if want_uuid else "a DHCP lease"
+        raise SmokeFailure(
+            f"waited {timeout:.0f} s for the console of server {server_id} to show {what}: {verdict.message}",
+            verdict.hint,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,12 +89,15 @@ def opt_data(project: str) -> str:
     if os.path.exists(path):
         return path
     os.makedirs(CACHE, exist_ok=True)
+    # This script runs alone on a managed host (no stackwright package there), so it cannot use
+    # stackwright.atomic: a temp name of this process's own, then os.replace, does the same here.
+    tmp = f"{path}.{os.getpid()}.tmp"
     # A child per project: importing one project's options must not clash with another's.
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            generate(project, path + ".tmp")
+            generate(project, tmp)
             code = 0
         except BaseException as exc:
             print(f"generator: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -103,9 +106,9 @@ def opt_data(project: str) -> str:
             sys.stderr.flush()
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    if status != 0 or not os.path.exists(path + ".tmp"):
+    if status != 0 or not os.path.exists(tmp):
         raise RuntimeError(f"oslo-config-generator failed for {project}")
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
     return path
 
 

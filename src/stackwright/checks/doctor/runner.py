@@ -11,10 +11,10 @@ from stackwright.checks.doctor.base import CloudData, Context, Fix, HostData, Ro
 from stackwright.checks.doctor.gather import facts_from_preflight, gather_cloud, host_script, run_host_script
 from stackwright.checks.preflight import gather as preflight_gather
 from stackwright.context import HostFacts
+from stackwright.engine.hostkeys import HostTrust
 from stackwright.engine.remote import Remote, connect
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
-from stackwright.yamlsource import UserError
 
 
 @dataclass
@@ -33,17 +33,6 @@ class DoctorReport:
     @property
     def ok(self) -> bool:
         return not any(row.failed for row in self.rows)
-
-
-def select_hosts(loaded: LoadedInventory, host: str | None) -> list[str]:
-    names = list(loaded.model.nodes)
-    if not host:
-        return names
-    wanted = [h.strip() for h in host.split(",") if h.strip()]
-    unknown = [h for h in wanted if h not in names]
-    if unknown:
-        raise UserError(f"--host {', '.join(unknown)}: no such node — the inventory has {', '.join(names)}")
-    return wanted
 
 
 def run_checks(ctx: Context) -> list[Row]:
@@ -76,11 +65,13 @@ def _examine(
     return facts
 
 
-def connect_each(loaded: LoadedInventory, names: list[str], data: dict[str, HostData]) -> dict[str, Remote]:
+def connect_each(
+    loaded: LoadedInventory, names: list[str], data: dict[str, HostData], trust: HostTrust
+) -> dict[str, Remote]:
     """Connect to every host in parallel; one that does not answer is a failing row, not an abort."""
     import gevent
 
-    jobs = {name: gevent.spawn(connect, loaded.model, [name]) for name in names}
+    jobs = {name: gevent.spawn(connect, loaded.model, [name], trust) for name in names}
     gevent.joinall(list(jobs.values()), timeout=60)
     remotes: dict[str, Remote] = {}
     for name, job in jobs.items():
@@ -97,8 +88,10 @@ def run_doctor(
     *,
     release: str,
     hosts: list[str],
+    trust: HostTrust | None = None,
     remotes: dict[str, Remote] | None = None,
 ) -> tuple[DoctorReport, dict[str, Remote]]:
+    """`trust`: the host keys to connect with (default: known_hosts beside the inventory)."""
     import gevent
 
     started = time.monotonic()
@@ -107,7 +100,7 @@ def run_doctor(
     names = list(dict.fromkeys([*hosts, inventory.controller_name]))
     data = {name: HostData(name) for name in names}
     if remotes is None:
-        remotes = connect_each(loaded, names, data)
+        remotes = connect_each(loaded, names, data, trust or HostTrust.beside(loaded.path))
     cloud_job = gevent.spawn(gather_cloud, inventory, passwords)
     jobs = {
         name: gevent.spawn(_examine, remotes[name], loaded, passwords, release, data[name])

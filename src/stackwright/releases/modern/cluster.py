@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from stackwright.inventory import Inventory
 from stackwright.releases.modern.guards import as_user
+from stackwright.sinks import shell_word, sql_string
 from stackwright.steps import AfterSteps, Command, Step, Wait
 
 if TYPE_CHECKING:
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 
 def compute_node_registered(name: str) -> str:
     """A shell test: this nova-compute has reported its node to the cell database."""
-    query = f"SELECT COUNT(*) FROM nova.compute_nodes WHERE deleted = 0 AND host = '{name}'"
-    return f'test "$(mysql --batch --skip-column-names -e "{query}")" -ge 1'
+    query = f"SELECT COUNT(*) FROM nova.compute_nodes WHERE deleted = 0 AND host = {sql_string(name)}"
+    return f'test "$(mysql --batch --skip-column-names -e {shell_word(query)})" -ge 1'
 
 
 def registered_hosts_mapped() -> str:

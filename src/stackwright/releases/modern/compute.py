@@ -10,6 +10,7 @@ from stackwright.context import HostContext
 from stackwright.releases.modern import neutron, nova
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged
+from stackwright.sinks import single_line
 from stackwright.steps import Command, Directory, File, Service, Step
 
 if TYPE_CHECKING:
@@ -145,7 +146,12 @@ def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
             ("sh", "-c", "virsh net-destroy default >/dev/null 2>&1 || true\nvirsh net-undefine default"),
             unless="! virsh net-uuid default >/dev/null 2>&1",
         ),
-        File(SASL_PASSWORD, pw["libvirt_sasl_password"], mode=0o600, secret=True),
+        File(
+            SASL_PASSWORD,
+            single_line(pw["libvirt_sasl_password"], "libvirt_sasl_password"),
+            mode=0o600,
+            secret=True,
+        ),
         applied_when_unchanged(
             f"libvirt SASL user '{SASL_USER}' for live migration",
             "libvirt-sasl-user",

@@ -12,6 +12,7 @@ from stackwright.releases.modern import neutron, nova
 from stackwright.releases.modern.api import admin_env, answers
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
+from stackwright.sinks import env_file, single_line
 from stackwright.steps import Command, Directory, File, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def rabbitmq(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
         # The AMQP listener opens once the broker has booted; asking rabbitmqctl costs an Erlang
         # VM start (about 1 s) on every apply.
         Wait("RabbitMQ accepts AMQP connections", "ss -Hltn 'sport = :5672' | grep -q .", timeout_s=120),
-        File(password, pw["rabbitmq_password"], mode=0o600, secret=True),
+        File(password, single_line(pw["rabbitmq_password"], "rabbitmq_password"), mode=0o600, secret=True),
         # rabbitmqctl reads a password it is not given from stdin.
         applied_when_unchanged(
             "RabbitMQ user 'openstack' with its password and permissions",
@@ -158,9 +159,8 @@ def keystone_endpoints(host: HostContext, port: int, path: str = "") -> dict[str
 
 def keystone(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     identity = keystone_endpoints(host, 5000, "/v3/")
-    bootstrap_env = "".join(
-        f"{name}={value}\n"
-        for name, value in (
+    bootstrap_env = env_file(
+        (
             ("OS_BOOTSTRAP_PASSWORD", pw["admin_password"]),
             ("OS_BOOTSTRAP_USERNAME", "admin"),
             ("OS_BOOTSTRAP_PROJECT_NAME", "admin"),

@@ -1,0 +1,140 @@
+"""The engine's connection layer (issue 15, "Why" 7), run for real through pyinfra's `@local`
+connector: exact exit codes, a connection lost at any point reported as such, strict fact readers."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwright.engine import facts
+from stackwright.engine.converge import Options, converge_host
+from stackwright.engine.remote import LOST, LOST_HINT, STATUS_MARK, Remote, RemoteError
+from stackwright.steps import Directory, File, HostPlan
+from tests.localhost import local_remote
+
+
+class CutAfter:
+    """pyinfra's local host, whose connection dies after `commands` commands (as paramiko's does:
+    an exception from the connector)."""
+
+    def __init__(self, host: Any, commands: int) -> None:
+        self._host = host
+        self.connector = host.connector
+        self.left = commands
+
+    def run_shell_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self.left == 0:
+            raise OSError("Socket is closed")
+        self.left -= 1
+        return self._host.run_shell_command(*args, **kwargs)
+
+    def get_file(self, *args: Any, **kwargs: Any) -> Any:
+        if self.left == 0:
+            raise EOFError()
+        return self._host.get_file(*args, **kwargs)
+
+
+def cut_remote(name: str, commands: int) -> Remote:
+    local = local_remote(name)
+    return Remote(name, CutAfter(local._host, commands))
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 100, 124, 255])
+def test_exact_exit_code_is_kept(code: int) -> None:
+    """Why 7: pyinfra's bool made every failure `exit 1`; apt's `exit 100` must say 100."""
+    remote = local_remote()
+    assert remote.run(f"echo out; echo err >&2; exit {code}").rc == code
+    assert remote.run("sh -s", stdin=f"echo from stdin\nexit {code}\n").rc == code
+
+
+def test_output_is_the_commands_own() -> None:
+    remote = local_remote()
+    assert remote.run("printf abc").stdout == "abc"
+    assert remote.run("printf 'abc\\n'").stdout == "abc"
+    assert remote.run(f"echo '{STATUS_MARK}7'; echo last").stdout == f"{STATUS_MARK}7\nlast"
+    result = remote.run("set -e\nfalse\necho never")
+    assert (result.rc, result.stdout) == (1, "")
+
+
+def test_a_failed_check_names_the_exit_code() -> None:
+    with pytest.raises(RemoteError) as caught:
+        local_remote("compute1").check("exit 100")
+    assert str(caught.value) == "compute1: `exit 100` exited 100"
+
+
+def test_connection_lost_before_the_file_steps_is_reported_as_such(tmp_path: Path) -> None:
+    """Why 7: the file facts came back empty and the run ended as `converge: KeyError`."""
+    owner, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    steps = (
+        Directory(str(tmp_path / "d"), owner=owner, group=group),
+        File(str(tmp_path / "a"), "a\n", owner=owner, group=group),
+        File(str(tmp_path / "b"), "b\n", owner=owner, group=group),
+    )
+    remote = cut_remote("compute1", commands=1)  # the directory's stat, then nothing
+    report = converge_host(
+        remote, HostPlan("compute1", ("compute",), "epoxy", steps), Options(dry_run=True), lambda *_: None
+    )
+    assert report.error is not None
+    assert report.error.result.rc == LOST
+    assert report.error.result.stderr == "SSH connection to compute1 lost (OSError: Socket is closed)"
+    assert report.error.hint == LOST_HINT and "run apply again" in LOST_HINT
+    assert [o.step for o in report.outcomes] == [steps[0]]
+
+
+def test_every_command_after_a_lost_connection_fails_at_once_with_the_reason() -> None:
+    remote = cut_remote("network", commands=0)
+    first = remote.run("true")
+    assert (first.rc, first.stderr) == (LOST, "SSH connection to network lost (OSError: Socket is closed)")
+    assert remote.run("true").stderr == first.stderr
+    with pytest.raises(RemoteError) as caught:
+        remote.get("/etc/hostname")
+    assert caught.value.result.rc == LOST and caught.value.hint == LOST_HINT
+
+
+def test_a_download_cut_midway_is_a_lost_connection() -> None:
+    remote = cut_remote("network", commands=0)
+    remote.lost = ""  # the commands are gone, the transfer is what breaks first here
+    with pytest.raises(RemoteError) as caught:
+        remote.get("/etc/hostname")
+    assert caught.value.result.stderr == "SSH connection to network lost (EOFError)"
+
+
+def test_file_facts_read_real_files(tmp_path: Path) -> None:
+    present = tmp_path / "present"
+    present.write_text("x\n")
+    present.chmod(0o640)
+    read = facts.files(local_remote(), [str(present), str(tmp_path / "absent")])
+    fact = read[str(present)]
+    assert fact is not None and fact.mode == 0o640 and fact.sha256 == facts.sha256("x\n")
+    assert read[str(tmp_path / "absent")] is None
+
+
+def test_a_short_fact_reply_is_an_error_not_a_missing_file() -> None:
+    """Why 7: zip(strict=False) dropped the paths a short reply did not answer."""
+    with pytest.raises(RemoteError) as caught:
+        facts._answers(local_remote("c"), "read file facts", "@@stackwright@@\nMISSING\n", ["/a", "/b"])
+    assert "1 answers for 2 questions" in caught.value.result.stderr
+
+
+def test_a_garbled_fact_answer_is_an_error() -> None:
+    remote = local_remote("c")
+    with pytest.raises(RemoteError):
+        facts.files(Remote("c", _Replying(remote._host, "@@stackwright@@\nnot a stat line\n")), ["/x"])
+
+
+class _Replying:
+    """pyinfra's local host answering every command with `text` (and a zero status)."""
+
+    def __init__(self, host: Any, text: str) -> None:
+        self._host, self.connector, self.text = host, host.connector, text
+
+    def run_shell_command(self, *args: Any, **kwargs: Any) -> Any:
+        from pyinfra.api.command import StringCommand
+
+        script = f"cat <<'EOF'\n{self.text}EOF"
+        return self._host.run_shell_command(StringCommand(f'(\n{script}\n)\necho "{STATUS_MARK}$?"'))
