@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -224,7 +225,15 @@ def test_guest_files(guest: GuestImage) -> None:
     assert entries["dev/console"][2] == (5, 1)
     for module in ("virtio", "virtio_ring", "virtio_pci", "failover", "net_failover", "virtio_net"):
         assert f"lib/modules/{module}.ko" in entries, module
-    assert guest.initramfs.stat().st_size < 3_000_000
+    for path in (
+        "usr/sbin/dropbear",
+        "lib64/ld-linux-x86-64.so.2",
+        "usr/bin/curl",
+        "usr/bin/sudo",
+        "etc/passwd",
+    ):
+        assert path in entries, path
+    assert guest.initramfs.stat().st_size < 5_000_000
     assert guest.versions["busybox-static"] and guest.versions["linux-image-cloud-amd64"]
 
 
@@ -413,3 +422,76 @@ ip -4 addr show d0; ip route
     assert "169.254.169.254 via 10.99.0.2 dev d0" in first
     assert "inet 10.99.0.24/24" in second and "inet 10.99.0.23" not in second
     assert "default via 10.99.0.9 dev d0" in second  # no option 121: the first router
+
+
+@pytest.mark.lab
+def test_guest_takes_the_metadata_key_and_answers_tempests_commands_over_ssh(
+    guest: GuestImage, tmp_path: Path
+) -> None:
+    """What Tempest's validation does: log in as root with the keypair's key (from the metadata
+    service), with its shell prologue, and run hostname, curl (GET and POST), sudo and ping. A
+    local script answers like Nova's metadata service; SSH reaches the guest through a loopback
+    port QEMU forwards (restrict=on: nothing else leaves QEMU)."""
+    import socket
+
+    import paramiko
+
+    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    if key is None:  # paramiko makes no ed25519 keys: an RSA one (dropbear takes both)
+        key = paramiko.RSAKey.generate(2048)
+    public = f"{key.get_name()} {key.get_base64()} tempest"
+    uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    meta = json.dumps({"uuid": uuid, "hostname": "tempest-server-42", "meta": {}})
+    posted = tmp_path / "posted"
+    server = tmp_path / "metadata.py"
+    server.write_text(
+        f"""#!{sys.executable}
+import sys
+words = sys.stdin.readline().split()
+method, path = (words + ["GET", "/"])[:2]
+length = 0
+while (line := sys.stdin.readline()) not in ("\\r\\n", "\\n", ""):
+    if line.lower().startswith("content-length:"):
+        length = int(line.split(":")[1])
+if method == "POST":
+    open({str(posted)!r}, "w").write(sys.stdin.read(length))
+body = {{"meta_data.json": {meta!r}, "openssh-key": {public!r}, "public-ipv4": "203.0.113.7"}}
+body = next((v for k, v in body.items() if path.endswith(k)), "")
+sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\n{{body}}")
+"""
+    )
+    server.chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    netdev = (
+        "user,id=n0,restrict=on,net=169.254.169.0/24,"
+        f"guestfwd=tcp:169.254.169.254:80-cmd:{server},hostfwd=tcp:127.0.0.1:{port}-:22"
+    )
+    with boot(guest, netdev) as (console, started):
+        sshd = console.wait_for("STACKWRIGHT-SMOKE sshd", timeout=120)
+        assert sshd is not None, f"no sshd line within 120 s; console tail:\n{_tail(console)}"
+        assert "STACKWRIGHT-SMOKE ssh-key" in console.text()
+        print(f"\nqemu start → sshd: {sshd - started:.1f} s")
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a throwaway guest's new key
+        client.connect("127.0.0.1", port=port, username="root", pkey=key, timeout=30,
+                       allow_agent=False, look_for_keys=False)  # fmt: skip
+        prologue = "set -eu -o pipefail; PATH=$PATH:/sbin:/usr/sbin;"
+        outputs = {}
+        for command in (
+            "hostname",
+            "curl http://169.254.169.254/latest/meta-data/public-ipv4",
+            "curl -X POST -d secretpassword http://169.254.169.254/openstack/2013-10-17/password",
+            "sudo id -u",
+            "ping -c1 -w1 -s56 169.254.169.2",
+        ):
+            _, stdout, stderr = client.exec_command(f"{prologue} {command}", timeout=30)
+            status = stdout.channel.recv_exit_status()
+            outputs[command] = stdout.read().decode().strip()
+            assert status == 0, (command, outputs[command], stderr.read().decode())
+        client.close()
+    assert outputs["hostname"] == "tempest-server-42"
+    assert outputs["curl http://169.254.169.254/latest/meta-data/public-ipv4"] == "203.0.113.7"
+    assert outputs["sudo id -u"] == "0"
+    assert posted.read_text() == "secretpassword"

@@ -1,11 +1,14 @@
-"""The smoke-test guest, built on this machine from Debian packages (no cirros download).
+"""The test guest of `verify --smoke` and `verify --tempest`, built on this machine from Debian
+packages (no cirros download).
 
 A guest is three files:
 
 - `vmlinuz`: the Debian cloud kernel (`linux-image-cloud-amd64` → `linux-image-<abi>-cloud-amd64`);
-- `initrd.img`: a gzipped cpio with `busybox-static`, the virtio-net modules and an `/init` that
-  loads the modules, runs `udhcpc -i eth0`, fetches the metadata service's `uuid` and prints
-  fixed lines on the console (ttyS0, see `MARK`);
+- `initrd.img`: a gzipped cpio with `busybox-static`, dropbear (`dropbear-bin` and the libraries it
+  links), the virtio, disk and cdrom modules and an `/init` that loads the modules, runs
+  `udhcpc -i eth0`, fetches the metadata service's `uuid`, hostname and SSH public key, starts
+  dropbear (root logs in with that key only: what Tempest's validation does) and prints fixed
+  lines on the consoles (ttyS0 and the screen, see `MARK`);
 - `disk.raw`: 1 MiB of zeros, the machine image Glance needs beside the kernel (aki) and ramdisk
   (ari) images to boot the kernel directly (`kernel_id`, `ramdisk_id`, `os_command_line`).
 
@@ -46,8 +49,30 @@ from stackwright.yamlsource import UserError
 DEFAULT_CACHE = Path("/var/cache/stackwright/guest")
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "busybox-static"
+# dropbear and the shared libraries it links (with the dynamic loader, from libc6).
+SSH_PACKAGES: tuple[str, ...] = (
+    "dropbear-bin",
+    "libc6",
+    "libcrypt1",
+    "libtomcrypt1",
+    "libtommath1",
+    "libgmp10",
+    "zlib1g",
+)
+# path in the guest -> glob in the unpacked packages (Debian 12 ships them under lib/, 13 under usr/lib/)
+SSH_FILES: dict[str, str] = {
+    "usr/sbin/dropbear": "usr/sbin/dropbear",
+    "lib64/ld-linux-x86-64.so.2": "**/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+    "lib/x86_64-linux-gnu/libc.so.6": "**/x86_64-linux-gnu/libc.so.6",
+    "lib/x86_64-linux-gnu/libcrypt.so.1": "**/x86_64-linux-gnu/libcrypt.so.1",
+    "lib/x86_64-linux-gnu/libtomcrypt.so.1": "**/x86_64-linux-gnu/libtomcrypt.so.1",
+    "lib/x86_64-linux-gnu/libtommath.so.1": "**/x86_64-linux-gnu/libtommath.so.1",
+    "lib/x86_64-linux-gnu/libz.so.1": "**/x86_64-linux-gnu/libz.so.1",
+    "lib/x86_64-linux-gnu/libgmp.so.10": "**/x86_64-linux-gnu/libgmp.so.10",
+}
 MARK = "STACKWRIGHT-SMOKE"
-COMMAND_LINE = "console=ttyS0 panic=-1"
+# The serial console (the console log the smoke test reads) and the screen (the VNC console).
+COMMAND_LINE = "console=tty0 console=ttyS0 panic=-1"
 DISK_BYTES = 1 << 20
 KEEP_BUILDS = 3  # older cache entries (earlier kernel updates) are removed beyond this many
 APT_TIMEOUT = 600.0
@@ -64,28 +89,45 @@ MODULES: tuple[str, ...] = (
     "failover",
     "net_failover",
     "virtio_net",
+    # disks and the config drive (a cdrom on the SATA or IDE bus, iso9660)
+    "virtio_blk",
+    "scsi_common",
+    "scsi_mod",
+    "virtio_scsi",
+    "libata",
+    "libahci",
+    "ahci",
+    "ata_piix",
+    "ata_generic",
+    "cdrom",
+    "sr_mod",
+    "isofs",
 )
 REQUIRED_MODULES = frozenset({"virtio_pci", "virtio_net"})
 
 METADATA_URL = "http://169.254.169.254/openstack/latest/meta_data.json"
+KEY_URL = "http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key"
 METADATA_TRIES = 20
 METADATA_WAIT_S = 3
 METADATA_TIMEOUT_S = 10
-# busybox sed: the "uuid" value of the one-line meta_data.json
+# busybox sed: the "uuid" and "hostname" values of the one-line meta_data.json
 UUID_SED = r's/.*"uuid": *"\([0-9a-fA-F-]*\)".*/\1/p'
+HOSTNAME_SED = r's/.*"hostname": *"\([A-Za-z0-9.-]*\)".*/\1/p'
 DHCP_ROUNDS = 5  # each: udhcpc -t 20 -T 3, about 60 s; tolerates a port that is bound late
 
 INIT_TEMPLATE = """\
 #!/bin/busybox sh
-# stackwright smoke guest: virtio-net, DHCP, metadata uuid, fixed lines on the console.
-/bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin
+# stackwright test guest: virtio-net, DHCP, metadata (uuid, hostname, SSH key), dropbear, fixed
+# lines on the serial console and on the screen.
+/bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin /mnt
 /bin/busybox --install -s
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 echo 1 > /proc/sys/kernel/printk
-say() {{ echo "{mark} $*"; }}
+say() {{ echo "{mark} $*"; echo "{mark} $*" > /dev/tty0 2>/dev/null; }}
 say start "$(uname -r)"
 for pass in 1 2; do
   for mod in {modules}; do
@@ -122,14 +164,74 @@ if [ -n "$lease" ]; then
     [ -s /tmp/wget.err ] || echo "no answer within {md_timeout} s" > /tmp/wget.err
     sleep {md_wait}
   done
-  if [ -n "$uuid" ]; then say uuid "$uuid"
+  if [ -n "$uuid" ]; then
+    name=$(sed -n '{hostname_sed}' /tmp/meta_data.json | head -n 1)
+    [ -n "$name" ] && hostname "$name"
+    say uuid "$uuid"
+    # The key of the keypair the server was booted with, if any: root logs in with it only.
+    if timeout {md_timeout} wget -q -O /root/.ssh/authorized_keys {key_url} 2>/dev/null \\
+        && [ -s /root/.ssh/authorized_keys ]; then
+      chmod 600 /root/.ssh/authorized_keys
+      say ssh-key
+    fi
   else say uuid-failed after "$try" tries: $(head -n 1 /tmp/wget.err); fi
 else
   say lease-failed
 fi
+# Host keys made at first login (-R); key logins only (-s).
+dropbear -R -s -p 22 && say sshd
 say done
 while true; do sleep 3600; done
 """
+
+# Tempest's commands that this busybox answers differently, or not at all (validation over SSH).
+SHIMS: dict[str, str] = {
+    "usr/bin/sudo": """\
+#!/bin/sh
+# root already: run the command (sudo -i and other options are ignored)
+while [ $# -gt 0 ]; do case "$1" in -*) shift ;; *) break ;; esac; done
+exec "$@"
+""",
+    "usr/bin/curl": """\
+#!/bin/sh
+# curl [-s] [-f] [-X METHOD] [-d DATA] URL, with busybox's wget
+data=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d|--data) data="$2"; shift 2 ;;
+    -X|-m|-o|--max-time) shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+if [ -n "$data" ]; then exec wget -q -O - --post-data="$data" "$url"; fi
+exec wget -q -O - "$url"
+""",
+    "usr/bin/blkid": """\
+#!/bin/sh
+# blkid -L LABEL -o device / blkid -t LABEL=x -o device: the device holding that label
+label=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -L) label="$2"; shift 2 ;;
+    -t) label="${2#LABEL=}"; label="${label#\\"}"; label="${label%\\"}"; shift 2 ;;
+    -o) shift 2 ;;
+    *) break ;;
+  esac
+done
+[ -n "$label" ] || exec /bin/busybox blkid "$@"
+/bin/busybox blkid | while IFS=: read -r dev rest; do
+  case "$rest" in *"LABEL=\\"$label\\""*) echo "$dev" ;; esac
+done
+""",
+}
+
+GUEST_ETC: dict[str, str] = {
+    "etc/passwd": "root:*:0:0:root:/root:/bin/sh\n",
+    "etc/group": "root:x:0:\n",
+    "etc/shells": "/bin/sh\n",
+    "etc/hostname": "stackwright-guest\n",
+}
 
 UDHCPC_SCRIPT = """\
 #!/bin/sh
@@ -163,7 +265,7 @@ exit 0
 """
 
 # Bump when the cpio layout or the build steps change (the scripts are hashed anyway).
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -189,11 +291,15 @@ def init_script(modules: Iterable[str]) -> str:
         md_timeout=METADATA_TIMEOUT_S,
         md_url=METADATA_URL,
         uuid_sed=UUID_SED,
+        hostname_sed=HOSTNAME_SED,
+        key_url=KEY_URL,
     )
 
 
 def recipe_hash() -> str:
-    text = "\n".join([str(RECIPE_VERSION), init_script(MODULES), UDHCPC_SCRIPT])
+    text = "\n".join(
+        [str(RECIPE_VERSION), init_script(MODULES), UDHCPC_SCRIPT, json.dumps([SHIMS, GUEST_ETC, SSH_FILES])]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -266,8 +372,9 @@ def _candidates(*packages: str) -> dict[str, dict[str, str]]:
 
 
 def resolve_versions() -> dict[str, str]:
-    """{package: candidate version} for the kernel meta package, its kernel, busybox-static."""
-    first = _candidates(KERNEL_META, BUSYBOX)
+    """{package: candidate version} for the kernel meta package, its kernel, busybox-static,
+    dropbear and its libraries."""
+    first = _candidates(KERNEL_META, BUSYBOX, *SSH_PACKAGES)
     meta = first[KERNEL_META]
     kernel = kernel_package_of(meta.get("Depends", ""))
     if kernel is None:
@@ -276,13 +383,16 @@ def resolve_versions() -> dict[str, str]:
         KERNEL_META: meta["Version"],
         kernel: _candidates(kernel)[kernel]["Version"],
         BUSYBOX: first[BUSYBOX]["Version"],
+        **{package: first[package]["Version"] for package in SSH_PACKAGES},
     }
 
 
 def cache_key(versions: dict[str, str]) -> str:
     kernel = next(p for p in versions if p != KERNEL_META and p.startswith("linux-image-"))
     raw = f"{kernel.removeprefix('linux-image-')}_{versions[kernel]}_busybox_{versions[BUSYBOX]}"
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", raw) + f"_{recipe_hash()}"
+    others = "\n".join(f"{p}={versions[p]}" for p in SSH_PACKAGES if p in versions)
+    extra = hashlib.sha256(others.encode()).hexdigest()[:6] if others else ""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", raw) + (f"_{extra}" if extra else "") + f"_{recipe_hash()}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +463,20 @@ def _builtin(kernel_root: Path, module: str) -> bool:
     return bool(option) and any(f"\n{option}=y\n" in c.read_text(errors="replace") for c in configs)
 
 
-def build_initramfs(busybox: Path, modules: dict[str, Path]) -> bytes:
+def ssh_files(unpacked: Path) -> dict[str, bytes]:
+    """{path in the guest: content} of dropbear and its libraries, from the unpacked packages."""
+    found: dict[str, bytes] = {}
+    for target, pattern in SSH_FILES.items():
+        matches = sorted(p for p in unpacked.glob(pattern) if p.is_file())
+        if not matches:
+            raise UserError(
+                f"the unpacked SSH packages hold no {pattern} — {', '.join(SSH_PACKAGES)} changed?"
+            )
+        found[target] = matches[0].read_bytes()  # a symlink (libz.so.1 -> ...) reads its target
+    return found
+
+
+def build_initramfs(busybox: Path, modules: dict[str, Path], ssh: dict[str, bytes] | None = None) -> bytes:
     order = [m for m in MODULES if m in modules]
     entries = [
         CpioEntry(d, 0o040755)
@@ -371,8 +494,13 @@ def build_initramfs(busybox: Path, modules: dict[str, Path]) -> bytes:
             "usr",
             "usr/bin",
             "usr/sbin",
+            "lib/x86_64-linux-gnu",
+            "lib64",
+            "mnt",
+            "etc/dropbear",
         )
     ]
+    entries += [CpioEntry("root", 0o040700), CpioEntry("root/.ssh", 0o040700)]
     entries += [
         CpioEntry("dev/console", 0o020600, rdev=(5, 1)),
         CpioEntry("bin/busybox", 0o100755, busybox.read_bytes()),
@@ -380,6 +508,9 @@ def build_initramfs(busybox: Path, modules: dict[str, Path]) -> bytes:
         CpioEntry("etc/udhcpc.script", 0o100755, UDHCPC_SCRIPT.encode()),
     ]
     entries += [CpioEntry(f"lib/modules/{m}.ko", 0o100644, _module_bytes(modules[m])) for m in order]
+    entries += [CpioEntry(path, 0o100755, text.encode()) for path, text in SHIMS.items()]
+    entries += [CpioEntry(path, 0o100644, text.encode()) for path, text in GUEST_ETC.items()]
+    entries += [CpioEntry(path, 0o100755, data) for path, data in sorted((ssh or {}).items())]
     return gzip.compress(cpio_newc(entries), compresslevel=9, mtime=0)
 
 
@@ -463,9 +594,11 @@ def build_guest(
         )
         kernel_deb = next(debs.glob("linux-image-*.deb"))
         busybox_deb = next(debs.glob(f"{BUSYBOX}_*.deb"))
-        kroot, broot = tmp / "kernel", tmp / "busybox"
+        kroot, broot, sroot = tmp / "kernel", tmp / "busybox", tmp / "ssh"
         _run(["dpkg-deb", "-x", str(kernel_deb), str(kroot)])
         _run(["dpkg-deb", "-x", str(busybox_deb), str(broot)])
+        for package in SSH_PACKAGES:
+            _run(["dpkg-deb", "-x", str(next(debs.glob(f"{package}_*.deb"))), str(sroot)])
 
         vmlinuz = sorted(kroot.glob("boot/vmlinuz-*"))
         if not vmlinuz:
@@ -479,12 +612,13 @@ def build_guest(
             raise UserError(f"{kernel_deb.name} lacks the module(s) {', '.join(missing)}")
 
         shutil.copyfile(vmlinuz[0], tmp / "vmlinuz")
-        (tmp / "initrd.img").write_bytes(build_initramfs(busybox, modules))
+        (tmp / "initrd.img").write_bytes(build_initramfs(busybox, modules, ssh_files(sroot)))
         with open(tmp / "disk.raw", "wb") as disk:
             disk.write(b"\0" * DISK_BYTES)
         shutil.rmtree(debs)
         shutil.rmtree(kroot)
         shutil.rmtree(broot)
+        shutil.rmtree(sroot)
         recorded = {
             **versions,
             "modules": " ".join(m for m in MODULES if m in modules),
