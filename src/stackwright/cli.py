@@ -390,6 +390,17 @@ def verify(
         bool, typer.Option("--smoke", help="Also boot a test VM and prove its DHCP lease and metadata.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the smoke test's resources in place.")] = False,
+    tempest: Annotated[
+        bool,
+        typer.Option("--tempest", help="Run OpenStack's Tempest suite (smoke tests; --full for all)."),
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="With --tempest: every test, not only smoke.")] = False,
+    regex: Annotated[
+        str | None, typer.Option("--regex", help="With --tempest: only tests whose id matches.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=16, help="With --tempest: tests run in parallel.")
+    ] = 2,
     wait: Annotated[
         float,
         typer.Option("--wait", help="Seconds to keep re-checking while something is still coming up."),
@@ -400,6 +411,7 @@ def verify(
     """Prove the cloud works: nova services (the smiley faces), neutron agents, hypervisors, endpoints.
 
     Example: stackwright verify examples/seed.yaml --smoke
+    Example: stackwright verify examples/seed.yaml --tempest --concurrency 2
     """
     import dataclasses
 
@@ -438,6 +450,27 @@ def verify(
         result["ok"] = ok
     elif smoke:
         console.print("[red]smoke test not run:[/red] fix the failing checks above first")
+    if tempest and ok:
+        from stackwright.deploy import default_log_dir
+        from stackwright.tempest.run import run_tempest
+        from stackwright.tempest.view import show_tempest
+
+        tempest_report = run_tempest(
+            loaded.model,
+            pw,
+            release=loaded.model.release,
+            mode="full" if full else "smoke",
+            regex=regex,
+            concurrency=concurrency,
+            log_dir=default_log_dir(),
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        )
+        show_tempest(tempest_report, console)
+        ok = tempest_report.ok
+        result["tempest"] = tempest_report.as_json()
+        result["ok"] = ok
+    elif tempest:
+        console.print("[red]Tempest not run:[/red] fix the failing checks above first")
     if as_json:
         sys.stdout.write(pw.masker()(json.dumps(result, indent=2, default=str)) + "\n")
     raise typer.Exit(0 if ok else 1)

@@ -29,6 +29,12 @@ API_TIMEOUT_S = 30.0
 Interface = Literal["internal", "public"]
 
 
+def public_auth_url(inventory: Inventory) -> str:
+    """Keystone as users reach it: on the controller's external address (management without one)."""
+    controller = inventory.controller
+    return f"http://{controller.external or controller.management}:5000/v3"
+
+
 def auth_url(inventory: Inventory) -> str:
     return f"http://{inventory.controller.management}:5000/v3"
 

@@ -22,7 +22,6 @@ removed at the end unless `keep`.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import string
 import time
@@ -31,13 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackwright.cloud import identity_v3
 from stackwright.inventory import Inventory
 from stackwright.polling import poll
 from stackwright.smoke.console import ConsoleReport, parse_console
+from stackwright.smoke.glance import ensure_guest_images, guest_image_names
 from stackwright.smoke.image import GuestImage
 from stackwright.yamlsource import UserError
 
@@ -56,9 +55,6 @@ ROUTER = f"{PREFIX}-router"
 SECURITY_GROUP = PREFIX
 FLAVOR = PREFIX
 SERVER = PREFIX
-KERNEL_IMAGE = f"{PREFIX}-kernel"
-RAMDISK_IMAGE = f"{PREFIX}-ramdisk"
-MACHINE_IMAGE = f"{PREFIX}-disk"
 PHYSNET = "external"
 FLAVOR_SPEC = {"vcpus": 1, "ram": 256, "disk": 1}
 DOMAIN_ID = "default"
@@ -179,10 +175,6 @@ _METADATA_HINT = (
 def generate_password(length: int = 24) -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
 def error_text(exc: BaseException) -> str:
@@ -454,56 +446,8 @@ def _ensure_security_group(conn: Connection, made: _Made) -> None:
         )
 
 
-def _ensure_image(
-    conn: Connection,
-    name: str,
-    path: Path,
-    disk_format: str,
-    container_format: str,
-    notes: list[str],
-    **properties: str,
-) -> str:
-    checksum = _md5(path)
-    keep: str | None = None
-    for image in list(conn.image.images(name=name)):
-        same = image.checksum == checksum and image.status == "active" and keep is None
-        same = same and all(getattr(image, k, None) == v for k, v in properties.items())
-        if same:
-            keep = str(image.id)
-        else:
-            conn.image.delete_image(str(image.id), ignore_missing=True)
-    if keep is not None:
-        notes.append(f"{name} reused")
-        return keep
-    image = conn.image.create_image(
-        name,
-        filename=str(path),
-        disk_format=disk_format,
-        container_format=container_format,
-        visibility="public",
-        disable_vendor_agent=False,
-        allow_duplicates=True,
-        wait=True,
-        timeout=300,
-        meta=dict(properties),
-    )
-    return str(image.id)
-
-
 def _ensure_images(conn: Connection, guest: GuestImage, made: _Made, notes: list[str]) -> None:
-    kernel = _ensure_image(conn, KERNEL_IMAGE, guest.kernel, "aki", "aki", notes)
-    ramdisk = _ensure_image(conn, RAMDISK_IMAGE, guest.initramfs, "ari", "ari", notes)
-    made.image_id = _ensure_image(
-        conn,
-        MACHINE_IMAGE,
-        guest.disk,
-        "raw",
-        "bare",
-        notes,
-        kernel_id=kernel,
-        ramdisk_id=ramdisk,
-        os_command_line=guest.command_line,
-    )
+    made.image_id = ensure_guest_images(conn, guest, PREFIX, notes)
 
 
 def _ensure_flavor(conn: Connection, made: _Made) -> None:
@@ -637,7 +581,7 @@ def cleanup(conn: Connection) -> list[str]:
             attempt(f"network {name}", partial(net.delete_network, network, ignore_missing=True))
     for group in list(net.security_groups(name=SECURITY_GROUP)):
         attempt(f"security group {group.id}", partial(net.delete_security_group, group, ignore_missing=True))
-    for name in (MACHINE_IMAGE, RAMDISK_IMAGE, KERNEL_IMAGE):
+    for name in guest_image_names(PREFIX):
         for image in list(conn.image.images(name=name)):
             attempt(f"image {name}", partial(conn.image.delete_image, str(image.id), ignore_missing=True))
     for flavor in [f for f in conn.compute.flavors(is_public=None) if f.name == FLAVOR]:

@@ -1,0 +1,75 @@
+"""The test guest in Glance: its kernel (aki), ramdisk (ari) and a small raw machine image that
+boots them directly (`kernel_id`, `ramdisk_id`, `os_command_line`), public, named `<prefix>-...`.
+An image already there with the same content is reused; others of that name are replaced."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stackwright.smoke.image import GuestImage
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+
+def ensure_guest_images(conn: Connection, guest: GuestImage, prefix: str, notes: list[str]) -> str:
+    """The machine image's id (the one servers boot), made or reused with its kernel and ramdisk."""
+    kernel = ensure_image(conn, f"{prefix}-kernel", guest.kernel, "aki", "aki", notes)
+    ramdisk = ensure_image(conn, f"{prefix}-ramdisk", guest.initramfs, "ari", "ari", notes)
+    return ensure_image(
+        conn,
+        f"{prefix}-disk",
+        guest.disk,
+        "raw",
+        "bare",
+        notes,
+        kernel_id=kernel,
+        ramdisk_id=ramdisk,
+        os_command_line=guest.command_line,
+    )
+
+
+def guest_image_names(prefix: str) -> tuple[str, ...]:
+    return (f"{prefix}-disk", f"{prefix}-ramdisk", f"{prefix}-kernel")
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def ensure_image(
+    conn: Connection,
+    name: str,
+    path: Path,
+    disk_format: str,
+    container_format: str,
+    notes: list[str],
+    **properties: str,
+) -> str:
+    checksum = _md5(path)
+    keep: str | None = None
+    for image in list(conn.image.images(name=name)):
+        same = image.checksum == checksum and image.status == "active" and keep is None
+        same = same and all(getattr(image, k, None) == v for k, v in properties.items())
+        if same:
+            keep = str(image.id)
+        else:
+            conn.image.delete_image(str(image.id), ignore_missing=True)
+    if keep is not None:
+        notes.append(f"{name} reused")
+        return keep
+    image = conn.image.create_image(
+        name,
+        filename=str(path),
+        disk_format=disk_format,
+        container_format=container_format,
+        visibility="public",
+        disable_vendor_agent=False,
+        allow_duplicates=True,
+        wait=True,
+        timeout=300,
+        meta=dict(properties),
+    )
+    return str(image.id)

@@ -1,0 +1,99 @@
+"""What a Tempest run needs in the cloud, made before it and removed after: the test guest's
+images and two flavors, all named `stackwright-tempest-*`; and a check that the run left nothing
+else behind (Tempest makes and removes a project, users and their resources per test class)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stackwright.cloud import identity_v3
+from stackwright.smoke.glance import ensure_guest_images, guest_image_names
+from stackwright.smoke.image import GuestImage
+from stackwright.tempest.conf import TempestCloud
+from stackwright.yamlsource import UserError
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+PREFIX = "stackwright-tempest"
+# flavor_ref and the bigger flavor_ref_alt that resize tests move a server to
+FLAVORS: dict[str, dict[str, int]] = {
+    f"{PREFIX}-1": {"vcpus": 1, "ram": 256, "disk": 1},
+    f"{PREFIX}-2": {"vcpus": 1, "ram": 320, "disk": 2},
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The ids of what the cloud holds, by kind (admin's view of every project)."""
+
+    ids: dict[str, frozenset[str]]
+
+    def new_in(self, later: Snapshot) -> dict[str, list[str]]:
+        return {
+            kind: sorted(later.ids.get(kind, frozenset()) - ids)
+            for kind, ids in self.ids.items()
+            if later.ids.get(kind, frozenset()) - ids
+        }
+
+
+def snapshot(conn: Connection) -> Snapshot:
+    listings: dict[str, Any] = {
+        "projects": lambda: identity_v3(conn).projects(),
+        "users": lambda: identity_v3(conn).users(),
+        "servers": lambda: conn.compute.servers(all_projects=True),
+        "networks": lambda: conn.network.networks(),
+        "routers": lambda: conn.network.routers(),
+        "ports": lambda: conn.network.ports(),
+        "floating IPs": lambda: conn.network.ips(),
+        "security groups": lambda: conn.network.security_groups(),
+        "images": lambda: conn.image.images(),
+        "flavors": lambda: conn.compute.flavors(is_public=None),
+    }
+    return Snapshot({kind: frozenset(str(r.id) for r in listing()) for kind, listing in listings.items()})
+
+
+def prepare(conn: Connection, guest: GuestImage, notes: list[str]) -> TempestCloud:
+    public = [n for n in conn.network.networks(is_router_external=True)]
+    if not public:
+        raise UserError(
+            "the cloud has no external network — set networks.external.floating (the floating-IP "
+            "range) in the inventory and run `stackwright apply`: Tempest reaches its servers that way"
+        )
+    image_id = ensure_guest_images(conn, guest, PREFIX, notes)
+    flavor_ids = []
+    for name, spec in FLAVORS.items():
+        flavor = conn.compute.find_flavor(name)
+        if flavor is not None and (flavor.vcpus, flavor.ram, flavor.disk) != tuple(spec.values()):
+            conn.compute.delete_flavor(flavor)
+            flavor = None
+        if flavor is None:
+            flavor = conn.compute.create_flavor(name=name, is_public=True, **spec)
+        flavor_ids.append(str(flavor.id))
+    return TempestCloud(
+        image_id=image_id,
+        flavor_id=flavor_ids[0],
+        flavor_alt_id=flavor_ids[1],
+        public_network_id=str(public[0].id),
+        public_network_name=str(public[0].name),
+    )
+
+
+def remove(conn: Connection) -> list[str]:
+    """Remove the run's images and flavors; returns what could not be removed (with why)."""
+    problems: list[str] = []
+    for name in FLAVORS:
+        try:
+            flavor = conn.compute.find_flavor(name)
+            if flavor is not None:
+                conn.compute.delete_flavor(flavor)
+        except Exception as exc:  # reported, and the rest still removed
+            problems.append(f"flavor {name}: {exc}")
+    for name in guest_image_names(PREFIX):
+        try:
+            for image in list(conn.image.images(name=name)):
+                conn.image.delete_image(str(image.id), ignore_missing=True)
+        except Exception as exc:
+            problems.append(f"image {name}: {exc}")
+    return problems

@@ -1,0 +1,108 @@
+"""verify --tempest without a cloud: the rendered tempest.conf, the test selection, the results."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+
+import pytest
+
+from stackwright.inventory import load_inventory
+from stackwright.secrets import SECRET_NAMES
+from stackwright.tempest.conf import TempestCloud, project_cidr, tempest_conf
+from stackwright.tempest.results import failure_reason, parse_lines, summarize
+from stackwright.tempest.run import SMOKE, selection
+from stackwright.tempest.venv import constraints, pinned_releases, tempest_version
+from stackwright.yamlsource import UserError
+from tests.conftest import SEED
+
+PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in enumerate(SECRET_NAMES)}
+CLOUD = TempestCloud("img-1", "flavor-1", "flavor-2", "net-public", "public")
+
+
+def rendered(tmp_path: object = None) -> configparser.ConfigParser:
+    from pathlib import Path
+
+    text = tempest_conf(
+        load_inventory(SEED).model, PASSWORDS, CLOUD, release="epoxy", log_file=Path("/tmp/x/tempest.log")
+    )
+    # [DEFAULT] read as a section of its own, not as defaults of every other section
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="-")
+    parser.read_string(text)
+    return parser
+
+
+def test_tempest_conf_points_at_the_public_endpoints_and_the_runs_resources() -> None:
+    conf = rendered()
+    assert conf["identity"]["uri_v3"] == "http://192.168.100.51:5000/v3"
+    assert conf["auth"]["admin_password"] == PASSWORDS["admin_password"]
+    assert conf["auth"]["use_dynamic_credentials"] == "true"
+    assert (conf["compute"]["image_ref"], conf["compute"]["flavor_ref"]) == ("img-1", "flavor-1")
+    assert conf["compute"]["flavor_ref_alt"] == "flavor-2"
+    assert conf["network"]["public_network_id"] == "net-public"
+    assert conf["validation"]["run_validation"] == "true"
+    assert conf["validation"]["connect_method"] == "floating"
+    assert conf["compute"]["min_compute_nodes"] == "1"
+    assert conf["compute-feature-enabled"]["cold_migration"] == "false"  # one compute node
+
+
+def test_only_deployed_services_are_available() -> None:
+    available = {name: value for name, value in rendered()["service_available"].items()}
+    assert {name for name, value in available.items() if value == "true"} == {"nova", "neutron", "glance"}
+    assert {name for name, value in available.items() if value == "false"} == {"cinder", "swift", "horizon"}
+
+
+def test_project_networks_avoid_every_inventory_network() -> None:
+    inventory = load_inventory(SEED).model
+    from ipaddress import IPv4Network
+
+    cidr = IPv4Network(project_cidr(inventory))
+    assert not any(cidr.overlaps(net.cidr) for _, net in inventory.networks.items())
+
+
+def test_selection_smoke_full_and_regex() -> None:
+    smoke = "tempest.api.compute.servers.test_servers.S.test_x[id-1,smoke]"
+    slow = "tempest.api.compute.servers.test_servers.S.test_y[id-2,slow]"
+    assert re.search(selection("smoke", None), smoke) and not re.search(selection("smoke", None), slow)
+    combined = selection("smoke", r"tempest\.api\.network")
+    assert not re.search(combined, smoke)
+    assert re.search(combined, "tempest.api.network.test_ports.P.test_z[id-3,smoke]")
+    assert re.search(selection("full", None), slow)
+    assert selection("smoke", None) == SMOKE
+
+
+def test_results_by_service_with_failure_reasons_and_skip_reasons() -> None:
+    lines = [
+        {"id": "tempest.api.compute.a.A.test_1[id-1,smoke]", "status": "success", "seconds": 2.0},
+        {"id": "tempest.api.compute.a.A.test_2[id-2,smoke]", "status": "fail", "seconds": 1.0,
+         "reason": "Traceback (most recent call last):\n  File x\ntempest.lib.exceptions.TimeoutException: "
+                   "Request timed out\nDetails: server foo"},
+        {"id": "tempest.api.volume.v.V.test_3[id-3,smoke]", "status": "skip",
+         "reason": "Cinder not available"},
+        {"id": "tempest.scenario.test_s.S.test_4[id-4,smoke]", "status": "success"},
+    ]  # fmt: skip
+    summary = summarize(parse_lines("\n".join(json.dumps(line) for line in lines)))
+    assert {s: (t.passed, t.failed, t.skipped) for s, t in summary.by_service.items()} == {
+        "compute": (1, 1, 0), "volume": (0, 0, 1), "scenario": (1, 0, 0),
+    }  # fmt: skip
+    assert not summary.ok and summary.skip_reasons() == [("Cinder not available", 1)]
+    reason = failure_reason(summary.failures()[0].reason)
+    assert reason == "tempest.lib.exceptions.TimeoutException: Request timed out"
+    assert summary.as_json()["failures"][0]["test"] == "tempest.api.compute.a.A.test_2"
+
+
+def test_epoxy_pins_tempest_and_every_dependency_exactly() -> None:
+    pins = constraints("epoxy")
+    assert pins is not None and "epoxy" in pinned_releases()
+    assert tempest_version(pins) == "43.0.0"
+    lines = [line for line in pins.splitlines() if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.+]*", line) for line in lines), lines
+    assert "oslo.utils==8.2.0" in lines  # Debian 13's, which Tempest 43 works with
+
+
+def test_a_release_without_pins_is_refused_in_one_line() -> None:
+    from stackwright.tempest.venv import ensure_venv
+
+    with pytest.raises(UserError, match="release zed has none"):
+        ensure_venv("zed")
