@@ -124,7 +124,7 @@ def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) 
         f"echo {_SEP}; u={shlex.quote(n)}; "
         "systemctl show -p LoadState,UnitFileState,ActiveState,ConditionResult,ConditionTimestamp "
         '-- "$u" 2>/dev/null; '
-        + (f'[ -e {shlex.quote(pending_dir)}/"$u" ] && echo pending=yes' if pending_dir else "true")
+        + (f'if [ -e {shlex.quote(pending_dir)}/"$u" ]; then echo pending=yes; fi' if pending_dir else "true")
         + "\n"
         for n in names
     )
