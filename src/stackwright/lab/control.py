@@ -16,11 +16,13 @@ from stackwright.lab.layout import HostLayout, LabLayout
 from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import HostCommandError, require_root
-from stackwright.lab.up import wait_ready
+from stackwright.lab.up import console_tail, wait_ready
 from stackwright.polling import poll
 from stackwright.yamlsource import UserError
 
-REBOOT_DOWN_WAIT = 60.0  # seconds for the old nspawn to exit after `systemctl reboot`
+# Seconds for the old nspawn to exit after `systemctl reboot`: longer than systemd's own 90 s stop
+# timeout, which a unit that ignores SIGTERM uses up before the host goes down.
+REBOOT_DOWN_WAIT = 150.0
 REBOOT_UP_WAIT = 90.0  # seconds for sshd to answer again
 
 
@@ -112,7 +114,8 @@ def _reboot(layout: LabLayout, name: str) -> float:
     )
     if new in (None, old):
         raise HostCommandError(
-            f"{name} did not restart within {REBOOT_DOWN_WAIT:.0f} s of `systemctl reboot`"
+            f"{name} did not restart within {REBOOT_DOWN_WAIT:.0f} s of `systemctl reboot` — "
+            + console_tail(host)
         )
     wait_ready(layout, [host], REBOOT_UP_WAIT)
     # The same addresses, on whichever interface holds them: a converged host keeps its data or

@@ -101,7 +101,7 @@ def wait_ready(layout: LabLayout, targets: list[HostLayout], timeout: float = SS
     lab read the keys from the hosts' roots: nothing is trusted on first use)."""
     silent = ssh.wait_for_sshd({h.name: str(h.management) for h in targets}, timeout)
     if silent:
-        details = "; ".join(f"{n}: {_console_tail(layout.host(n))}" for n in silent)
+        details = "; ".join(f"{n}: {console_tail(layout.host(n))}" for n in silent)
         raise HostCommandError(f"no sshd answered within {timeout:.0f} s on {', '.join(silent)} — {details}")
     running = [h for h in layout.hosts if h.root.is_dir()]
     ssh.write_known_hosts(layout, [line for h in running for line in hosts.host_key_lines(h)])
@@ -112,7 +112,7 @@ def wait_ready(layout: LabLayout, targets: list[HostLayout], timeout: float = SS
     )
 
 
-def _console_tail(host: HostLayout, n: int = 3) -> str:
+def console_tail(host: HostLayout, n: int = 5) -> str:
     log = host.dir / "console.log"
     if not log.is_file():
         return "no console log"
