@@ -4,7 +4,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 nftables openssh-client python3-venv"
+# the lab (ethtool: lab/supervisor.py wire_checksums) and verify --tempest (it pings floating IPs)
+LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 nftables openssh-client python3-venv ethtool iputils-ping"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=""
   for pkg in $LAB_PACKAGES; do

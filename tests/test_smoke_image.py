@@ -189,22 +189,22 @@ def _require_root_and_apt() -> None:
     pytest.skip(reason)
 
 
-def _ensure_qemu() -> str:
-    found = shutil.which("qemu-system-x86_64")
+def _ensure_tool(tool: str, package: str) -> str:
+    found = shutil.which(tool)
     if found:
         return found
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     proc = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-system-x86"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        check=False,
-    )
-    found = shutil.which("qemu-system-x86_64")
-    assert found, f"installing qemu-system-x86 failed: {proc.stderr[-2000:]}"
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        capture_output=True, text=True, timeout=900, env=env, check=False,
+    )  # fmt: skip
+    found = shutil.which(tool)
+    assert found, f"installing {package} failed: {proc.stderr[-2000:]}"
     return found
+
+
+def _ensure_qemu() -> str:
+    return _ensure_tool("qemu-system-x86_64", "qemu-system-x86")
 
 
 @pytest.fixture(scope="module")
@@ -307,14 +307,17 @@ class _Console:
 
 
 @contextmanager
-def boot(guest: GuestImage, netdev: str) -> Iterator[tuple[_Console, float]]:
-    """The guest under QEMU (TCG) with one virtio NIC on user-mode networking `netdev`."""
+def boot(guest: GuestImage, netdev: str, cdrom: Path | None = None) -> Iterator[tuple[_Console, float]]:
+    """The guest under QEMU (TCG) with one virtio NIC on user-mode networking `netdev` (and a
+    cdrom on the IDE bus, as Nova attaches a config drive)."""
     qemu = _ensure_qemu()
     argv = [
         qemu, "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot",
         "-kernel", str(guest.kernel), "-initrd", str(guest.initramfs), "-append", guest.command_line,
         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
     ]  # fmt: skip
+    if cdrom is not None:
+        argv += ["-drive", f"file={cdrom},media=cdrom,if=ide,readonly=on"]
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -461,6 +464,14 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
 """
     )
     server.chmod(0o755)
+    # A config drive as Nova makes it: ISO 9660, volume id config-2 (genisoimage, as nova-compute).
+    drive = tmp_path / "drive"
+    (drive / "openstack" / "latest").mkdir(parents=True)
+    (drive / "openstack" / "latest" / "meta_data.json").write_text(meta)
+    iso = tmp_path / "config.iso"
+    make_iso = [_ensure_tool("genisoimage", "genisoimage"), "-o", str(iso), "-ldots", "-allow-lowercase",
+                "-allow-multidot", "-l", "-quiet", "-J", "-r", "-V", "config-2", str(drive)]  # fmt: skip
+    subprocess.run(make_iso, check=True, capture_output=True, timeout=60)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -468,7 +479,7 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
         "user,id=n0,restrict=on,net=169.254.169.0/24,"
         f"guestfwd=tcp:169.254.169.254:80-cmd:{server},hostfwd=tcp:127.0.0.1:{port}-:22"
     )
-    with boot(guest, netdev) as (console, started):
+    with boot(guest, netdev, cdrom=iso) as (console, started):
         sshd = console.wait_for("STACKWRIGHT-SMOKE sshd", timeout=120)
         assert sshd is not None, f"no sshd line within 120 s; console tail:\n{_tail(console)}"
         assert "STACKWRIGHT-SMOKE ssh-key" in console.text()
@@ -485,6 +496,8 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
             "curl -X POST -d secretpassword http://169.254.169.254/openstack/2013-10-17/password",
             "sudo id -u",
             "ping -c1 -w1 -s56 169.254.169.2",
+            "blkid -L config-2 -o device",  # then mount it, as Tempest reads a config drive
+            "sudo mount /dev/sr0 /mnt && sudo cat /mnt/openstack/latest/meta_data.json && sudo umount /mnt",
         ):
             _, stdout, stderr = client.exec_command(f"{prologue} {command}", timeout=30)
             status = stdout.channel.recv_exit_status()
@@ -495,3 +508,5 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
     assert outputs["curl http://169.254.169.254/latest/meta-data/public-ipv4"] == "203.0.113.7"
     assert outputs["sudo id -u"] == "0"
     assert posted.read_text() == "secretpassword"
+    assert outputs["blkid -L config-2 -o device"] == "/dev/sr0"
+    assert uuid in outputs[next(c for c in outputs if c.startswith("sudo mount"))]

@@ -68,6 +68,19 @@ def log(msg: str) -> None:
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def wire_checksums(veth: str) -> None:
+    """Packets leave the lab's bridge towards a host with complete checksums, as from a real NIC.
+
+    A veth hands on TCP checksums left to offload (CHECKSUM_PARTIAL) and a host's userspace Open
+    vSwitch reads its NIC through an AF_PACKET socket, which passes them on unfilled: TCP from this
+    machine or another host to a floating IP (through br-ex on the network node) was dropped by the
+    router while ping worked. Without TX checksum offload on the bridge's port the kernel fills the
+    checksum in before the packet enters the host."""
+    done = subprocess.run(["ethtool", "-K", veth, "tx", "off"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log(f"ethtool -K {veth} tx off failed: {done.stderr.strip()}")
+
+
 def attach_links(spec: Spec, proc: subprocess.Popen[bytes]) -> bool:
     """Wait (bounded) for nspawn's veths, then put each on its bridge."""
     pending = list(spec.links)
@@ -84,6 +97,7 @@ def attach_links(spec: Spec, proc: subprocess.Popen[bytes]) -> bool:
                     capture_output=True, text=True, check=False,
                 )  # fmt: skip
                 if done.returncode == 0:
+                    wire_checksums(lk["veth"])
                     pending.remove(lk)
         return not pending or proc.poll() is not None
 

@@ -23,6 +23,7 @@ TOOLS: dict[str, str] = {
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "mount": "mount",
+    "ethtool": "ethtool",
 }
 LAB_PACKAGES: tuple[str, ...] = tuple(sorted(set(TOOLS.values()) - {"mount"}))
 

@@ -209,20 +209,30 @@ exec wget -q -O - "$url"
 """,
     "usr/bin/blkid": """\
 #!/bin/sh
-# blkid -L LABEL -o device / blkid -t LABEL=x -o device: the device holding that label
+# blkid -L LABEL -o device (also -t LABEL=x): the disk whose ISO 9660 volume id or FAT label is
+# LABEL (a config drive: "config-2"). Debian's static busybox has no blkid.
 label=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -L) label="$2"; shift 2 ;;
     -t) label="${2#LABEL=}"; label="${label#\\"}"; label="${label%\\"}"; shift 2 ;;
     -o) shift 2 ;;
-    *) break ;;
+    *) shift ;;
   esac
 done
-[ -n "$label" ] || exec /bin/busybox blkid "$@"
-/bin/busybox blkid | while IFS=: read -r dev rest; do
-  case "$rest" in *"LABEL=\\"$label\\""*) echo "$dev" ;; esac
+[ -n "$label" ] || { echo "blkid: only -L LABEL is supported here" >&2; exit 2; }
+at() {  # the bytes at offset $2, length $3 of disk $1, trailing blanks dropped
+  dd if="$1" bs=1 skip="$2" count="$3" 2>/dev/null | tr -d '\\000' | sed 's/ *$//'
+}
+for dev in /dev/sr[0-9]* /dev/vd[a-z] /dev/sd[a-z]; do
+  [ -b "$dev" ] || continue
+  if [ "$(at "$dev" 32808 32)" = "$label" ] || [ "$(at "$dev" 43 11)" = "$label" ] \\
+      || [ "$(at "$dev" 71 11)" = "$label" ]; then
+    echo "$dev"
+    exit 0
+  fi
 done
+exit 2
 """,
 }
 

@@ -35,6 +35,9 @@ class TempestCloud:
     flavor_alt_id: str
     public_network_id: str
     public_network_name: str
+    # The aliases of the Networking API's extensions the cloud has: Tempest tests exactly those
+    # (with `all` it expects extensions a cloud may rightly lack, such as metering or dvr).
+    network_extensions: tuple[str, ...] = ()
 
 
 def project_cidr(inventory: Inventory) -> str:
@@ -75,6 +78,7 @@ def tempest_conf(
         build_timeout=BUILD_TIMEOUT_S,
         public_network_id=cloud.public_network_id,
         public_network_name=cloud.public_network_name,
+        network_extensions=",".join(sorted(cloud.network_extensions)) or "all",
         project_network_cidr=project_cidr(inventory),
         services=services(inventory),
     )

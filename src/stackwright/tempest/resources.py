@@ -77,6 +77,7 @@ def prepare(conn: Connection, guest: GuestImage, notes: list[str]) -> TempestClo
         flavor_alt_id=flavor_ids[1],
         public_network_id=str(public[0].id),
         public_network_name=str(public[0].name),
+        network_extensions=tuple(str(e.alias) for e in conn.network.extensions()),
     )
 
 

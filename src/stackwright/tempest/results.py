@@ -26,8 +26,10 @@ class TestResult:
 
     @property
     def service(self) -> str:
-        """api.compute... -> compute; scenario... -> scenario (the test tree's own grouping)."""
-        parts = self.id.split(".")
+        """api.compute... -> compute; scenario... -> scenario (the test tree's own grouping); a
+        class-level row, `setUpClass (tempest.api.volume.test_x.VolumesTest)`, by its class."""
+        inner = re.fullmatch(r"\w+Class \((.+)\)", self.id)
+        parts = (inner.group(1) if inner else self.id).split(".")
         if len(parts) > 2 and parts[0] == "tempest" and parts[1] == "api":
             return parts[2]
         if len(parts) > 1 and parts[0] == "tempest":

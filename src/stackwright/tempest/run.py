@@ -7,6 +7,7 @@ it holds the admin password), tempest.log, results.subunit (the raw stream) and 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -76,6 +77,10 @@ def run_tempest(
     progress: Callable[[str], None],
 ) -> TempestReport:
     started = time.monotonic()
+    if shutil.which("ping") is None:
+        raise UserError(
+            "verify --tempest needs ping on this machine (Tempest pings floating IPs) — install iputils-ping"
+        )
     progress("Tempest virtualenv")
     venv = ensure_venv(release)
     version = (venv / ".complete").read_text().strip()
