@@ -114,3 +114,29 @@ def world_readable_leaks(lab: SeedLab, values: list[str]) -> dict[str, list[str]
         if found:
             leaks[host] = found.splitlines()
     return leaks
+
+
+def add_compute(lab: SeedLab, number: int) -> str:
+    """A new bare compute node in the test inventory (and its lab host), e.g. compute3 at .55."""
+    name = f"compute{number}"
+    text = lab.inventory.read_text()
+    if f"  {name}:" not in text:
+        octet = 52 + number
+        text += (
+            f"  {name}:\n    roles: [compute]\n    management: 10.10.10.{octet}\n    data: 10.20.20.{octet}\n"
+        )
+        lab.inventory.write_text(text)
+    up = lab.cli("up")
+    assert up.returncode == 0, up.stderr
+    return name
+
+
+def second_compute_node(lab: SeedLab) -> str:
+    """compute2 in the cloud: test_cloud.py adds it from bare (its connection cut on the way);
+    a module run alone adds it here with a plain apply."""
+    if "  compute2:" in lab.inventory.read_text():
+        return "compute2"
+    name = add_compute(lab, 2)
+    report = apply_json(lab, "--limit", name)
+    assert report["ok"], report
+    return name

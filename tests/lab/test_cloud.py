@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.lab.cli import stackwright
-from tests.lab.cloudkit import apply_json, assert_compute_node, expected_plan, live_plan
+from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
 from tests.lab.conftest import Converged, SeedLab
 from tests.lab.figures import record
 from tests.lab.interrupt import Point, interrupted_apply
@@ -226,12 +226,7 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
     """`apply --limit compute2` of a bare host whose SSH connection is cut while dpkg runs: compute2
     alone fails, named, with the reason; the same command then converges it, touching no other host
     but the controller's one discover_hosts run."""
-    text = epoxy_cloud.inventory.read_text()
-    if "compute2" not in text:
-        text += "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
-        epoxy_cloud.inventory.write_text(text)
-    up = epoxy_cloud.cli("up")
-    assert up.returncode == 0, up.stderr
+    add_compute(epoxy_cloud, 2)
     cut = interrupted_apply(
         epoxy_cloud, ["--limit", "compute2"], Point("compute2", "install ", "ssh", running="dpkg")
     )

@@ -28,6 +28,7 @@ from stackwright.lab.processes import nspawn_pid
 from stackwright.lab.supervisor import children
 from tests.lab.cli import OUTPUTS, SESSION_START, stackwright
 from tests.lab.cloudkit import (
+    add_compute,
     apply_json,
     assert_compute_node,
     expected_plan,
@@ -42,21 +43,6 @@ from tests.lab.interrupt import Point, interrupted_apply
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def add_compute(lab: SeedLab, number: int) -> str:
-    """A new bare compute node in the test inventory (and its lab host), e.g. compute3 at .55."""
-    name = f"compute{number}"
-    text = lab.inventory.read_text()
-    if f"  {name}:" not in text:
-        octet = 52 + number
-        text += (
-            f"  {name}:\n    roles: [compute]\n    management: 10.10.10.{octet}\n    data: 10.20.20.{octet}\n"
-        )
-        lab.inventory.write_text(text)
-    up = lab.cli("up")
-    assert up.returncode == 0, up.stderr
-    return name
 
 
 def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) -> dict[str, Any]:
