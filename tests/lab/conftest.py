@@ -34,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,7 +223,56 @@ def epoxy_converge(seed_lab: SeedLab) -> Converged:
 
 
 @pytest.fixture(scope="session")
-def epoxy_cloud(seed_lab: SeedLab, epoxy_converge: Converged) -> SeedLab:
-    """The seed lab converged into the Epoxy cloud (once per session)."""
+def epoxy_cloud(seed_lab: SeedLab, epoxy_converge: Converged, request: pytest.FixtureRequest) -> SeedLab:
+    """The seed lab converged into the Epoxy cloud (once per session). When the session also runs
+    the Zed tests, the Zed cloud starts converging now, in the background: the Epoxy tests that
+    follow mostly wait (doctor's breaks and repairs), and the Zed apply uses that time."""
     assert epoxy_converge.report["ok"], epoxy_converge.report
+    if any("zed_cloud" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        start_zed_converge(request.getfixturevalue("zed_lab"))
     return seed_lab
+
+
+@dataclass
+class BackgroundApply:
+    """An `apply --yes --json` running in a thread; `result()` waits for it (bounded)."""
+
+    inventory: Path
+    started: float = 0.0
+    proc: subprocess.CompletedProcess[str] | None = None
+    seconds: float = 0.0
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        from tests.lab.cli import stackwright
+
+        self.started = time.monotonic()
+        try:
+            self.proc = stackwright("apply", str(self.inventory), "--yes", "--json", timeout=3600)
+        except BaseException as exc:  # handed to whoever asks for the result
+            self.error = exc
+        self.seconds = time.monotonic() - self.started
+
+    def result(self, timeout: float = 3700) -> subprocess.CompletedProcess[str]:
+        assert self.thread is not None
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"apply of {self.inventory} still running after {timeout:.0f} s"
+        if self.error is not None:
+            raise self.error
+        assert self.proc is not None
+        return self.proc
+
+
+ZED_CONVERGE: dict[str, BackgroundApply] = {}
+
+
+def start_zed_converge(lab: SeedLab) -> BackgroundApply:
+    """The Zed lab's apply from bare, started once (in the background) for the session."""
+    job = ZED_CONVERGE.get("zed")
+    if job is None:
+        job = BackgroundApply(lab.inventory)
+        job.thread = threading.Thread(target=job.run, name="zed-apply", daemon=True)
+        job.thread.start()
+        ZED_CONVERGE["zed"] = job
+    return job

@@ -1,8 +1,9 @@
-"""Interrupt a real `stackwright apply` at a chosen step: kill the process, or cut its SSH connection.
+"""Interrupt a real `stackwright apply` at chosen steps: kill the process, or cut its SSH connection.
 
 The apply runs with `--verbose`, whose plain progress prints `HOST: STEP …` as each step starts.
-When the wanted line appears (and, if asked, once the step's process is seen running on the host),
-the interruption happens:
+When a point's line appears (and, if asked, once the step's process is seen running on the host),
+its interruption happens; several points may cut one apply (each host's connection on its own,
+one `process` kill last):
 - `process`: SIGKILL to the apply (nothing of it can clean up: the worst case);
 - `ssh`: the host's sshd process serving the apply's connection to that host is killed, so the
   connection drops in the middle of the step while the apply itself goes on with other hosts.
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,13 +38,21 @@ class Point:
 
 
 @dataclass
+class Cut:
+    point: Point
+    at: str  # the progress line the cut followed
+    was_running: str = ""  # the host's process list entry that proved the step was in flight
+
+
+@dataclass
 class Interrupted:
     returncode: int
     stdout: str
     stderr: str
-    cut_at: str  # the progress line the cut followed
-    was_running: str = ""  # the host's process list entry that proved the step was in flight
+    cut_at: str  # the progress line the (last) cut followed
+    was_running: str = ""
     lines: list[str] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
 
 
 def _reader(stream: object, sink: list[str], lines: list[str] | None, event: threading.Event) -> None:
@@ -86,7 +96,30 @@ def cut_ssh(lab: SeedLab, pid: int, host: str) -> None:
     lab.check(host, script)
 
 
-def interrupted_apply(lab: SeedLab, args: list[str], point: Point, within_s: float = 1800) -> Interrupted:
+def _watch(lab: SeedLab, lines: list[str], point: Point, deadline: Deadline, stop: threading.Event) -> Cut:
+    """Wait for the point's nth matching progress line (and its process on the host)."""
+    wanted = re.compile(rf"^{re.escape(point.host)}: {re.escape(point.step)}.* …$")
+    seen = checked = 0
+    while True:
+        assert not deadline.passed, f"no step matching {point}"
+        ended = stop.is_set()  # read before the last scan: a line printed just before the end counts
+        while checked < len(lines):
+            line = lines[checked].rstrip("\n")
+            checked += 1
+            if wanted.match(line):
+                seen += 1
+                if seen == point.nth:
+                    running = _pgrep(lab, point.host, point.running, 120) if point.running else ""
+                    return Cut(point, line, running)
+        if ended:
+            raise AssertionError(f"apply ended before {point}")
+        stop.wait(0.2)
+
+
+def interrupted_apply(lab: SeedLab, args: list[str], *points: Point, within_s: float = 1800) -> Interrupted:
+    """Run `apply ARGS` and cut it at each point as it comes (`ssh` cuts first, in any order;
+    at most one `process` kill, which ends the run)."""
+    assert sum(p.how == "process" for p in points) <= 1 and points
     argv = [
         sys.executable,
         "-c",
@@ -103,44 +136,46 @@ def interrupted_apply(lab: SeedLab, args: list[str], point: Point, within_s: flo
     err: list[str] = []
     lines: list[str] = []
     event = threading.Event()
-    threads = [
+    readers = [
         threading.Thread(target=_reader, args=(proc.stdout, out, None, event), daemon=True),
         threading.Thread(target=_reader, args=(proc.stderr, err, lines, event), daemon=True),
     ]
-    for thread in threads:
+    for thread in readers:
         thread.start()
-    wanted = re.compile(rf"^{re.escape(point.host)}: {re.escape(point.step)}.* …$")
     deadline = Deadline(within_s)
-    seen = 0
-    cut_at = ""
-    checked = 0
+    ended = threading.Event()
+    cuts: list[Cut] = []
+    failures: list[BaseException] = []
+
+    def cut_when_due(point: Point) -> None:
+        try:
+            cut = _watch(lab, lines, point, deadline, ended)
+            if point.how == "process":
+                os.kill(proc.pid, signal.SIGKILL)
+            else:
+                cut_ssh(lab, proc.pid, point.host)
+            cuts.append(cut)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    watchers = [threading.Thread(target=cut_when_due, args=(p,), daemon=True) for p in points]
+    for thread in watchers:
+        thread.start()
     try:
-        while not cut_at:
-            assert proc.poll() is None, (
-                f"apply ended ({proc.returncode}) before {point}:\n{''.join(err)[-3000:]}"
-            )
-            assert not deadline.passed, f"no step matching {point} within {within_s:.0f} s"
-            event.wait(1.0)
-            event.clear()
-            while checked < len(lines):
-                line = lines[checked].rstrip("\n")
-                checked += 1
-                if wanted.match(line):
-                    seen += 1
-                    if seen == point.nth:
-                        cut_at = line
-                        break
-        was_running = _pgrep(lab, point.host, point.running, 120) if point.running else ""
-        if point.how == "process":
-            os.kill(proc.pid, signal.SIGKILL)
-        else:
-            cut_ssh(lab, proc.pid, point.host)
-        proc.wait(timeout=within_s)
+        while proc.poll() is None and not deadline.passed:
+            time.sleep(0.2)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-    for thread in threads:
-        thread.join(timeout=30)
+        for thread in readers:  # every line the run printed, before the watchers are told it ended
+            thread.join(timeout=30)
+        ended.set()  # a watcher still waiting now fails: its step never came
+    for thread in watchers:
+        thread.join(timeout=150)
     OUTPUTS.extend(("".join(out), "".join(err)))
-    return Interrupted(proc.returncode, "".join(out), "".join(err), cut_at, was_running, lines)
+    if failures:
+        raise AssertionError(f"{failures[0]}:\n{''.join(err)[-3000:]}") from failures[0]
+    assert len(cuts) == len(points), f"{len(cuts)} of {len(points)} cuts happened:\n{''.join(err)[-3000:]}"
+    last = cuts[-1]
+    return Interrupted(proc.returncode, "".join(out), "".join(err), last.at, last.was_running, lines, cuts)

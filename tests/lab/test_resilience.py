@@ -1,8 +1,9 @@
 """Resilience on the session's Epoxy cloud; runs after test_cloud.py and test_doctor.py.
 
-Interrupted applies: a fresh compute node per interruption point (compute3, compute4, compute5
-join the cloud from bare hosts); with test_cloud.py's two (the whole cluster killed during the
-nova db sync, compute2's connection cut while dpkg runs) that makes five points across the phases.
+Interrupted applies: three fresh compute nodes (compute3, compute4, compute5) join the cloud
+from bare hosts in one apply, interrupted at three points (file writes, a service start, the
+controller's discover_hosts); with test_cloud.py's two (the whole cluster killed during the nova
+db sync, compute2's connection cut while dpkg runs) that makes five points across the phases.
 Each time the same plain apply converges and `verify` passes. Then hosts broken in ways a user
 meets (a wrong SSH key, the wrong Debian release, a full disk) fail alone, named, while another
 host converges; every seed node rebooted comes back by itself and the smoke VM boots; and, last,
@@ -20,7 +21,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -43,35 +43,6 @@ from tests.lab.interrupt import Point, interrupted_apply
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def converges_after(lab: SeedLab, host: str, point: Point, cut_returncode: int) -> dict[str, Any]:
-    """Interrupt `apply --limit host` at `point`; the same command then converges, verify passes."""
-    start = time.monotonic()
-    cut = interrupted_apply(lab, ["--limit", host], point)
-    cut_s = time.monotonic() - start
-    assert cut.returncode == cut_returncode, cut.stderr[-3000:]
-    assert "Traceback" not in cut.stderr
-    start = time.monotonic()
-    report = apply_json(lab, "--limit", host)
-    resume_s = time.monotonic() - start
-    assert report["ok"], report
-    assert_compute_node(lab, host)
-    computes = [n for n in lab.hosts if n.startswith("compute")]
-    assert hypervisors(verify_json(lab, "--wait", "180")) == {f"hypervisor:{c}": True for c in computes}
-    append(
-        "reliability",
-        "interrupted applies",
-        {
-            "host": host,
-            "cut": f"{point.how} at `{cut.cut_at}`",
-            "in flight": cut.was_running,
-            "killed run s": round(cut_s, 1),
-            "re-apply s": round(resume_s, 1),
-            "re-apply ok": report["ok"],
-        },
-    )
-    return report
 
 
 def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(epoxy_cloud: SeedLab) -> None:
@@ -108,59 +79,73 @@ def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(epoxy_clo
     assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
 
 
-def test_killed_while_writing_files_then_reapplied(epoxy_cloud: SeedLab) -> None:
-    host = add_compute(epoxy_cloud, 3)
-    plan = expected_plan(epoxy_cloud).hosts[host]
+def test_three_new_compute_nodes_cut_in_three_phases_then_converge(epoxy_cloud: SeedLab) -> None:
+    """compute3, compute4 and compute5 join from bare in one apply: compute3's connection is cut
+    among its file writes, compute4's while nova-compute starts; compute5 converges. The same apply
+    again is killed while the controller maps the new nodes to their cell (discover_hosts). The
+    same apply once more converges all three, each as the seed describes a compute node, mapped."""
+    hosts = [add_compute(epoxy_cloud, n) for n in (3, 4, 5)]
+    limit = ["--limit", ",".join(hosts)]
+    plan = expected_plan(epoxy_cloud).hosts["compute3"]
     paths = sorted(plan.files())
-    point = Point(host, "write ", "process", nth=6)
     start = time.monotonic()
-    cut = interrupted_apply(epoxy_cloud, ["--limit", host], point)
-    assert cut.returncode == -9
-    # The kill landed among the file writes: some of the plan's files are in place, some not yet.
-    in_place = [p for p in paths if epoxy_cloud.exec(host, f"cat {p}").stdout == plan.files()[p].content]
+    first = interrupted_apply(
+        epoxy_cloud,
+        limit,
+        Point("compute3", "write ", "ssh", nth=6),
+        Point("compute4", "service nova-compute ", "ssh", running="systemctl start nova-compute"),
+    )
+    first_s = time.monotonic() - start
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "Traceback" not in first.stderr
+    reports = json.loads(first.stdout)["hosts"]
+    for host in ("compute3", "compute4"):
+        assert f"SSH connection to {host} lost" in reports[host]["error"]["output"], reports[host]
+        assert "run apply again" in reports[host]["error"]["hint"]
+    assert reports["compute5"]["ok"] and "controller" not in reports  # discover waits for all three
+    in_place = [
+        p for p in paths if epoxy_cloud.exec("compute3", f"cat {p}").stdout == plan.files()[p].content
+    ]
     assert 0 < len(in_place) < len(paths), in_place
-    assert epoxy_cloud.exec(host, "systemctl is-active nova-compute").stdout.strip() != "active"
-    cut_s = time.monotonic() - start
     start = time.monotonic()
-    report = apply_json(epoxy_cloud, "--limit", host)
-    assert report["ok"], report
+    second = interrupted_apply(
+        epoxy_cloud,
+        limit,
+        Point(
+            "controller",
+            "run: map new compute nodes",
+            "process",
+            running="nova-manage cell_v2 discover_hosts",
+        ),
+    )
+    second_s = time.monotonic() - start
+    assert second.returncode == -9 and "discover_hosts" in second.was_running
+    start = time.monotonic()
+    report = apply_json(epoxy_cloud, *limit)
     resume_s = time.monotonic() - start
-    assert_compute_node(epoxy_cloud, host)
-    assert epoxy_cloud.exec(host, "ls /etc/nova/*.stackwright-new 2>/dev/null").stdout == ""
+    assert report["ok"], report
+    for host in hosts:
+        assert_compute_node(epoxy_cloud, host)
+        assert epoxy_cloud.exec(host, "ls /etc/nova/*.stackwright-new 2>/dev/null").stdout == ""
     computes = [n for n in epoxy_cloud.hosts if n.startswith("compute")]
     assert hypervisors(verify_json(epoxy_cloud, "--wait", "180")) == {
         f"hypervisor:{c}": True for c in computes
     }
+    for cut in first.cuts:
+        files = f" ({len(in_place)} of {len(paths)} files in place)" if cut.point.host == "compute3" else ""
+        resumed = round(second_s + resume_s, 1)
+        append(
+            "reliability",
+            "interrupted applies",
+            {"host": cut.point.host, "cut": f"ssh at `{cut.at}`{files}", "in flight": cut.was_running,
+             "killed run s": round(first_s, 1), "re-apply s": resumed, "re-apply ok": True},
+        )  # fmt: skip
     append(
         "reliability",
         "interrupted applies",
-        {
-            "host": host,
-            "cut": f"process at `{cut.cut_at}` ({len(in_place)} of {len(paths)} files in place)",
-            "in flight": "",
-            "killed run s": round(cut_s, 1),
-            "re-apply s": round(resume_s, 1),
-            "re-apply ok": True,
-        },
-    )
-
-
-def test_connection_cut_while_a_service_starts_then_reapplied(epoxy_cloud: SeedLab) -> None:
-    host = add_compute(epoxy_cloud, 4)
-    point = Point(host, "service nova-compute ", "ssh", running="systemctl start nova-compute")
-    converges_after(epoxy_cloud, host, point, cut_returncode=1)
-
-
-def test_killed_during_discover_hosts_then_reapplied(epoxy_cloud: SeedLab) -> None:
-    host = add_compute(epoxy_cloud, 5)
-    point = Point(
-        "controller", "run: map new compute nodes", "process", running="nova-manage cell_v2 discover_hosts"
-    )
-    converges_after(epoxy_cloud, host, point, cut_returncode=-9)
-    mapped = epoxy_cloud.check(
-        "controller", 'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"'
-    )
-    assert host in mapped.split()
+        {"host": "compute5", "cut": f"process at `{second.cut_at}`", "in flight": second.was_running,
+         "killed run s": round(second_s, 1), "re-apply s": round(resume_s, 1), "re-apply ok": True},
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
