@@ -309,8 +309,21 @@ def apply(
     print_preflight(console, session.preflights)
     if not yes:
         dry = converge(session, Options(dry_run=True), lambda *_: None)
-        if print_live_plan(console, dry, mask) == 0:
+        planned = print_live_plan(console, dry, mask)
+        if planned == 0:
             console.print("\nno changes: hosts match the plan")
+        if not sys.stdin.isatty():
+            # A pipeline cannot answer the question: nothing to do is success, anything else needs --yes.
+            failed = [n for n, r in dry.items() if not r.ok]
+            failed += [n for n, p in session.preflights.items() if not p.ok and n not in failed]
+            if failed:
+                console.print(f"[red]not applied:[/red] {', '.join(failed)} failed (above)")
+                raise typer.Exit(1)
+            if planned == 0:
+                raise typer.Exit(0)
+            raise UserError(
+                f"{planned} changes planned and stdin is not a terminal to confirm them — pass --yes to apply"
+            )
         if not typer.confirm("\napply these changes?", default=False):
             raise typer.Exit(1)
     options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)

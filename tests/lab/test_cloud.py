@@ -248,3 +248,32 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
         c["id"]: c["ok"] for c in json.loads(proc.stdout)["checks"] if c["id"].startswith("hypervisor")
     }
     assert hypervisors == {"hypervisor:compute1": True, "hypervisor:compute2": True}
+
+
+def test_apply_without_yes_in_a_pipeline_applies_nothing_it_was_not_told_to(epoxy_cloud: SeedLab) -> None:
+    """No terminal to ask: nothing to change is success (exit 0); a change needs --yes (exit 2,
+    one line); either way nothing changes."""
+    import sys
+
+    argv = [
+        sys.executable,
+        "-c",
+        "from stackwright.cli import main; main()",
+        "apply",
+        str(epoxy_cloud.inventory),
+    ]
+    argv += ["--no-upgrade"]
+    quiet = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0 and "no changes" in quiet.stdout, quiet.stdout[-2000:] + quiet.stderr
+    original = epoxy_cloud.inventory.read_text()
+    epoxy_cloud.inventory.write_text(
+        original + "overrides:\n  /etc/neutron/l3_agent.ini: {DEFAULT: {debug: true}}\n"
+    )
+    try:
+        pending = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    finally:
+        epoxy_cloud.inventory.write_text(original)
+    assert pending.returncode == 2, pending.stdout[-2000:] + pending.stderr
+    errors = [line for line in pending.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pass --yes" in errors[0] and "Traceback" not in pending.stderr
+    assert "debug = true" not in epoxy_cloud.check("network", "cat /etc/neutron/l3_agent.ini")

@@ -58,10 +58,20 @@ def assert_hidden(texts: list[str], *values: str) -> None:
 
 
 def interactive_apply(lab: SeedLab) -> subprocess.CompletedProcess[str]:
-    """`apply` without --yes: the live plan, then "apply these changes?" answered y."""
+    """`apply` without --yes at a terminal: the live plan, then "apply these changes?" answered y
+    (stdin is a pseudo-terminal: a pipe is refused without --yes)."""
+    import os
+    import pty
+
     argv = [sys.executable, "-c", "from stackwright.cli import main; main()", "apply", str(lab.inventory)]
     argv += ["--no-upgrade"]
-    return subprocess.run(argv, input="y\n", capture_output=True, text=True, timeout=3600, check=False)
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"y\n")
+        return subprocess.run(argv, stdin=terminal, capture_output=True, text=True, timeout=3600, check=False)
+    finally:
+        os.close(terminal)
+        os.close(controller)
 
 
 def test_rotated_password_reaches_the_cloud_and_shows_nowhere(epoxy_cloud: SeedLab) -> None:
