@@ -138,4 +138,3 @@ class _Replying:
 
         script = f"cat <<'EOF'\n{self.text}EOF"
         return self._host.run_shell_command(StringCommand(f'(\n{script}\n)\necho "{STATUS_MARK}$?"'))
-

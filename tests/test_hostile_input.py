@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 from stackwright.cli import app
 from stackwright.inventory import LoadedInventory, load_inventory
 from stackwright.planner import plan_cluster
-from stackwright.secrets import SECRET_NAMES, load_passwords
+from stackwright.secrets import KEY_SEEDS, SECRET_NAMES, load_passwords
 from stackwright.sinks import UnsafeValue
 from stackwright.steps import ClusterPlan, File
 from tests.readback import ini_values, oslo_value, source_env, sql_literals, url_credentials
@@ -43,7 +43,9 @@ SEED: dict[str, Any] = copy.deepcopy(FUZZ_SEED)  # the seed topology, with every
 SEED.update(release="epoxy", region="RegionOne")
 SEED["nodes"]["compute1"].update(interfaces={"data": "eth1"}, ssh={"user": "root", "host": "10.10.10.53"})
 NOVA = "/etc/nova/nova.conf"
-PASSWORD_MARKERS = {name: f"Mk0pw{index}Mk" for index, name in enumerate(SECRET_NAMES)}
+TEXT_SECRETS = [name for name in SECRET_NAMES if name not in KEY_SEEDS]
+PASSWORD_MARKERS = {name: f"Mk0pw{index}Mk" for index, name in enumerate(TEXT_SECRETS)}
+SECRETS = {**PASSWORD_MARKERS, **{name: "Mk0seedMk" for name in KEY_SEEDS}}
 
 # Where a hostile value goes: field -> (marker rendered in its place, how to put a value there).
 Put = Callable[[dict[str, Any], dict[str, Any], str], None]
@@ -109,7 +111,7 @@ FIELDS: dict[str, tuple[str | None, Put]] = {
     "node override option": ("mk0opt1", _override("node", "option")),
     "node override value": ("Mk1valueMk", _override("node", "value")),
     "password key": (None, _password_key),
-    **{f"password {name}": (PASSWORD_MARKERS[name], _password(name)) for name in SECRET_NAMES},
+    **{f"password {name}": (PASSWORD_MARKERS[name], _password(name)) for name in TEXT_SECRETS},
 }
 
 ATTACKS = [
@@ -281,7 +283,7 @@ def hostile_change(draw: st.DrawFn) -> tuple[str, str]:
 
 
 def _inputs() -> tuple[dict[str, Any], dict[str, Any]]:
-    return copy.deepcopy(SEED), dict(PASSWORD_MARKERS)
+    return copy.deepcopy(SEED), dict(SECRETS)
 
 
 @settings(
@@ -322,12 +324,12 @@ def test_hostile_string_fails_validate_in_one_line_or_renders_inertly(change: tu
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["region", *[f"password {n}" for n in SECRET_NAMES]]), hostile)
+@given(st.sampled_from(["region", *[f"password {n}" for n in TEXT_SECRETS]]), hostile)
 def test_sinks_encode_what_validation_would_refuse(field: str, value: str) -> None:
     """Past validation (set straight into the model and the passwords the planner gets): every
     value still renders inertly, or is refused by its sink without being quoted."""
     loaded = load_inventory(_write(*_inputs(), "direct")[0])
-    pw = dict(PASSWORD_MARKERS)
+    pw = dict(SECRETS)
     model = loaded.model
     if field == "region":
         model = model.model_copy(update={"region": value})
@@ -349,3 +351,16 @@ def test_every_rendered_field_takes_a_plain_value(field: str) -> None:
     marker, _ = FIELDS[field]
     assert marker is not None
     assert_renders_inertly(field, marker.replace("Mk", "Qz").replace("mk", "qz"))
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.sampled_from(sorted(KEY_SEEDS)), hostile)
+def test_key_seeds_take_any_value_and_are_never_written(name: str, value: str) -> None:
+    """A key seed is only hashed: any value gives a working key, and the value itself is in no file."""
+    loaded = load_inventory(_write(*_inputs(), "direct")[0])
+    plan = plan_cluster(loaded, {**SECRETS, name: value})
+    texts = [file.content for host in plan.hosts.values() for file in host.files().values()]
+    keys = [text for text in texts if "BEGIN OPENSSH PRIVATE KEY" in text]
+    assert keys and all(text == keys[0] for text in keys)
+    if len(value) >= 4:
+        assert not any(value in text for text in texts)

@@ -12,6 +12,7 @@ import pytest
 from stackwright.context import HostFacts
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
 from stackwright.steps import (
     ClusterPlan,
@@ -571,14 +572,24 @@ def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
         + "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
     )
     cluster = plan(write_inventory(tmp_path, text))
-    ((_, waits_for, steps),) = cluster.after
+    (_, waits_for, steps), *peer_keys = cluster.after
     assert waits_for == ("compute1", "compute2")
+    # each compute node learns the other's host key once both converged (nova's SSH between them)
+    assert [(host, peers) for host, peers, _ in peer_keys] == [
+        ("compute1", ("compute2",)),
+        ("compute2", ("compute1",)),
+    ]
     assert ini(cluster.hosts["compute2"], OVS_AGENT)["ovs"]["local_ip"] == "10.20.20.54"
     waits = [s for s in steps if isinstance(s, Wait)]
     assert [w.about_host for w in waits] == ["compute1", "compute2"]
     assert "compute2" in waits[1].check
-    # compute1's plan does not change when compute2 is added
-    assert cluster.hosts["compute1"] == plan().hosts["compute1"]
+    # compute1's plan changes only in the peers nova's SSH trusts when compute2 is added
+    before, after = plan().hosts["compute1"], cluster.hosts["compute1"]
+    changed = {p for p in before.files() | after.files() if before.files().get(p) != after.files().get(p)}
+    assert changed == {NOVA_KNOWN_HOSTS}
+    assert [s for s in before.steps if not isinstance(s, File)] == [
+        s for s in after.steps if not isinstance(s, File)
+    ]
 
 
 def test_aio_discovers_itself_without_waiting_on_others() -> None:

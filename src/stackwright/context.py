@@ -9,7 +9,7 @@ documented default stands in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from stackwright.inventory import Inventory, Node
@@ -49,6 +49,9 @@ class HostContext:
     node: Node
     inventory: Inventory
     facts: HostFacts
+    # Every node's recorded SSH host keys (LoadedInventory.host_keys): compute nodes trust their
+    # peers' keys from it.
+    host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -155,10 +158,18 @@ class HostContext:
 
 
 def host_contexts(
-    inventory: Inventory, facts: Mapping[str, HostFacts] | None = None
+    inventory: Inventory,
+    facts: Mapping[str, HostFacts] | None = None,
+    host_keys: Mapping[str, tuple[tuple[str, str], ...]] | None = None,
 ) -> dict[str, HostContext]:
     facts = facts or {}
     return {
-        name: HostContext(name=name, node=node, inventory=inventory, facts=facts.get(name, HostFacts()))
+        name: HostContext(
+            name=name,
+            node=node,
+            inventory=inventory,
+            facts=facts.get(name, HostFacts()),
+            host_keys=host_keys or {},
+        )
         for name, node in inventory.nodes.items()
     }

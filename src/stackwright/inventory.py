@@ -17,8 +17,8 @@ Every mistake becomes a `UserError` naming file, line, problem and fix.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -157,6 +157,10 @@ class LoadedInventory:
     model: Inventory
     path: Path
     source: Located
+    # Each node's SSH host keys as the known_hosts file beside the inventory records them
+    # (`stackwright trust`, `lab up`): {"compute1": (("ssh-ed25519", "AAAAC3..."),)}. Compute nodes
+    # trust each other's keys from here (nova copies instances between them over SSH).
+    host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def error(self, message: str, loc: Loc) -> UserError:
         return UserError(message, file=str(self.path), line=self.source.line_of(loc))
@@ -193,11 +197,34 @@ def load_inventory(path: Path) -> LoadedInventory:
             for err in _without_typo_echoes(exc.errors())
         ]
         raise UserErrors(errors) from None
-    loaded = LoadedInventory(model=model, path=path, source=source)
+    loaded = LoadedInventory(model=model, path=path, source=source, host_keys=recorded_host_keys(model, path))
     problems = list(check_topology(loaded))
     if problems:
         raise UserErrors(problems)
     return loaded
+
+
+def recorded_host_keys(model: Inventory, path: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The keys the known_hosts beside the inventory records for each node (plain entries under
+    the address SSH reaches the node at; hashed entries and markers are not read)."""
+    try:
+        lines = (path.parent / "known_hosts").read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return {}
+    recorded: dict[str, list[tuple[str, str]]] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or line.startswith(("#", "@")):
+            continue
+        for name in fields[0].split(","):
+            recorded.setdefault(name, []).append((fields[1], fields[2]))
+    found: dict[str, tuple[tuple[str, str], ...]] = {}
+    for node_name, node in model.nodes.items():
+        address = node.ssh.host or str(node.management)
+        key_name = address if node.ssh.port == 22 else f"[{address}]:{node.ssh.port}"
+        if key_name in recorded:
+            found[node_name] = tuple(recorded[key_name])
+    return found
 
 
 def _without_typo_echoes(errors: list[Any]) -> list[Any]:

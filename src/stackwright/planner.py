@@ -29,7 +29,7 @@ def plan_cluster(
         raise UserError(f"unknown release '{name}' — known releases: {', '.join(KNOWN_RELEASES)}")
     release = get_release(name)
     hosts: dict[str, HostPlan] = {}
-    for host_name, host in host_contexts(inventory, facts).items():
+    for host_name, host in host_contexts(inventory, facts, loaded.host_keys).items():
         steps = release.host_steps(host, release, passwords)
         hosts[host_name] = HostPlan(host=host_name, roles=host.roles, release=name, steps=tuple(steps))
 
@@ -38,7 +38,7 @@ def plan_cluster(
         name: _with_overrides(plan, inventory.overrides, inventory.nodes[name].overrides)
         for name, plan in hosts.items()
     }
-    after = release.cluster_after(inventory, release, passwords) if release.cluster_after else ()
+    after = release.cluster_after(inventory, release, passwords, hosts) if release.cluster_after else ()
     return ClusterPlan(release=name, hosts=hosts, after=after)
 
 

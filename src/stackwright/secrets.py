@@ -48,7 +48,11 @@ SECRET_NAMES: dict[str, str] = {
     "neutron_password": "neutron service user",
     "metadata_secret": "shared secret between nova metadata and the neutron metadata agent",
     "libvirt_sasl_password": "libvirt SASL user for live migration",
+    "nova_ssh_key": "seed of nova's SSH key between compute nodes (resize, cold migration)",
 }
+
+# Secrets only hashed into key material (never written as text into a file), so any value is inert.
+KEY_SEEDS = frozenset({"nova_ssh_key"})
 
 _ALPHABET = string.ascii_letters + string.digits
 

@@ -11,7 +11,7 @@ from stackwright.context import HostContext
 from stackwright.inventory import Inventory
 from stackwright.release_table import ReleaseTraits
 from stackwright.render import render_template
-from stackwright.steps import AfterSteps, Step
+from stackwright.steps import AfterSteps, HostPlan, Step
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Release:
     """One OpenStack release on one Debian release.
 
     `host_steps(host, release, passwords)` returns the host's ordered steps for all its roles.
-    `cluster_after(inventory, release, passwords)` returns ClusterPlan.after.
+    `cluster_after(inventory, release, passwords, host_plans)` returns ClusterPlan.after.
     `traits` is the release's row of `release_table.py` (what differs between releases); templates see
     it as `release`.
     """
@@ -28,7 +28,9 @@ class Release:
     templates_dir: Path
     host_steps: Callable[[HostContext, Release, Mapping[str, str]], list[Step]]
     # Steps that run on one host after others converged, e.g. discover_hosts on the controller.
-    cluster_after: Callable[[Inventory, Release, Mapping[str, str]], AfterSteps] | None = None
+    cluster_after: (
+        Callable[[Inventory, Release, Mapping[str, str], Mapping[str, HostPlan]], AfterSteps] | None
+    ) = None
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ def tools_script() -> str:
     names = " ".join(shlex.quote(t) for t in COMPUTE_TOOLS)
     return (
         "echo '@@sw:tools'\n"
-        f"for t in {names}; do if command -v \"$t\" >/dev/null 2>&1; then echo \"$t=yes\"; "
+        f'for t in {names}; do if command -v "$t" >/dev/null 2>&1; then echo "$t=yes"; '
         'else echo "$t=no"; fi; done\n'
     )
 

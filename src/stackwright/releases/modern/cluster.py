@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from stackwright.inventory import Inventory
 from stackwright.releases.modern.guards import as_user
+from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.sinks import shell_word, sql_string
-from stackwright.steps import AfterSteps, Command, Step, Wait
+from stackwright.steps import AfterSteps, Command, HostPlan, Step, Wait
 
 if TYPE_CHECKING:
     from stackwright.releases.base import Release
@@ -31,10 +32,28 @@ def registered_hosts_mapped() -> str:
     return f'test "$(mysql --batch --skip-column-names -e "{query}" 2>/dev/null)" = 0'
 
 
-def cluster_after(inventory: Inventory, release: Release, pw: Mapping[str, str]) -> AfterSteps:
+def cluster_after(
+    inventory: Inventory, release: Release, pw: Mapping[str, str], hosts: Mapping[str, HostPlan]
+) -> AfterSteps:
     computes = inventory.names_with("compute")
     if not computes:
         return ()
+    return (*_discover_hosts(inventory, computes), *_peer_host_keys(computes, hosts))
+
+
+def _peer_host_keys(computes: list[str], hosts: Mapping[str, HostPlan]) -> AfterSteps:
+    """When compute nodes join, the others learn their SSH host keys (nova copies instances between
+    them over SSH): each other compute node's known_hosts for nova, written once they converged."""
+    after = []
+    for name in computes:
+        known = hosts[name].files().get(NOVA_KNOWN_HOSTS)
+        peers = tuple(peer for peer in computes if peer != name)
+        if known is not None and peers:
+            after.append((name, peers, (known,)))
+    return tuple(after)
+
+
+def _discover_hosts(inventory: Inventory, computes: list[str]) -> AfterSteps:
     controller = inventory.controller_name
     waits_for = tuple(name for name in computes if name != controller)
     waits = tuple(

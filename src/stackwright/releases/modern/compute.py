@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.modern import neutron, nova
+from stackwright.releases.modern import neutron, nova, nova_ssh
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged
 from stackwright.sinks import single_line
@@ -44,6 +44,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
     return (
         *nova.compute_packages(),
         *(package for package, _ in COMPUTE_TOOLS.values()),
+        *nova_ssh.packages(),
         *neutron.l2_packages(),
         # saslpasswd2, and the digest-md5 mechanism libvirtd's TCP socket uses.
         "sasl2-bin",
@@ -57,6 +58,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *bridge_netfilter(host),
         *libvirt(host, release, pw),
         Directory(INSTANCES_DIR, mode=0o755, owner="nova", group="nova"),
+        *nova_ssh.steps(host, pw),
         *neutron.l2_agent(host, release, pw),
         *userspace_ovs_checksums(host, release, pw),
         *nova.compute(host, release, pw),

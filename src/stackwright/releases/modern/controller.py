@@ -128,13 +128,13 @@ def rabbitmq(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
             "rabbitmq-openstack",
             (password,),
             "users=$(rabbitmqctl --quiet list_users | cut -f1)\n"
-            "if echo \"$users\" | grep -qx openstack; then\n"
+            'if echo "$users" | grep -qx openstack; then\n'
             f"  rabbitmqctl change_password openstack < {password}\n"
             "else\n"
             f"  rabbitmqctl add_user openstack < {password}\n"
             "fi\n"
             "rabbitmqctl set_permissions -p / openstack '.*' '.*' '.*'\n"
-            "if echo \"$users\" | grep -qx guest; then rabbitmqctl delete_user guest; fi",
+            'if echo "$users" | grep -qx guest; then rabbitmqctl delete_user guest; fi',
         ),
     ]
 
