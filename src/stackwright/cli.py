@@ -479,6 +479,10 @@ def verify(
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         )
         show_tempest(tempest_report, console)
+        counted = tempest_report.summary
+        if regex and not counted.passed + counted.failed + counted.skipped:
+            among = "" if full else " among the smoke tests"
+            raise UserError(f"no Tempest test matches --regex {regex!r}{among} — check it, or add --full")
         ok = tempest_report.ok
         result["tempest"] = tempest_report.as_json()
         result["ok"] = ok

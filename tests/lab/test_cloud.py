@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from tests.lab.cli import stackwright
 from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
 from tests.lab.conftest import Converged, SeedLab
@@ -225,7 +226,7 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
 ) -> None:
     """`apply --limit compute2` of a bare host whose SSH connection is cut while dpkg runs: compute2
     alone fails, named, with the reason; the same command then converges it, touching no other host
-    but the controller's one discover_hosts run."""
+    but the controller's one discover_hosts run and compute1's record of its peers' SSH host keys."""
     add_compute(epoxy_cloud, 2)
     cut = interrupted_apply(
         epoxy_cloud, ["--limit", "compute2"], Point("compute2", "install ", "ssh", running="dpkg")
@@ -237,10 +238,17 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
     assert "run apply again" in hosts["compute2"]["error"]["hint"]
     assert "Traceback" not in cut.stderr
     report = apply_json(epoxy_cloud, "--limit", "compute2")
-    assert set(report["hosts"]) == {"compute2", "controller"}
+    assert set(report["hosts"]) == {"compute2", "controller", "compute1"}
     controller = report["hosts"]["controller"]
     assert [c["detail"] for c in controller["changes"]] == ["ran"], controller["changes"]
     assert controller["restarted"] == []
+    compute1 = report["hosts"]["compute1"]
+    assert [c["path"] for c in compute1["changes"]] == [NOVA_KNOWN_HOSTS], compute1["changes"]
+    assert compute1["restarted"] == []
+    # nova on each node reaches the other over SSH, the peer's host key checked (cold migration)
+    for source, target in (("compute1", "compute2"), ("compute2", "compute1")):
+        hostname = epoxy_cloud.check(source, f"su -s /bin/sh nova -c 'ssh {target} hostname'")
+        assert hostname.strip() == target
     assert_compute_node(epoxy_cloud, "compute2")
     proc = stackwright("verify", str(epoxy_cloud.inventory), "--json", timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
