@@ -3,5 +3,5 @@
 set -eu
 cd "$(dirname "$0")"
 .venv/bin/ruff check src tests benchmarks
-.venv/bin/mypy --strict src
+.venv/bin/mypy --strict src tests
 exec .venv/bin/python -m pytest "$@"

@@ -160,7 +160,7 @@ hostile = st.one_of(
         st.sampled_from(["RegionOne", "compute1", "eth1", "debug", "Mk0okMk12"]),
         st.text(SPICE, min_size=1, max_size=8),
     ).map("".join),
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=30),
     st.integers(min_value=100, max_value=20000).map(lambda n: "A" * n + "$\n"),
     # Inside or near the allow-lists, so that many examples get through and render.
     st.text(alphabet=SAFE + "-._~", min_size=1, max_size=70),
@@ -210,7 +210,7 @@ def read_file(file: File, raw_options: set[tuple[str, str]], scratch: Path) -> A
                 if (section, option) in raw_options:
                     out[section][option] = raw  # an override: INI syntax, written as the user wrote it
                     continue
-                value = oslo_value(raw)
+                value: Any = oslo_value(raw)
                 if "://" in value and "@" in value:
                     user, password = url_credentials(value)
                     value = ("url", user, password, value.split("@", 1)[1])

@@ -30,7 +30,7 @@ bad_value = st.one_of(
 
 @st.composite
 def malformed(draw: st.DrawFn) -> str:
-    values: dict[object, object] = dict(GOOD)
+    values: dict[object, object] = {key: value for key, value in GOOD.items()}
     kind = draw(st.sampled_from(["value", "unknown_key", "not_mapping", "syntax", "binary"]))
     if kind == "value":
         values[draw(st.sampled_from(sorted(SECRET_NAMES)))] = draw(bad_value)

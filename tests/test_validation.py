@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def inventory(tmp_path: Path) -> Path:
     return target
 
 
-def validate_with(inventory: Path, change: dict[str, object]) -> list[str]:
+def validate_with(inventory: Path, change: Mapping[str, object]) -> list[str]:
     """validate after merging `change` (dotted path -> value) into the seed; returns stderr lines."""
     data = yaml.safe_load(inventory.read_text())
     for dotted, value in change.items():

@@ -128,13 +128,13 @@ def test_own_bridges_do_not_count_as_collisions(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_not_root_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(UserError, match=r"needs root .* sudo"):
         system.require_root()
 
 
 def test_missing_tool_names_the_package_and_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(system.shutil, "which", lambda t: None if t == "systemd-nspawn" else "/x")
+    monkeypatch.setattr("shutil.which", lambda t: None if t == "systemd-nspawn" else "/x")
     with pytest.raises(
         UserError, match=r"systemd-nspawn not found — install systemd-container .*--ensure-packages"
     ):
@@ -143,7 +143,7 @@ def test_missing_tool_names_the_package_and_the_flag(monkeypatch: pytest.MonkeyP
 
 def test_ensure_packages_installs_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     installed: list[str] = []
-    monkeypatch.setattr(system.shutil, "which", lambda t: "/x" if installed or t != "debootstrap" else None)
+    monkeypatch.setattr("shutil.which", lambda t: "/x" if installed or t != "debootstrap" else None)
     monkeypatch.setattr(system, "install_packages", lambda pkgs: installed.extend(pkgs))
     system.require_tools(ensure_packages=True)
     assert installed == ["debootstrap"]
