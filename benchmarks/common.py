@@ -22,14 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from stackwright.cli import main; main()"]
 
 
+class CommandFailed(Exception):
+    """A command a stage needs failed: that stage is recorded as failed, the others still run."""
+
+
 def stackwright(*args: str, timeout: float = 3600) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """`stackwright ARGS` as a child process, timed (whole process); a failure ends the benchmark."""
+    """`stackwright ARGS` as a child process, timed (whole process); a failure ends the stage."""
     start = time.monotonic()
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-3000:])
-        raise SystemExit(f"`stackwright {' '.join(args)}` failed ({proc.returncode})")
+        raise CommandFailed(f"`stackwright {' '.join(args)}` failed ({proc.returncode})")
     return seconds, proc
 
 
@@ -39,7 +43,7 @@ def timed(argv: Sequence[str], timeout: float = 3600, env: dict[str, str] | None
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-3000:])
-        raise SystemExit(f"`{shlex.join(argv)[:200]}` failed ({proc.returncode})")
+        raise CommandFailed(f"`{shlex.join(argv)[:200]}` failed ({proc.returncode})")
     return seconds, proc.stdout
 
 

@@ -89,6 +89,19 @@ def install(remote: Remote, names: list[str]) -> Result:
     return result
 
 
+def list_state(remote: Remote, stamp: str, fresh_s: int, count_upgradable: bool) -> tuple[bool, int]:
+    """(the package lists are older than `fresh_s` by our own stamp — apt keeps the mirror's
+    timestamps on the lists, so their mtime says nothing —, how many packages the current lists
+    would upgrade when asked: a simulation, without apt's lock, so it never waits for another apt)."""
+    script = f"find {stamp} -newermt '-{fresh_s} seconds' 2>/dev/null | grep -q . && echo fresh || echo stale"
+    if count_upgradable:
+        script += f"\n{APT_GET} -s -o Debug::NoLocking=1 full-upgrade 2>/dev/null | grep -c '^Inst ' || true"
+    lines = remote.run(script).stdout.split()
+    stale = not lines or lines[0] != "fresh"
+    upgradable = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+    return stale, upgradable
+
+
 def update(remote: Remote, stamp: str) -> None:
     remote.check_durable(
         "apt-get update",

@@ -109,22 +109,21 @@ def release_lock(remote: Remote) -> None:
 
 
 def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostReport) -> None:
-    """The guide's first section: apt update and full-upgrade when the package lists are older
-    than APT_FRESH_SECONDS (like Ansible's cache_valid_time) or packages are missing; then, if
-    the host says it needs a reboot, reboot it (--allow-reboot) or report that it needs one."""
+    """The guide's first section: apt update when the package lists are older than
+    APT_FRESH_SECONDS (like Ansible's cache_valid_time) or packages are missing; full-upgrade
+    (unless --no-upgrade) whenever packages are upgradable; then, if the host says it needs a
+    reboot, reboot it (--allow-reboot) or report that it needs one."""
     if options.dry_run:
         return
     if apt.repair(remote):
         report.outcomes.append(Outcome(_REPAIR, True, "configured what an interrupted run left unpacked"))
     missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
-    # Our own stamp: apt keeps the mirror's timestamps on the lists it downloads, so their
-    # mtime says nothing about when this host last updated.
-    stale = not remote.run(
-        f"find {APT_STAMP} -newermt '-{APT_FRESH_SECONDS} seconds' 2>/dev/null | grep -q ."
-    ).ok
+    stale, upgradable = apt.list_state(remote, APT_STAMP, APT_FRESH_SECONDS, count_upgradable=options.upgrade)
     if missing or stale:
         apt.update(remote, APT_STAMP)
-    if options.upgrade and stale:
+    # Fresh lists from an earlier run (an `apply --no-upgrade`, a new package) must not skip the
+    # upgrade: it runs whenever apt has something to upgrade.
+    if options.upgrade and (stale or upgradable):
         upgraded = apt.full_upgrade(remote)
         if upgraded:
             report.outcomes.append(Outcome(_PREP, True, f"upgraded {len(upgraded)} packages"))
