@@ -555,6 +555,71 @@ def doctor(
     raise typer.Exit(0 if report.ok else 1)
 
 
+HostArg = Annotated[str, typer.Argument(help="A compute node of the inventory.", show_default=False)]
+
+
+def _compute_node(loaded: LoadedInventory, host: str) -> str:
+    computes = loaded.model.names_with("compute")
+    if host not in computes:
+        raise UserError(f"{host!r} is not a compute node of {loaded.path} — one of: {', '.join(computes)}")
+    return host
+
+
+@app.command()
+@user_errors_exit_2
+def drain(
+    inventory: InventoryArg,
+    host: HostArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Take a compute node out of service: disable it and live-migrate its instances elsewhere.
+
+    Example: stackwright drain examples/seed.yaml compute1
+    """
+    from stackwright.cloud import connect
+    from stackwright.maintenance import drain as run_drain
+
+    loaded = _load(inventory)
+    node = _compute_node(loaded, host)
+    pw = _passwords(loaded, passwords)
+    _require_reachable(loaded)
+    console = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    report = run_drain(connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    for moved in report.moved:
+        if moved.ok:
+            console.print(
+                f"[green]✓[/green] {moved.name}: {moved.source} → {moved.target} ({moved.seconds:.1f} s)"
+            )
+        else:
+            console.print(f"[red]✗[/red] {moved.name}: stays on {moved.source} — {moved.error}")
+    verdict = "drained" if report.ok else "[red]not drained[/red]"
+    console.print(
+        f"{node} {verdict}: {sum(m.ok for m in report.moved)} of {len(report.moved)} instances moved"
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@user_errors_exit_2
+def undrain(inventory: InventoryArg, host: HostArg, passwords: PasswordsOpt = None) -> None:
+    """Put a drained compute node back in service (its nova-compute enabled again).
+
+    Example: stackwright undrain examples/seed.yaml compute1
+    """
+    from stackwright.cloud import connect
+    from stackwright.maintenance import undrain as run_undrain
+
+    loaded = _load(inventory)
+    node = _compute_node(loaded, host)
+    pw = _passwords(loaded, passwords)
+    _require_reachable(loaded)
+    changed = run_undrain(connect(loaded.model, pw), node)
+    out.print(f"{node}: nova-compute {'enabled' if changed else 'was enabled already'}")
+
+
 def _fix_and_recheck(
     report: Any,
     remotes: Any,

@@ -1,0 +1,203 @@
+"""Node maintenance through nova's API (openstacksdk): drain a compute node (disable its service,
+live-migrate every instance away, wait for each to land ACTIVE elsewhere) and undrain it.
+
+A drain refuses before it changes anything when the other enabled, up compute nodes have no room
+for the node's instances (placement's inventories and usages, first fit by memory). A migration
+that fails is reported with nova's reason and the instance stays where it was; one that does not
+finish in time is aborted, so nothing is left MIGRATING.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from openstack.connection import Connection
+
+from stackwright.polling import poll
+from stackwright.yamlsource import UserError
+
+DRAIN_REASON = "stackwright drain: maintenance"
+MIGRATION_TIMEOUT_S = 900.0
+ABORT_TIMEOUT_S = 300.0
+_RESOURCES = ("VCPU", "MEMORY_MB", "DISK_GB")
+
+
+@dataclass
+class Moved:
+    server_id: str
+    name: str
+    source: str
+    target: str | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.target not in (None, self.source)
+
+
+@dataclass
+class DrainReport:
+    host: str
+    moved: list[Moved] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(m.ok for m in self.moved)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "ok": self.ok,
+            "instances": [
+                {
+                    "id": m.server_id,
+                    "name": m.name,
+                    "from": m.source,
+                    "to": m.target,
+                    "seconds": round(m.seconds, 1),
+                    "error": m.error,
+                }
+                for m in self.moved
+            ],
+        }
+
+
+def compute_service(conn: Connection, host: str) -> Any:
+    services = list(conn.compute.services(binary="nova-compute", host=host))
+    if not services:
+        raise UserError(f"nova has no compute service on {host} — is it a compute node of this cloud?")
+    return services[0]
+
+
+def free_capacity(conn: Connection, hosts: list[str]) -> dict[str, dict[str, float]]:
+    """What placement says each host can still take: (total - reserved) * ratio - used."""
+    free: dict[str, dict[str, float]] = {}
+    for provider in conn.placement.resource_providers():
+        if provider.name not in hosts:
+            continue
+        inventories = conn.placement.get(f"/resource_providers/{provider.id}/inventories").json()
+        usages = conn.placement.get(f"/resource_providers/{provider.id}/usages").json()["usages"]
+        free[provider.name] = {
+            rc: (inv["total"] - inv["reserved"]) * inv["allocation_ratio"] - usages.get(rc, 0)
+            for rc, inv in inventories["inventories"].items()
+            if rc in _RESOURCES
+        }
+    return free
+
+
+def _needs(server: Any) -> dict[str, float]:
+    flavor = server.flavor or {}
+    return {
+        "VCPU": float(flavor.get("vcpus", 0)),
+        "MEMORY_MB": float(flavor.get("ram", 0)),
+        "DISK_GB": float(flavor.get("disk", 0)),
+    }
+
+
+def unplaceable(servers: list[Any], free: dict[str, dict[str, float]]) -> list[str]:
+    """Names of servers no other host has room for (first fit, largest memory first; pure)."""
+    room = {host: dict(values) for host, values in free.items()}
+    left: list[str] = []
+    for server in sorted(servers, key=lambda s: -_needs(s)["MEMORY_MB"]):
+        need = _needs(server)
+        for values in room.values():
+            if all(values.get(rc, 0.0) >= amount for rc, amount in need.items() if amount):
+                for rc, amount in need.items():
+                    values[rc] = values.get(rc, 0.0) - amount
+                break
+        else:
+            left.append(str(server.name))
+    return left
+
+
+def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
+    service = compute_service(conn, host)
+    others = [
+        s.host
+        for s in conn.compute.services(binary="nova-compute")
+        if s.host != host and s.status == "enabled" and s.state == "up"
+    ]
+    servers = list(conn.compute.servers(all_projects=True, compute_host=host))
+    if servers and not others:
+        raise UserError(
+            f"no other compute node is enabled and up to take {host}'s instances — add or undrain one"
+        )
+    if servers:
+        left = unplaceable(servers, free_capacity(conn, others))
+        if left:
+            raise UserError(
+                f"no room on {', '.join(others)} for {', '.join(left)} — "
+                "free capacity or add a compute node first"
+            )
+    if service.status != "disabled":
+        conn.compute.disable_service(service, host, "nova-compute", disabled_reason=DRAIN_REASON)
+        progress(f"{host}: nova-compute disabled ({DRAIN_REASON})")
+    report = DrainReport(host)
+    for server in servers:
+        progress(f"{server.name}: live migration from {host}")
+        report.moved.append(live_migrate(conn, server, host))
+    return report
+
+
+def undrain(conn: Connection, host: str) -> bool:
+    """Re-enable the node's compute service; False when it was enabled already."""
+    service = compute_service(conn, host)
+    if service.status == "enabled":
+        return False
+    conn.compute.enable_service(service, host, "nova-compute")
+    return True
+
+
+def live_migrate(conn: Connection, server: Any, source: str) -> Moved:
+    moved = Moved(str(server.id), str(server.name), source)
+    started = time.monotonic()
+    # "auto": block migration when the disks are local, plain when they are on shared storage
+    conn.compute.live_migrate_server(server, host=None, block_migration="auto")
+    final = poll(
+        lambda: conn.compute.get_server(server.id),
+        within_s=MIGRATION_TIMEOUT_S,
+        every_s=2,
+        done=lambda s: s.task_state is None and s.status in ("ACTIVE", "ERROR"),
+    )
+    moved.seconds = time.monotonic() - started
+    if final.task_state is not None:
+        _abort(conn, server)
+        moved.error = (
+            f"not finished within {MIGRATION_TIMEOUT_S:.0f} s: aborted, the instance stays on {source}"
+        )
+        return moved
+    moved.target = final.compute_host
+    if final.status == "ERROR" or final.compute_host == source:
+        moved.error = _fault(conn, final) or f"nova left it {final.status} on {final.compute_host}"
+    return moved
+
+
+def _abort(conn: Connection, server: Any) -> None:
+    for migration in conn.compute.server_migrations(server):
+        conn.compute.abort_server_migration(migration, server, ignore_missing=True)
+    poll(
+        lambda: conn.compute.get_server(server.id),
+        within_s=ABORT_TIMEOUT_S,
+        every_s=2,
+        done=lambda s: s.task_state is None,
+    )
+
+
+def _fault(conn: Connection, server: Any) -> str | None:
+    """nova's reason: the instance's fault, or the last failed event of its last live migration."""
+    if server.fault:
+        return str(server.fault.get("message", ""))
+    for action in conn.compute.server_actions(server):
+        if action.action != "live-migration":
+            continue
+        detail = conn.compute.get_server_action(action.request_id, server)
+        for event in detail.events or []:
+            if str(event.get("result", "")).lower() == "error":
+                lines = str(event.get("traceback") or event.get("event", "")).strip().splitlines()
+                return f"{event.get('event')}: {lines[-1] if lines else 'error'}"
+        break
+    return None

@@ -1,0 +1,119 @@
+"""Node maintenance on the session's Epoxy cloud (two compute nodes): `drain` live-migrates the
+smoke VM off its node while a probe pings it every 100 ms from its router's namespace on the
+network node; the VM lands ACTIVE on the other node with its address and answers again; `undrain`
+re-enables the node and a new VM boots there."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openstack.connection import Connection
+
+from stackwright.cloud import connect
+from stackwright.inventory import load_inventory
+from stackwright.secrets import load_passwords
+from stackwright.smoke.run import ROUTER
+from tests.lab.cli import stackwright
+from tests.lab.cloudkit import second_compute_node
+from tests.lab.conftest import SeedLab
+from tests.lab.figures import record
+
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
+PING_LOG = "/tmp/stackwright-drain-ping.log"
+
+
+def admin(lab: SeedLab) -> Connection:
+    loaded = load_inventory(lab.inventory)
+    return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))
+
+
+@pytest.fixture
+def kept_smoke_vm(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
+    """The smoke VM, left running (`verify --smoke --keep`); removed (with every node enabled
+    again) by a last plain smoke run, which clears what an earlier run kept."""
+    second_compute_node(epoxy_cloud)
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--smoke", "--keep", "--json", "--wait", "180")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    try:
+        yield json.loads(proc.stdout)["smoke"]
+    finally:
+        for host in ("compute1", "compute2"):
+            stackwright("undrain", str(epoxy_cloud.inventory), host)
+        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -i 0.1' ; rm -f {PING_LOG}")
+        cleanup = stackwright("verify", str(epoxy_cloud.inventory), "--smoke", "--json")
+        assert cleanup.returncode == 0, cleanup.stdout[-3000:]
+
+
+def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
+    epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
+) -> None:
+    lab, vm = epoxy_cloud, kept_smoke_vm
+    source = vm["compute_host"]
+    target = "compute2" if source == "compute1" else "compute1"
+    conn = admin(lab)
+    router = next(iter(conn.network.routers(name=ROUTER)))
+    namespace = f"qrouter-{router.id}"
+    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
+    assert "bytes from" in lab.check(
+        "network", f"ip netns exec {namespace} ping -n -c 3 -W 2 {vm['fixed_ip']}"
+    )
+    lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 &")
+
+    proc = stackwright("drain", str(lab.inventory), source, "--json", timeout=1800)
+    lab.check("network", "sleep 5; pkill -INT -f 'ping -i 0.1'; sleep 1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    (moved,) = report["instances"]
+    assert (moved["id"], moved["from"], moved["to"]) == (vm["server_id"], source, target), moved
+
+    server = conn.compute.get_server(vm["server_id"])
+    assert (server.status, server.compute_host) == ("ACTIVE", target)
+    addresses = [a["addr"] for net in server.addresses.values() for a in net]
+    assert vm["fixed_ip"] in addresses
+    service = next(iter(conn.compute.services(binary="nova-compute", host=source)))
+    assert (service.status, service.disabled_reason) == ("disabled", "stackwright drain: maintenance")
+
+    log = lab.check("network", f"cat {PING_LOG}")
+    summary = re.search(r"(\d+) packets transmitted, (\d+) received", log)
+    assert summary, log[-2000:]
+    sent, received = map(int, summary.groups())
+    assert received > 0, log[-2000:]
+    lost_s = (sent - received) * 0.1
+    record("maintenance", "drain: live migration s", moved["seconds"])
+    record("maintenance", "drain: pings lost (100 ms apart) during the migration, s", round(lost_s, 1))
+    # answers again after the move
+    assert _answers_now(lab, namespace, vm["fixed_ip"])
+
+    undrain = stackwright("undrain", str(lab.inventory), source)
+    assert undrain.returncode == 0 and "enabled" in undrain.stdout, undrain.stderr
+    assert next(iter(conn.compute.services(binary="nova-compute", host=source))).status == "enabled"
+    _boots_on(conn, source, server)
+
+
+def _answers_now(lab: SeedLab, namespace: str, address: str) -> bool:
+    proc = lab.exec("network", f"ip netns exec {namespace} ping -n -c 5 -i 0.2 -W 1 {address}")
+    return proc.returncode == 0
+
+
+def _boots_on(conn: Connection, host: str, like: Any) -> None:
+    """A new server from the smoke VM's image, flavor and network, asked for on `host`, is ACTIVE there."""
+    network_id = next(iter(conn.network.ports(device_id=like.id))).network_id
+    flavor = conn.compute.find_flavor(like.flavor["original_name"])
+    assert flavor is not None
+    created = conn.compute.create_server(
+        name="stackwright-drain-probe",
+        image_id=like.image["id"],
+        flavor_id=flavor.id,
+        networks=[{"uuid": network_id}],
+        availability_zone=f"nova:{host}",
+    )
+    try:
+        server = conn.compute.wait_for_server(created, status="ACTIVE", wait=600)
+        assert server.compute_host == host
+    finally:
+        conn.compute.delete_server(created)
+        conn.compute.wait_for_delete(created, wait=300)
