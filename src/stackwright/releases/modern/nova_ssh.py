@@ -41,10 +41,11 @@ def known_hosts(host: HostContext) -> str:
 def steps(host: HostContext, pw: Mapping[str, str]) -> list[Step]:
     private, public = migration_keypair(pw["nova_ssh_key"])
     network = host.management_network
-    # ssh refuses a key file others can read: nova's own, 0600 (not root:nova 0640).
+    # root:nova 0640 like every secret: ssh refuses a group-readable key only when the user
+    # running it owns the file (OpenSSH's sshkey_perm_ok), and nova cannot change it.
     return [
         Directory(NOVA_SSH_DIR, mode=0o700, owner="nova", group="nova"),
-        File(NOVA_PRIVATE_KEY, private, mode=0o600, owner="nova", group="nova", secret=True),
+        File(NOVA_PRIVATE_KEY, private, mode=0o640, owner="root", group="nova", secret=True),
         File(
             NOVA_AUTHORIZED_KEYS,
             f'from="{network}",restrict {public}\n',
