@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from openstack.connection import Connection
+from typing import TYPE_CHECKING, Any
 
 from stackwright.polling import poll
 from stackwright.yamlsource import UserError
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
 
 DRAIN_REASON = "stackwright drain: maintenance"
 MIGRATION_TIMEOUT_S = 900.0

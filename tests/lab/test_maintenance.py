@@ -88,10 +88,26 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     # answers again after the move
     assert _answers_now(lab, namespace, vm["fixed_ip"])
 
+    # doctor names the drained node, then an instance put in ERROR (as a failed migration leaves it)
+    rows = _doctor(lab)
+    assert ("warn", source) in {(r["status"], r["host"]) for r in rows if r["id"] == "compute-disabled"}
+    conn.compute.reset_server_state(server, "error")
+    try:
+        stuck = [r for r in _doctor(lab) if r["id"] == "instance-stuck" and r["status"] == "fail"]
+        assert [r["host"] for r in stuck] == [target] and vm["server_id"] in stuck[0]["cause"], stuck
+    finally:
+        conn.compute.reset_server_state(server, "active")
+
     undrain = stackwright("undrain", str(lab.inventory), source)
     assert undrain.returncode == 0 and "enabled" in undrain.stdout, undrain.stderr
     assert next(iter(conn.compute.services(binary="nova-compute", host=source))).status == "enabled"
     _boots_on(conn, source, server)
+
+
+def _doctor(lab: SeedLab) -> list[dict[str, Any]]:
+    proc = stackwright("doctor", str(lab.inventory), "--json", timeout=600)
+    rows: list[dict[str, Any]] = json.loads(proc.stdout)["checks"]
+    return rows
 
 
 def _answers_now(lab: SeedLab, namespace: str, address: str) -> bool:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from stackwright.cloud import identity_v3
 from stackwright.inventory import Inventory
+from stackwright.maintenance import DRAIN_REASON
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
@@ -67,6 +68,7 @@ class ServiceRow:
     state: str = "up"  # up | down
     updated_at: str = ""
     id: str = ""
+    disabled_reason: str = ""
 
     @property
     def face(self) -> str:
@@ -168,6 +170,10 @@ def _service_line(ident: str, row: ServiceRow, *, in_inventory: bool) -> VerifyL
         return VerifyLine(ident, True, message, service=row)
     if not in_inventory and row.state != "up":
         hint = f"a leftover service: remove it with `openstack compute service delete {row.id or '<id>'}`"
+    elif row.status != "enabled" and row.disabled_reason.startswith(DRAIN_REASON):
+        hint = (
+            f"drained for maintenance: `stackwright undrain FILE {short(row.host)}` puts it back in service"
+        )
     elif row.status != "enabled":
         hint = f"enable it: `openstack compute service set --enable {row.host} {row.binary}`"
     else:
@@ -379,6 +385,7 @@ def gather_services(conn: Connection) -> list[ServiceRow]:
             state=_str(s.state),
             updated_at=_str(s.updated_at),
             id=_str(s.id),
+            disabled_reason=_str(s.disabled_reason),
         )
         for s in conn.compute.services()
     ]

@@ -11,6 +11,7 @@ from stackwright.checks.doctor import (  # noqa: F401  (imported to register the
     drift,
     instances,
     libvirt,
+    maintenance,
     options,
     services,
     tools,
@@ -30,6 +31,8 @@ ORDER = (
     "virt-type-kvm",
     "compute-tools",
     "cell-mapping",
+    "compute-disabled",
+    "instance-stuck",
     "config-drift",
     "config-options",
 )

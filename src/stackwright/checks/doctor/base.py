@@ -79,11 +79,26 @@ class ServiceState:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class InstanceState:
+    """An instance nova reports MIGRATING or ERROR (the only ones doctor lists)."""
+
+    id: str
+    name: str
+    host: str
+    status: str
+    updated_at: str  # ISO 8601, UTC
+    fault: str = ""
+
+
 @dataclass
 class CloudData:
     """The APIs' view (openstacksdk); `error` when they could not be asked."""
 
     services: list[ServiceState] = field(default_factory=list)
+    # nova-compute services the operator disabled: host -> the reason nova keeps with it
+    disabled: dict[str, str] = field(default_factory=dict)
+    instances: list[InstanceState] = field(default_factory=list)  # MIGRATING or ERROR ones
     error: str = ""
 
 

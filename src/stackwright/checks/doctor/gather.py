@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from importlib import resources
 
-from stackwright.checks.doctor.base import CloudData, HostData, ServiceState
+from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
 from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
 from stackwright.context import HostFacts
@@ -213,15 +213,33 @@ def gather_cloud(inventory: Inventory, passwords: Mapping[str, str]) -> CloudDat
         return CloudData(error=f"Keystone at {address}:5000 does not answer ({exc.strerror or exc})")
     try:
         conn = connect(inventory, passwords, api_timeout=15)
+        services = gather_services(conn)
         states = [
             ServiceState("nova", s.binary, short(s.host), s.state == "up", f"{s.state}, {s.status}")
-            for s in gather_services(conn)
+            for s in services
         ]
         states += [
             ServiceState("agent", a.agent_type, short(a.host), a.alive, "alive" if a.alive else "dead")
             for a in gather_agents(conn)
         ]
+        disabled = {
+            short(s.host): s.disabled_reason
+            for s in services
+            if s.binary == "nova-compute" and s.status == "disabled"
+        }
+        instances = [
+            InstanceState(
+                str(server.id),
+                str(server.name),
+                short(str(server.compute_host or "")),
+                str(server.status),
+                str(server.updated_at or ""),
+                str((server.fault or {}).get("message", "")),
+            )
+            for status in ("MIGRATING", "ERROR")
+            for server in conn.compute.servers(all_projects=True, status=status)
+        ]
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         return CloudData(error=f"{type(exc).__name__}: {first}"[:300])
-    return CloudData(services=states)
+    return CloudData(services=states, disabled=disabled, instances=instances)

@@ -1,0 +1,90 @@
+"""After maintenance: a compute node left disabled, an instance left MIGRATING or in ERROR."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from stackwright.checks.doctor.base import Context, Row, check, ok
+from stackwright.maintenance import DRAIN_REASON
+
+STUCK_AFTER = dt.timedelta(minutes=15)  # a live migration of the lab's guests takes under one
+
+
+@check("compute-disabled")
+def compute_disabled(ctx: Context) -> list[Row]:
+    """The scheduler never places a new instance on a compute node although every service is up:
+    its nova-compute is disabled, e.g. drained for maintenance and never put back.
+
+    nova keeps the reason given when it was disabled (`stackwright drain` writes
+    "stackwright drain: maintenance"). Fix: `stackwright undrain FILE HOST` (or
+    `openstack compute service set --enable HOST nova-compute`) once the maintenance is over."""
+    if ctx.cloud is None or ctx.cloud.error:
+        return []
+    rows: list[Row] = []
+    for host in [h for h in ctx.inventory.names_with("compute") if h in ctx.hosts]:
+        if host not in ctx.cloud.disabled:
+            rows.append(ok("compute-disabled", host, "nova-compute enabled"))
+            continue
+        reason = ctx.cloud.disabled[host] or "no reason given"
+        drained = reason.startswith(DRAIN_REASON)
+        rows.append(
+            Row(
+                "compute-disabled",
+                host,
+                "warn",
+                f"nova-compute on {host} is disabled ({reason}): no new instance is placed there"
+                + (" — drained and not put back?" if drained else ""),
+                f"`stackwright undrain FILE {host}` when its maintenance is over",
+            )
+        )
+    return rows
+
+
+@check("instance-stuck")
+def instance_stuck(ctx: Context) -> list[Row]:
+    """An instance stays MIGRATING long after its migration should have ended, or is in ERROR
+    after a failed migration or build: its users cannot reach or change it.
+
+    nova's fault message says why. A migration that hangs can be aborted (`openstack server
+    migration abort`), an instance in ERROR whose guest runs can be reset (`openstack server set
+    --state active`) and rebooted; one whose build failed is deleted and booted again."""
+    return stuck_rows(ctx, dt.datetime.now(dt.UTC))
+
+
+def stuck_rows(ctx: Context, now: dt.datetime) -> list[Row]:
+    if ctx.cloud is None or ctx.cloud.error:
+        return []
+    rows: list[Row] = []
+    for instance in ctx.cloud.instances:
+        host = instance.host if instance.host in ctx.inventory.nodes else ctx.inventory.controller_name
+        if host not in ctx.hosts:
+            continue
+        since = _parse(instance.updated_at)
+        if instance.status == "MIGRATING":
+            if since is not None and now - since < STUCK_AFTER:
+                continue  # a migration in progress
+            message = f"instance {instance.name} ({instance.id}) MIGRATING since {instance.updated_at or '?'}"
+            hint = (
+                f"`openstack server migration list --server {instance.id}`, then "
+                f"`openstack server migration abort {instance.id} MIGRATION_ID`"
+            )
+        else:
+            message = (
+                f"instance {instance.name} ({instance.id}) in ERROR: {instance.fault or 'no fault recorded'}"
+            )
+            hint = (
+                f"if its guest runs: `openstack server set --state active {instance.id}` and "
+                f"`openstack server reboot --hard {instance.id}`; otherwise delete and boot it again"
+            )
+        rows.append(Row("instance-stuck", host, "fail", message, hint))
+    if not rows:
+        rows.append(ok("instance-stuck", ctx.inventory.controller_name, "no instance MIGRATING or in ERROR"))
+    return rows
+
+
+def _parse(stamp: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -1,0 +1,46 @@
+"""doctor's maintenance checks on given API data (the lab test injects the real faults)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from stackwright.checks.doctor.base import CloudData, Context, InstanceState
+from stackwright.checks.doctor.maintenance import compute_disabled, stuck_rows
+from stackwright.inventory import load_inventory
+from stackwright.planner import plan_cluster
+from stackwright.secrets import SECRET_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
+
+
+def context(cloud: CloudData) -> Context:
+    loaded = load_inventory(ROOT / "examples" / "seed.yaml")
+    plan = plan_cluster(loaded, {name: "x" * 16 for name in SECRET_NAMES})
+    return Context(loaded.model, plan, list(loaded.model.nodes), {}, cloud)
+
+
+def test_a_drained_node_is_named_with_its_reason_and_the_command_that_puts_it_back() -> None:
+    rows = compute_disabled(context(CloudData(disabled={"compute1": "stackwright drain: maintenance"})))
+    (row,) = rows
+    assert (row.id, row.host, row.status) == ("compute-disabled", "compute1", "warn")
+    assert "stackwright drain: maintenance" in row.cause and "undrain FILE compute1" in row.fix
+    assert [r.status for r in compute_disabled(context(CloudData()))] == ["ok"]
+
+
+def test_instances_stuck_migrating_long_or_in_error_fail_with_nova_s_fault() -> None:
+    old = (NOW - dt.timedelta(hours=1)).isoformat()
+    recent = (NOW - dt.timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    cloud = CloudData(
+        instances=[
+            InstanceState("1", "stuck", "compute1", "MIGRATING", old),
+            InstanceState("2", "moving", "compute1", "MIGRATING", recent),
+            InstanceState("3", "broken", "compute1", "ERROR", old, "No valid host was found."),
+        ]
+    )
+    rows = stuck_rows(context(cloud), NOW)
+    assert [(r.status, r.host) for r in rows] == [("fail", "compute1"), ("fail", "compute1")]
+    assert "stuck" in rows[0].cause and "migration abort" in rows[0].fix
+    assert "No valid host was found." in rows[1].cause
+    assert [r.status for r in stuck_rows(context(CloudData()), NOW)] == ["ok"]
