@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from stackwright.inventory import load_inventory
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from tests.lab.cli import stackwright
 from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
@@ -245,9 +246,12 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
     compute1 = report["hosts"]["compute1"]
     assert [c["path"] for c in compute1["changes"]] == [NOVA_KNOWN_HOSTS], compute1["changes"]
     assert compute1["restarted"] == []
-    # nova on each node reaches the other over SSH, the peer's host key checked (cold migration)
+    # nova on each node reaches the other over SSH at its my_ip (what nova's resize and cold
+    # migration use as the destination), the peer's host key checked
+    nodes = load_inventory(epoxy_cloud.inventory).model.nodes
     for source, target in (("compute1", "compute2"), ("compute2", "compute1")):
-        hostname = epoxy_cloud.check(source, f"su -s /bin/sh nova -c 'ssh {target} hostname'")
+        address = nodes[target].management
+        hostname = epoxy_cloud.check(source, f"su -s /bin/sh nova -c 'ssh {address} hostname'")
         assert hostname.strip() == target
     assert_compute_node(epoxy_cloud, "compute2")
     proc = stackwright("verify", str(epoxy_cloud.inventory), "--json", timeout=600)
