@@ -125,7 +125,8 @@ def in_host(lab: SeedLab, host: str, command: list[str]) -> None:
     nspawn = nspawn_pid(layout_of(lab.inventory).host(host))
     assert nspawn is not None
     init = children(nspawn)[0]
-    subprocess.run(["nsenter", "-t", str(init), "-m", "--", *command], check=True, timeout=60)
+    # every namespace (-a): systemctl must see the host's own systemd as PID 1
+    subprocess.run(["nsenter", "-t", str(init), "-a", "--", *command], check=True, timeout=60)
 
 
 @contextlib.contextmanager
@@ -176,7 +177,9 @@ def test_a_host_no_known_hosts_knows_is_refused_until_trusted(epoxy_cloud: SeedL
     shutil.copy(passwords_file(epoxy_cloud), tmp_path / "passwords.yaml")
     refused = stackwright("plan", str(inventory), "--live", "--limit", "compute1")
     assert refused.returncode == 2, refused.stdout[-2000:]
-    (line,) = [line for line in refused.stderr.splitlines() if line.strip()]
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, refused.stderr
+    (line,) = lines
     assert "no known host key for compute1 (10.10.10.53)" in line
     assert f"stackwright trust {inventory}" in line
 
