@@ -175,7 +175,7 @@ def test_a_host_no_known_hosts_knows_is_refused_until_trusted(epoxy_cloud: SeedL
     inventory = tmp_path / "seed.yaml"
     shutil.copy(epoxy_cloud.inventory, inventory)
     shutil.copy(passwords_file(epoxy_cloud), tmp_path / "passwords.yaml")
-    refused = stackwright("plan", str(inventory), "--live", "--limit", "compute1")
+    refused = stackwright("plan", str(inventory), "--live", "--host", "compute1")
     assert refused.returncode == 2, refused.stdout[-2000:]
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, refused.stderr
@@ -189,7 +189,7 @@ def test_a_host_no_known_hosts_knows_is_refused_until_trusted(epoxy_cloud: SeedL
         (host_key_files(epoxy_cloud, "compute1") / "ssh_host_ed25519_key.pub").read_text().split()[1]
     )
     assert real in trusted.stdout
-    plan = stackwright("plan", str(inventory), "--live", "--limit", "compute1")
+    plan = stackwright("plan", str(inventory), "--live", "--host", "compute1")
     assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
 
     other = tmp_path / "other"
@@ -197,7 +197,7 @@ def test_a_host_no_known_hosts_knows_is_refused_until_trusted(epoxy_cloud: SeedL
     shutil.copy(inventory, other / "seed.yaml")
     shutil.copy(tmp_path / "passwords.yaml", other / "passwords.yaml")
     once = stackwright(
-        "plan", str(other / "seed.yaml"), "--live", "--limit", "compute1", "--accept-new-host-keys"
+        "plan", str(other / "seed.yaml"), "--live", "--host", "compute1", "--accept-new-host-keys"
     )
     assert once.returncode == 0, once.stderr[-2000:]
     assert f"accepted the new host key of compute1 (10.10.10.53): ED25519 {real}" in once.stderr
