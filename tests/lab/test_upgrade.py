@@ -16,6 +16,7 @@ from stackwright.engine.converge import APT_STAMP
 from tests.lab.cloudkit import apply_json
 from tests.lab.conftest import SeedLab
 
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 HOST = "compute1"
 PROBE = "stackwright-upgrade-probe"
 REPO = "/srv/stackwright-upgrade-probe"
