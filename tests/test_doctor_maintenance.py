@@ -27,6 +27,9 @@ def test_a_drained_node_is_named_with_its_reason_and_the_command_that_puts_it_ba
     assert (row.id, row.host, row.status) == ("compute-disabled", "compute1", "warn")
     assert "stackwright drain: maintenance" in row.cause and "undrain FILE compute1" in row.fix
     assert [r.status for r in compute_disabled(context(CloudData()))] == ["ok"]
+    # nova's own disable while libvirt is away (it enables the node again itself): not a warning
+    auto = compute_disabled(context(CloudData(disabled={"compute1": "AUTO: Connection to libvirt lost: 1"})))
+    assert [(r.status, r.host) for r in auto] == [("ok", "compute1")]
 
 
 def test_instances_stuck_migrating_long_or_in_error_fail_with_nova_s_fault() -> None:

@@ -8,6 +8,9 @@ from stackwright.checks.doctor.base import Context, Row, check, ok
 from stackwright.maintenance import DRAIN_REASON
 
 STUCK_AFTER = dt.timedelta(minutes=15)  # a live migration of the lab's guests takes under one
+# nova's libvirt driver disables its own service while it cannot reach libvirt and enables it
+# again when it can (nova/virt/libvirt/driver.py, DISABLE_PREFIX): the libvirtd check names that cause.
+NOVA_AUTO_DISABLE = "AUTO: "
 
 
 @check("compute-disabled")
@@ -16,8 +19,10 @@ def compute_disabled(ctx: Context) -> list[Row]:
     its nova-compute is disabled, e.g. drained for maintenance and never put back.
 
     nova keeps the reason given when it was disabled (`stackwright drain` writes
-    "stackwright drain: maintenance"). Fix: `stackwright undrain FILE HOST` (or
-    `openstack compute service set --enable HOST nova-compute`) once the maintenance is over."""
+    "stackwright drain: maintenance"); a node nova disabled itself ("AUTO: Connection to libvirt
+    lost") is left to the libvirtd check: nova enables it again on its own. Fix: `stackwright
+    undrain FILE HOST` (or `openstack compute service set --enable HOST nova-compute`) once the
+    maintenance is over."""
     if ctx.cloud is None or ctx.cloud.error:
         return []
     rows: list[Row] = []
@@ -26,6 +31,11 @@ def compute_disabled(ctx: Context) -> list[Row]:
             rows.append(ok("compute-disabled", host, "nova-compute enabled"))
             continue
         reason = ctx.cloud.disabled[host] or "no reason given"
+        if reason.startswith(NOVA_AUTO_DISABLE):
+            rows.append(
+                ok("compute-disabled", host, f"disabled by nova itself until libvirt answers ({reason})")
+            )
+            continue
         drained = reason.startswith(DRAIN_REASON)
         rows.append(
             Row(
