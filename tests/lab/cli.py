@@ -11,8 +11,13 @@ SESSION_START = time.time()
 OUTPUTS: list[str] = []  # stdout and stderr of every stackwright command the lab tests ran
 
 
+def cli_argv(*args: str) -> list[str]:
+    """The command line of `stackwright ARGS` run by this interpreter (for Popen, a pty, ...)."""
+    return [sys.executable, "-c", "from stackwright.cli import main; main()", *args]
+
+
 def stackwright(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-c", "from stackwright.cli import main; main()", *args]
+    argv = cli_argv(*args)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     OUTPUTS.extend((proc.stdout, proc.stderr))
     return proc

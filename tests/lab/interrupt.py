@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Literal
 
 from stackwright.inventory import load_inventory
 from stackwright.polling import Deadline, poll
-from tests.lab.cli import OUTPUTS
+from tests.lab.cli import OUTPUTS, cli_argv
 from tests.lab.conftest import SeedLab
 
 
@@ -120,17 +119,7 @@ def interrupted_apply(lab: SeedLab, args: list[str], *points: Point, within_s: f
     """Run `apply ARGS` and cut it at each point as it comes (`ssh` cuts first, in any order;
     at most one `process` kill, which ends the run)."""
     assert sum(p.how == "process" for p in points) <= 1 and points
-    argv = [
-        sys.executable,
-        "-c",
-        "from stackwright.cli import main; main()",
-        "apply",
-        str(lab.inventory),
-        "--yes",
-        "--json",
-        "--verbose",
-        *args,
-    ]
+    argv = cli_argv("apply", str(lab.inventory), "--yes", "--json", "--verbose", *args)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[str] = []
     err: list[str] = []

@@ -16,7 +16,7 @@ import pytest
 
 from stackwright.inventory import load_inventory
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
-from tests.lab.cli import stackwright
+from tests.lab.cli import cli_argv, stackwright
 from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
 from tests.lab.conftest import Converged, SeedLab
 from tests.lab.figures import record
@@ -265,16 +265,7 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
 def test_apply_without_yes_in_a_pipeline_applies_nothing_it_was_not_told_to(epoxy_cloud: SeedLab) -> None:
     """No terminal to ask: nothing to change is success (exit 0); a change needs --yes (exit 2,
     one line); either way nothing changes."""
-    import sys
-
-    argv = [
-        sys.executable,
-        "-c",
-        "from stackwright.cli import main; main()",
-        "apply",
-        str(epoxy_cloud.inventory),
-    ]
-    argv += ["--no-upgrade"]
+    argv = cli_argv("apply", str(epoxy_cloud.inventory), "--no-upgrade")
     quiet = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
     assert quiet.returncode == 0 and "no changes" in quiet.stdout, quiet.stdout[-2000:] + quiet.stderr
     original = epoxy_cloud.inventory.read_text()

@@ -17,7 +17,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 
 from stackwright.lab.processes import nspawn_pid
 from stackwright.lab.supervisor import children
-from tests.lab.cli import OUTPUTS, SESSION_START, stackwright
+from tests.lab.cli import OUTPUTS, SESSION_START, cli_argv, stackwright
 from tests.lab.cloudkit import (
     add_compute,
     apply_json,
@@ -46,14 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ctrl_c_stops_every_host_after_its_step_and_releases_the_locks(epoxy_cloud: SeedLab) -> None:
-    argv = [
-        sys.executable,
-        "-c",
-        "from stackwright.cli import main; main()",
-        "apply",
-        str(epoxy_cloud.inventory),
-    ]
-    argv += ["--yes", "--json", "--verbose", "--no-upgrade"]
+    argv = cli_argv("apply", str(epoxy_cloud.inventory), "--yes", "--json", "--verbose", "--no-upgrade")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     lines = []

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import yaml
 from stackwright.engine.hostkeys import fingerprint, known_hosts_path
 from stackwright.lab.processes import nspawn_pid
 from stackwright.lab.supervisor import children
-from tests.lab.cli import stackwright
+from tests.lab.cli import cli_argv, stackwright
 from tests.lab.cloudkit import apply_json, verify_json, world_readable_leaks
 from tests.lab.conftest import SeedLab, layout_of
 
@@ -63,7 +62,7 @@ def interactive_apply(lab: SeedLab) -> subprocess.CompletedProcess[str]:
     import os
     import pty
 
-    argv = [sys.executable, "-c", "from stackwright.cli import main; main()", "apply", str(lab.inventory)]
+    argv = cli_argv("apply", str(lab.inventory))
     argv += ["--no-upgrade"]
     controller, terminal = pty.openpty()
     try:
