@@ -32,7 +32,9 @@ from stackwright.smoke.image import (
     cpio_newc,
     init_script,
     kernel_package_of,
+    mbr_sector,
     parse_apt_show,
+    syslinux_config,
 )
 from stackwright.yamlsource import UserError
 
@@ -107,6 +109,25 @@ def test_cache_key_is_a_safe_name_and_changes_with_versions() -> None:
     assert "/" not in key and ":" not in key
     assert key.startswith("6.1.0-56-cloud-amd64_6.1.192-2_busybox_1_1.35.0")
     assert cache_key({**VERSIONS, "busybox-static": "1:1.36.1-1"}) != key
+
+
+def test_mbr_has_one_active_partition_from_1_mib_to_the_end() -> None:
+    code = bytes(range(256)) + bytes(184)  # 440 bytes, like SYSLINUX's mbr.bin
+    sector = mbr_sector(code, 24 << 20)
+    assert len(sector) == 512 and sector[:440] == code and sector[510:] == b"\x55\xaa"
+    entry = sector[446:462]
+    assert entry[0] == 0x80 and entry[4] == 0x0E
+    assert int.from_bytes(entry[8:12], "little") == 2048
+    assert int.from_bytes(entry[12:16], "little") == (24 << 20) // 512 - 2048
+    assert sector[462:510] == bytes(48)  # the other three entries empty
+    with pytest.raises(UserError, match="440 bytes"):
+        mbr_sector(bytes(441), 24 << 20)
+
+
+def test_syslinux_config_boots_the_kernel_with_the_initramfs_and_command_line() -> None:
+    config = syslinux_config(image.COMMAND_LINE)
+    assert "KERNEL vmlinuz\n" in config and "TIMEOUT 0\n" in config
+    assert f"APPEND initrd=initrd.img {image.COMMAND_LINE}\n" in config
 
 
 def test_init_script_loads_modules_twice_in_order_and_reports_fixed_lines() -> None:
@@ -218,7 +239,13 @@ def guest() -> GuestImage:
 
 @pytest.mark.lab
 def test_guest_files(guest: GuestImage) -> None:
-    assert guest.disk.stat().st_size == image.DISK_BYTES
+    disk = guest.disk.read_bytes()
+    assert disk[510:512] == b"\x55\xaa" and disk[446] == 0x80, "no active partition in the MBR"
+    assert len(disk) > guest.kernel.stat().st_size + guest.initramfs.stat().st_size
+    assert len(disk) < 64 << 20
+    for name in (b"VMLINUZ", b"INITRD  IMG", b"SYSLINUXCFG", b"LDLINUX SYS"):
+        assert name in disk, f"{name!r} not in the FAT root directory"
+    assert guest.kernel.read_bytes() in disk
     assert guest.kernel.stat().st_size > 1_000_000
     entries = read_newc(gzip.decompress(guest.initramfs.read_bytes()))
     assert entries["init"][0] == 0o100755
@@ -308,12 +335,13 @@ class _Console:
 
 @contextmanager
 def boot(guest: GuestImage, netdev: str, cdrom: Path | None = None) -> Iterator[tuple[_Console, float]]:
-    """The guest under QEMU (TCG) with one virtio NIC on user-mode networking `netdev` (and a
-    cdrom on the IDE bus, as Nova attaches a config drive)."""
+    """The guest's disk image under QEMU (TCG), booted through its MBR and SYSLINUX as Nova boots
+    it (snapshot=on: the cached image is not written), with one virtio NIC on user-mode
+    networking `netdev` (and a cdrom on the IDE bus, as Nova attaches a config drive)."""
     qemu = _ensure_qemu()
     argv = [
         qemu, "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot",
-        "-kernel", str(guest.kernel), "-initrd", str(guest.initramfs), "-append", guest.command_line,
+        "-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on",
         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
     ]  # fmt: skip
     if cdrom is not None:

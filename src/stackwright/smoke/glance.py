@@ -1,6 +1,6 @@
-"""The test guest in Glance: its kernel (aki), ramdisk (ari) and a small raw machine image that
-boots them directly (`kernel_id`, `ramdisk_id`, `os_command_line`), public, named `<prefix>-...`.
-An image already there with the same content is reused; others of that name are replaced."""
+"""The test guest in Glance: one raw whole-disk image (boot loader, kernel, initramfs), public,
+named `<prefix>-disk`. An image already there with the same content is reused; others of that
+name are replaced."""
 
 from __future__ import annotations
 
@@ -15,23 +15,16 @@ if TYPE_CHECKING:
 
 
 def ensure_guest_images(conn: Connection, guest: GuestImage, prefix: str, notes: list[str]) -> str:
-    """The machine image's id (the one servers boot), made or reused with its kernel and ramdisk."""
-    kernel = ensure_image(conn, f"{prefix}-kernel", guest.kernel, "aki", "aki", notes)
-    ramdisk = ensure_image(conn, f"{prefix}-ramdisk", guest.initramfs, "ari", "ari", notes)
-    return ensure_image(
-        conn,
-        f"{prefix}-disk",
-        guest.disk,
-        "raw",
-        "bare",
-        notes,
-        kernel_id=kernel,
-        ramdisk_id=ramdisk,
-        os_command_line=guest.command_line,
-    )
+    """The disk image's id (the one servers boot), made or reused; the kernel and ramdisk images
+    earlier versions booted directly are removed."""
+    for stale in guest_image_names(prefix)[1:]:
+        for image in list(conn.image.images(name=stale)):
+            conn.image.delete_image(str(image.id), ignore_missing=True)
+    return ensure_image(conn, f"{prefix}-disk", guest.disk, "raw", "bare", notes)
 
 
 def guest_image_names(prefix: str) -> tuple[str, ...]:
+    """The disk first; then the kernel and ramdisk images of earlier versions (removed too)."""
     return (f"{prefix}-disk", f"{prefix}-ramdisk", f"{prefix}-kernel")
 
 

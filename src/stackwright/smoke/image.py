@@ -9,8 +9,11 @@ A guest is three files:
   `udhcpc -i eth0`, fetches the metadata service's `uuid`, hostname and SSH public key, starts
   dropbear (root logs in with that key only: what Tempest's validation does) and prints fixed
   lines on the consoles (ttyS0 and the screen, see `MARK`);
-- `disk.raw`: 1 MiB of zeros, the machine image Glance needs beside the kernel (aki) and ramdisk
-  (ari) images to boot the kernel directly (`kernel_id`, `ramdisk_id`, `os_command_line`).
+- `disk.raw`: the image servers boot: a whole disk (an MBR with SYSLINUX's boot code, one active
+  FAT partition holding SYSLINUX, `vmlinuz`, `initrd.img` and the kernel command line). A whole
+  disk, not a kernel and ramdisk booted directly (`kernel_id`/`ramdisk_id`): Nova's live migration
+  fetches an instance's kernel on the destination through its image safety check, which takes a
+  bzImage's boot signature for a broken MBR and refuses it ("Image does not pass safety check").
 
 The .debs come through this machine's own apt configuration (`apt-get download`), are unpacked
 with `dpkg-deb -x`, and the result is cached under `/var/cache/stackwright/guest/<key>/`, keyed by
@@ -37,6 +40,7 @@ import lzma
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
@@ -71,9 +75,15 @@ SSH_FILES: dict[str, str] = {
     "lib/x86_64-linux-gnu/libgmp.so.10": "**/x86_64-linux-gnu/libgmp.so.10",
 }
 MARK = "STACKWRIGHT-SMOKE"
+# The boot loader of the whole disk: SYSLINUX's MBR code, and SYSLINUX installed into the FAT
+# partition with mtools, so building needs no loop mount and no kernel file system support.
+BOOT_PACKAGES: tuple[str, ...] = ("syslinux", "syslinux-common", "mtools")
+MBR_CODE = "usr/lib/syslinux/mbr/mbr.bin"
+SECTOR = 512
+PARTITION_START = 1 << 20  # bytes; 1 MiB-aligned like every current partitioning tool
+BOOT_SLACK = 2 << 20  # FAT tables, ldlinux.sys/.c32 and the config beside the kernel and initrd
 # The serial console (the console log the smoke test reads) and the screen (the VNC console).
 COMMAND_LINE = "console=tty0 console=ttyS0 panic=-1"
-DISK_BYTES = 1 << 20
 KEEP_BUILDS = 3  # older cache entries (earlier kernel updates) are removed beyond this many
 APT_TIMEOUT = 600.0
 TOOL_TIMEOUT = 120.0
@@ -275,7 +285,7 @@ exit 0
 """
 
 # Bump when the cpio layout or the build steps change (the scripts are hashed anyway).
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -317,10 +327,22 @@ def recipe_hash() -> str:
 # apt
 
 
-def _run(argv: list[str], *, cwd: Path | None = None, timeout: float = TOOL_TIMEOUT) -> str:
+def _run(
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = TOOL_TIMEOUT,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=_apt_env()
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=_apt_env() | (extra_env or {}),
         )
     except FileNotFoundError:
         raise UserError(f"{argv[0]} is not installed — the guest is built from Debian packages") from None
@@ -383,8 +405,8 @@ def _candidates(*packages: str) -> dict[str, dict[str, str]]:
 
 def resolve_versions() -> dict[str, str]:
     """{package: candidate version} for the kernel meta package, its kernel, busybox-static,
-    dropbear and its libraries."""
-    first = _candidates(KERNEL_META, BUSYBOX, *SSH_PACKAGES)
+    dropbear and its libraries, and the boot loader's packages."""
+    first = _candidates(KERNEL_META, BUSYBOX, *SSH_PACKAGES, *BOOT_PACKAGES)
     meta = first[KERNEL_META]
     kernel = kernel_package_of(meta.get("Depends", ""))
     if kernel is None:
@@ -393,14 +415,14 @@ def resolve_versions() -> dict[str, str]:
         KERNEL_META: meta["Version"],
         kernel: _candidates(kernel)[kernel]["Version"],
         BUSYBOX: first[BUSYBOX]["Version"],
-        **{package: first[package]["Version"] for package in SSH_PACKAGES},
+        **{package: first[package]["Version"] for package in (*SSH_PACKAGES, *BOOT_PACKAGES)},
     }
 
 
 def cache_key(versions: dict[str, str]) -> str:
     kernel = next(p for p in versions if p != KERNEL_META and p.startswith("linux-image-"))
     raw = f"{kernel.removeprefix('linux-image-')}_{versions[kernel]}_busybox_{versions[BUSYBOX]}"
-    others = "\n".join(f"{p}={versions[p]}" for p in SSH_PACKAGES if p in versions)
+    others = "\n".join(f"{p}={versions[p]}" for p in (*SSH_PACKAGES, *BOOT_PACKAGES) if p in versions)
     extra = hashlib.sha256(others.encode()).hexdigest()[:6] if others else ""
     return re.sub(r"[^A-Za-z0-9._+-]", "_", raw) + (f"_{extra}" if extra else "") + f"_{recipe_hash()}"
 
@@ -525,6 +547,58 @@ def build_initramfs(busybox: Path, modules: dict[str, Path], ssh: dict[str, byte
 
 
 # ---------------------------------------------------------------------------------------------
+# the whole disk
+
+
+def mbr_sector(boot_code: bytes, disk_bytes: int) -> bytes:
+    """The first sector: boot code, one active partition from PARTITION_START to the end, the
+    signature. Written here (16 bytes of table) rather than with sfdisk, which the machine building
+    the guest need not have; the CHS fields say "use LBA" (FE FF FF) as fdisk writes them."""
+    if len(boot_code) > 440:
+        raise UserError(f"{MBR_CODE} is {len(boot_code)} bytes; an MBR holds 440 bytes of boot code")
+    start = PARTITION_START // SECTOR
+    count = disk_bytes // SECTOR - start
+    fat16_lba = 0x0E
+    entry = bytes([0x80, 0xFE, 0xFF, 0xFF, fat16_lba, 0xFE, 0xFF, 0xFF]) + struct.pack("<II", start, count)
+    return boot_code.ljust(446, b"\0") + entry + bytes(48) + b"\x55\xaa"
+
+
+def syslinux_config(command_line: str) -> str:
+    head = "DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n"
+    return f"{head}  APPEND initrd=initrd.img {command_line}\n"
+
+
+def build_disk(target: Path, kernel: Path, initramfs: Path, boot_root: Path, command_line: str) -> None:
+    """`target`: an MBR disk booting `kernel` and `initramfs` through SYSLINUX on a FAT partition,
+    with the tools of the unpacked boot packages in `boot_root`."""
+    payload = kernel.stat().st_size + initramfs.stat().st_size + BOOT_SLACK
+    size = PARTITION_START + -(-payload // (1 << 20)) * (1 << 20)
+    with open(target, "wb") as disk:
+        disk.truncate(size)
+        disk.write(mbr_sector((boot_root / MBR_CODE).read_bytes(), size))
+    tools = boot_root / "usr" / "bin"
+    # syslinux runs mtools' commands by name: the unpacked ones first.
+    env = {"PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}", "MTOOLS_SKIP_CHECK": "1"}
+    partition = f"{target}@@{PARTITION_START}"
+    sectors = (size - PARTITION_START) // SECTOR
+    _run(
+        [str(tools / "mformat"), "-i", partition, "-T", str(sectors), "-h", "64", "-s", "32",
+         "-H", str(PARTITION_START // SECTOR), "-v", "STACKWRIGHT", "::"],
+        extra_env=env,
+    )  # fmt: skip
+    _run([str(tools / "syslinux"), "--install", "--offset", str(PARTITION_START), str(target)], extra_env=env)
+    config = target.parent / "syslinux.cfg"
+    config.write_text(syslinux_config(command_line))
+    try:
+        _run(
+            [str(tools / "mcopy"), "-i", partition, str(kernel), str(initramfs), str(config), "::/"],
+            extra_env=env,
+        )
+    finally:
+        config.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
 # the cache
 
 
@@ -604,11 +678,13 @@ def build_guest(
         )
         kernel_deb = next(debs.glob("linux-image-*.deb"))
         busybox_deb = next(debs.glob(f"{BUSYBOX}_*.deb"))
-        kroot, broot, sroot = tmp / "kernel", tmp / "busybox", tmp / "ssh"
+        kroot, broot, sroot, boot = tmp / "kernel", tmp / "busybox", tmp / "ssh", tmp / "boot"
         _run(["dpkg-deb", "-x", str(kernel_deb), str(kroot)])
         _run(["dpkg-deb", "-x", str(busybox_deb), str(broot)])
         for package in SSH_PACKAGES:
             _run(["dpkg-deb", "-x", str(next(debs.glob(f"{package}_*.deb"))), str(sroot)])
+        for package in BOOT_PACKAGES:
+            _run(["dpkg-deb", "-x", str(next(debs.glob(f"{package}_*.deb"))), str(boot)])
 
         vmlinuz = sorted(kroot.glob("boot/vmlinuz-*"))
         if not vmlinuz:
@@ -623,12 +699,9 @@ def build_guest(
 
         shutil.copyfile(vmlinuz[0], tmp / "vmlinuz")
         (tmp / "initrd.img").write_bytes(build_initramfs(busybox, modules, ssh_files(sroot)))
-        with open(tmp / "disk.raw", "wb") as disk:
-            disk.write(b"\0" * DISK_BYTES)
-        shutil.rmtree(debs)
-        shutil.rmtree(kroot)
-        shutil.rmtree(broot)
-        shutil.rmtree(sroot)
+        build_disk(tmp / "disk.raw", tmp / "vmlinuz", tmp / "initrd.img", boot, COMMAND_LINE)
+        for unpacked in (debs, kroot, broot, sroot, boot):
+            shutil.rmtree(unpacked)
         recorded = {
             **versions,
             "modules": " ".join(m for m in MODULES if m in modules),

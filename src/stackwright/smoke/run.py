@@ -7,9 +7,8 @@ is idempotent and a later run (or `cleanup`) removes what an interrupted run lef
   generated per run and kept in memory only), the external network `stackwright-smoke-external`
   (flat, physnet `external`, `router:external`) on the inventory's external CIDR with an
   allocation pool that avoids the nodes, the gateway and the lab bridge address (an existing
-  external network on that physnet is reused instead, and left alone at cleanup), the guest's three
-  images (kernel `aki`, ramdisk `ari`, raw machine image with `kernel_id`/`ramdisk_id`/
-  `os_command_line`), a small flavor;
+  external network on that physnet is reused instead, and left alone at cleanup), the guest's image
+  (a raw whole disk: SYSLINUX, kernel and initramfs, see `smoke.image`), a small flavor;
 - in the smoke project: network + subnet (a /24 that collides with no inventory network), router
   with the external gateway and the subnet attached, security group allowing ICMP, and the server
   (booted by the smoke user, with a config drive: nova-compute makes it with genisoimage).
