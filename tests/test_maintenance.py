@@ -34,3 +34,11 @@ def test_drain_refuses_a_host_that_is_not_a_compute_node() -> None:
     assert result.exit_code == 2
     assert "'network' is not a compute node" in result.output and "compute1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_evacuate_and_undrain_refuse_a_host_that_is_not_a_compute_node() -> None:
+    for command in ("evacuate", "undrain"):
+        result = CliRunner().invoke(app, [command, str(ROOT / "examples" / "seed.yaml"), "controller"])
+        assert result.exit_code == 2, (command, result.output)
+        assert "'controller' is not a compute node" in result.output
+        assert "Traceback" not in result.output

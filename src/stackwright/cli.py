@@ -586,6 +586,13 @@ def drain(
     _require_reachable(loaded)
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     report = run_drain(connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    _print_moves(report, console, "drained")
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_moves(report: Any, console: Console, verb: str) -> None:
     for moved in report.moved:
         if moved.ok:
             console.print(
@@ -593,10 +600,56 @@ def drain(
             )
         else:
             console.print(f"[red]✗[/red] {moved.name}: stays on {moved.source} — {moved.error}")
-    verdict = "drained" if report.ok else "[red]not drained[/red]"
+    verdict = verb if report.ok else f"[red]not {verb}[/red]"
     console.print(
-        f"{node} {verdict}: {sum(m.ok for m in report.moved)} of {len(report.moved)} instances moved"
+        f"{report.host} {verdict}: {sum(m.ok for m in report.moved)} of {len(report.moved)} instances moved"
     )
+
+
+def _answers_ssh(address: str) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((address, 22), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+@app.command()
+@user_errors_exit_2
+def evacuate(
+    inventory: InventoryArg,
+    host: HostArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable results on stdout.")] = False,
+    passwords: PasswordsOpt = None,
+) -> None:
+    """Rebuild a dead compute node's instances on other nodes (its service fenced: forced down).
+
+    Only for a node that is down: one that still answers SSH is refused (drain it instead, or its
+    instances would run twice). When the node is repaired, `undrain` puts it back in service.
+
+    Example: stackwright evacuate examples/seed.yaml compute1
+    """
+    from stackwright.cloud import connect
+    from stackwright.maintenance import evacuate as run_evacuate
+
+    loaded = _load(inventory)
+    node = _compute_node(loaded, host)
+    pw = _passwords(loaded, passwords)
+    address = str(loaded.model.nodes[node].management)
+    if _answers_ssh(address):
+        raise UserError(
+            f"{node} ({address}) answers SSH: it is not down — `stackwright drain` moves a live node's "
+            "instances; evacuate only a node that is off"
+        )
+    _require_reachable(loaded)
+    console = Console(highlight=False, soft_wrap=True, stderr=as_json)
+    report = run_evacuate(
+        connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
+    )
+    _print_moves(report, console, "evacuated")
+    console.print(f"[dim]when {node} is repaired and up: stackwright undrain {inventory} {node}[/dim]")
     if as_json:
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     raise typer.Exit(0 if report.ok else 1)
@@ -605,7 +658,7 @@ def drain(
 @app.command()
 @user_errors_exit_2
 def undrain(inventory: InventoryArg, host: HostArg, passwords: PasswordsOpt = None) -> None:
-    """Put a drained compute node back in service (its nova-compute enabled again).
+    """Put a drained or evacuated compute node back in service (nova-compute enabled, not forced down).
 
     Example: stackwright undrain examples/seed.yaml compute1
     """

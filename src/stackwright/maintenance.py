@@ -1,5 +1,6 @@
 """Node maintenance through nova's API (openstacksdk): drain a compute node (disable its service,
-live-migrate every instance away, wait for each to land ACTIVE elsewhere) and undrain it.
+live-migrate every instance away, wait for each to land ACTIVE elsewhere), undrain it, and
+evacuate a dead one (fence its compute service with force-down, rebuild its instances elsewhere).
 
 A drain refuses before it changes anything when the other enabled, up compute nodes have no room
 for the node's instances (placement's inventories and usages, first fit by memory). A migration
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from openstack.exceptions import SDKException
+
 from stackwright.polling import poll
 from stackwright.yamlsource import UserError
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from openstack.connection import Connection
 
 DRAIN_REASON = "stackwright drain: maintenance"
+EVACUATE_REASON = "stackwright evacuate: host down"
+EVACUATE_TIMEOUT_S = 900.0
 MIGRATION_TIMEOUT_S = 900.0
 ABORT_TIMEOUT_S = 300.0
 _RESOURCES = ("VCPU", "MEMORY_MB", "DISK_GB")
@@ -115,14 +120,13 @@ def unplaceable(servers: list[Any], free: dict[str, dict[str, float]]) -> list[s
     return left
 
 
-def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
-    service = compute_service(conn, host)
+def _require_room(conn: Connection, host: str, servers: list[Any]) -> None:
+    """Refuse (before anything changes) when the other enabled, up nodes cannot take `servers`."""
     others = [
         s.host
         for s in conn.compute.services(binary="nova-compute")
-        if s.host != host and s.status == "enabled" and s.state == "up"
+        if s.host != host and s.status == "enabled" and s.state == "up" and not s.is_forced_down
     ]
-    servers = list(conn.compute.servers(all_projects=True, compute_host=host))
     if servers and not others:
         raise UserError(
             f"no other compute node is enabled and up to take {host}'s instances — add or undrain one"
@@ -134,6 +138,12 @@ def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> Drain
                 f"no room on {', '.join(others)} for {', '.join(left)} — "
                 "free capacity or add a compute node first"
             )
+
+
+def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
+    service = compute_service(conn, host)
+    servers = list(conn.compute.servers(all_projects=True, compute_host=host))
+    _require_room(conn, host, servers)
     if service.status != "disabled":
         conn.compute.disable_service(service, host, "nova-compute", disabled_reason=DRAIN_REASON)
         progress(f"{host}: nova-compute disabled ({DRAIN_REASON})")
@@ -145,12 +155,61 @@ def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> Drain
 
 
 def undrain(conn: Connection, host: str) -> bool:
-    """Re-enable the node's compute service; False when it was enabled already."""
+    """Re-enable the node's compute service and lift an evacuation's force-down; False when there
+    was nothing to do."""
     service = compute_service(conn, host)
-    if service.status == "enabled":
-        return False
-    conn.compute.enable_service(service, host, "nova-compute")
-    return True
+    changed = False
+    if service.is_forced_down:
+        conn.compute.update_service_forced_down(service, host, "nova-compute", forced=False)
+        changed = True
+    if service.status != "enabled":
+        conn.compute.enable_service(service, host, "nova-compute")
+        changed = True
+    return changed
+
+
+def evacuate(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
+    """Rebuild a dead node's instances elsewhere. The caller has found the host unreachable; here
+    its compute service is fenced (disabled, forced down: nova then accepts the evacuation at once
+    instead of after service_down_time) and every instance rebuilt by the scheduler's choice."""
+    service = compute_service(conn, host)
+    servers = list(conn.compute.servers(all_projects=True, compute_host=host))
+    _require_room(conn, host, servers)
+    if service.status != "disabled":
+        conn.compute.disable_service(service, host, "nova-compute", disabled_reason=EVACUATE_REASON)
+    if not service.is_forced_down:
+        conn.compute.update_service_forced_down(service, host, "nova-compute", forced=True)
+        progress(f"{host}: nova-compute fenced (disabled, forced down)")
+    report = DrainReport(host)
+    for server in servers:
+        progress(f"{server.name}: evacuating from {host}")
+        report.moved.append(_evacuate_one(conn, server, host))
+    return report
+
+
+def _evacuate_one(conn: Connection, server: Any, source: str) -> Moved:
+    moved = Moved(str(server.id), str(server.name), source)
+    started = time.monotonic()
+    try:
+        conn.compute.evacuate_server(server)
+    except SDKException as exc:  # refused (e.g. nova still sees the service up): reported per instance
+        moved.error = f"nova refused the evacuation: {exc}"
+        return moved
+    final = poll(
+        lambda: conn.compute.get_server(server.id),
+        within_s=EVACUATE_TIMEOUT_S,
+        every_s=2,
+        done=lambda s: (s.task_state is None and s.compute_host != source) or s.status == "ERROR",
+    )
+    moved.seconds = time.monotonic() - started
+    moved.target = final.compute_host
+    if final.task_state is not None and final.status != "ERROR":
+        moved.error = f"still {final.task_state} after {EVACUATE_TIMEOUT_S:.0f} s on {final.compute_host}"
+    elif final.status == "ERROR" or final.compute_host == source:
+        moved.error = (
+            _fault(conn, final, "evacuate") or f"nova left it {final.status} on {final.compute_host}"
+        )
+    return moved
 
 
 def live_migrate(conn: Connection, server: Any, source: str) -> Moved:
@@ -173,7 +232,9 @@ def live_migrate(conn: Connection, server: Any, source: str) -> Moved:
         return moved
     moved.target = final.compute_host
     if final.status == "ERROR" or final.compute_host == source:
-        moved.error = _fault(conn, final) or f"nova left it {final.status} on {final.compute_host}"
+        moved.error = (
+            _fault(conn, final, "live-migration") or f"nova left it {final.status} on {final.compute_host}"
+        )
     return moved
 
 
@@ -188,12 +249,12 @@ def _abort(conn: Connection, server: Any) -> None:
     )
 
 
-def _fault(conn: Connection, server: Any) -> str | None:
-    """nova's reason: the instance's fault, or the last failed event of its last live migration."""
+def _fault(conn: Connection, server: Any, action_name: str) -> str | None:
+    """nova's reason: the instance's fault, or the last failed event of its last `action_name`."""
     if server.fault:
         return str(server.fault.get("message", ""))
     for action in conn.compute.server_actions(server):
-        if action.action != "live-migration":
+        if action.action != action_name:
             continue
         detail = conn.compute.get_server_action(action.request_id, server)
         for event in detail.events or []:

@@ -1,0 +1,190 @@
+"""Node maintenance on the session's Epoxy cloud (two compute nodes): `drain` live-migrates the
+smoke VM off its node while a probe pings it every 100 ms from its router's namespace on the
+network node; the VM lands ACTIVE on the other node with its address and answers again; `undrain`
+re-enables the node and a new VM boots there. Then the node holding the VM loses power (its
+systemd-nspawn killed): `evacuate` fences it and rebuilds the VM on the other node, where it
+answers with its address; the node boots again and `undrain` puts it back in service."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openstack.connection import Connection
+
+from stackwright.cloud import connect
+from stackwright.inventory import load_inventory
+from stackwright.lab import processes
+from stackwright.lab.supervisor import kill_tree
+from stackwright.lab.up import up
+from stackwright.polling import poll
+from stackwright.secrets import load_passwords
+from stackwright.smoke.run import ROUTER, cleanup
+from tests.lab.cli import stackwright
+from tests.lab.cloudkit import second_compute_node
+from tests.lab.conftest import SeedLab, layout_of
+from tests.lab.figures import record
+
+pytestmark = [pytest.mark.lab, pytest.mark.cloud]
+PING_LOG = "/tmp/stackwright-drain-ping.log"
+
+
+def admin(lab: SeedLab) -> Connection:
+    loaded = load_inventory(lab.inventory)
+    return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))
+
+
+@pytest.fixture
+def kept_smoke_vm(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
+    """The smoke VM, left running (`verify --smoke --keep`); afterwards every node is enabled
+    again and the smoke test's resources removed."""
+    second_compute_node(epoxy_cloud)
+    proc = stackwright("verify", str(epoxy_cloud.inventory), "--smoke", "--keep", "--json", "--wait", "180")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    try:
+        yield json.loads(proc.stdout)["smoke"]
+    finally:
+        for host in ("compute1", "compute2"):
+            stackwright("undrain", str(epoxy_cloud.inventory), host)
+        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -i 0.1' ; rm -f {PING_LOG}")
+        assert cleanup(admin(epoxy_cloud)) == []
+
+
+def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
+    epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
+) -> None:
+    lab, vm = epoxy_cloud, kept_smoke_vm
+    source = vm["compute_host"]
+    target = "compute2" if source == "compute1" else "compute1"
+    conn = admin(lab)
+    router = next(iter(conn.network.routers(name=ROUTER)))
+    namespace = f"qrouter-{router.id}"
+    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
+    assert "bytes from" in lab.check(
+        "network", f"ip netns exec {namespace} ping -n -c 3 -W 2 {vm['fixed_ip']}"
+    )
+    lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 &")
+
+    proc = stackwright("drain", str(lab.inventory), source, "--json", timeout=1800)
+    lab.check("network", "sleep 5; pkill -INT -f 'ping -i 0.1'; sleep 1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    (moved,) = report["instances"]
+    assert (moved["id"], moved["from"], moved["to"]) == (vm["server_id"], source, target), moved
+
+    server = conn.compute.get_server(vm["server_id"])
+    assert (server.status, server.compute_host) == ("ACTIVE", target)
+    addresses = [a["addr"] for net in server.addresses.values() for a in net]
+    assert vm["fixed_ip"] in addresses
+    service = next(iter(conn.compute.services(binary="nova-compute", host=source)))
+    assert (service.status, service.disabled_reason) == ("disabled", "stackwright drain: maintenance")
+
+    log = lab.check("network", f"cat {PING_LOG}")
+    summary = re.search(r"(\d+) packets transmitted, (\d+) received", log)
+    assert summary, log[-2000:]
+    sent, received = map(int, summary.groups())
+    assert received > 0, log[-2000:]
+    lost_s = (sent - received) * 0.1
+    record("maintenance", "drain: live migration s", moved["seconds"])
+    record("maintenance", "drain: pings lost (100 ms apart) during the migration, s", round(lost_s, 1))
+    # answers again after the move
+    assert _answers_now(lab, namespace, vm["fixed_ip"])
+
+    # doctor names the drained node, then an instance put in ERROR (as a failed migration leaves it)
+    rows = _doctor(lab)
+    assert ("warn", source) in {(r["status"], r["host"]) for r in rows if r["id"] == "compute-disabled"}
+    conn.compute.reset_server_state(server, "error")
+    try:
+        stuck = [r for r in _doctor(lab) if r["id"] == "instance-stuck" and r["status"] == "fail"]
+        assert [r["host"] for r in stuck] == [target] and vm["server_id"] in stuck[0]["cause"], stuck
+    finally:
+        conn.compute.reset_server_state(server, "active")
+
+    undrain = stackwright("undrain", str(lab.inventory), source)
+    assert undrain.returncode == 0 and "enabled" in undrain.stdout, undrain.stderr
+    assert next(iter(conn.compute.services(binary="nova-compute", host=source))).status == "enabled"
+    _boots_on(conn, source, server)
+
+
+def test_evacuate_rebuilds_a_dead_node_s_vm_elsewhere_and_undrain_takes_the_node_back(
+    epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
+) -> None:
+    lab, vm = epoxy_cloud, kept_smoke_vm
+    dead = vm["compute_host"]
+    other = "compute2" if dead == "compute1" else "compute1"
+    conn = admin(lab)
+    router = next(iter(conn.network.routers(name=ROUTER)))
+    namespace = f"qrouter-{router.id}"
+
+    refused = stackwright("evacuate", str(lab.inventory), dead)
+    assert refused.returncode == 2 and "answers SSH" in refused.stderr, refused.stdout + refused.stderr
+
+    host = next(h for h in layout_of(lab.inventory).hosts if h.name == dead)
+    pid = processes.nspawn_pid(host)
+    assert pid is not None, f"{dead} is not running"
+    kill_tree(pid)  # power cut: no shutdown, nova-compute never says goodbye
+    try:
+        proc = stackwright("evacuate", str(lab.inventory), dead, "--json", timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        (moved,) = json.loads(proc.stdout)["instances"]
+        assert (moved["id"], moved["from"], moved["to"]) == (vm["server_id"], dead, other), moved
+        record("maintenance", "evacuate: rebuild on the other node s", moved["seconds"])
+        server = conn.compute.get_server(vm["server_id"])
+        assert (server.status, server.compute_host) == ("ACTIVE", other)
+        assert vm["fixed_ip"] in [a["addr"] for net in server.addresses.values() for a in net]
+        # a rebuilt guest boots again (TCG): bounded wait until it answers
+        answered = poll(
+            lambda: _answers_now(lab, namespace, vm["fixed_ip"]), within_s=300, every_s=5, done=bool
+        )
+        assert answered, f"the evacuated VM does not answer at {vm['fixed_ip']}"
+        service = next(iter(conn.compute.services(binary="nova-compute", host=dead)))
+        assert service.is_forced_down and service.status == "disabled"
+    finally:
+        up(layout_of(lab.inventory), ensure_packages=False, progress=lambda _m: None)
+
+    # back from the power cut: nova-compute reports in; undrain lifts the fence
+    undrain = stackwright("undrain", str(lab.inventory), dead)
+    assert undrain.returncode == 0 and "enabled" in undrain.stdout, undrain.stderr
+    back = poll(
+        lambda: next(iter(conn.compute.services(binary="nova-compute", host=dead))),
+        within_s=300,
+        every_s=5,
+        done=lambda s: s.state == "up" and s.status == "enabled" and not s.is_forced_down,
+    )
+    assert (back.state, back.status, back.is_forced_down) == ("up", "enabled", False)
+    verify = stackwright("verify", str(lab.inventory), "--wait", "300", timeout=600)
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+
+
+def _doctor(lab: SeedLab) -> list[dict[str, Any]]:
+    proc = stackwright("doctor", str(lab.inventory), "--json", timeout=600)
+    rows: list[dict[str, Any]] = json.loads(proc.stdout)["checks"]
+    return rows
+
+
+def _answers_now(lab: SeedLab, namespace: str, address: str) -> bool:
+    proc = lab.exec("network", f"ip netns exec {namespace} ping -n -c 5 -i 0.2 -W 1 {address}")
+    return proc.returncode == 0
+
+
+def _boots_on(conn: Connection, host: str, like: Any) -> None:
+    """A new server from the smoke VM's image, flavor and network, asked for on `host`, is ACTIVE there."""
+    network_id = next(iter(conn.network.ports(device_id=like.id))).network_id
+    flavor = conn.compute.find_flavor(like.flavor["original_name"])
+    assert flavor is not None
+    created = conn.compute.create_server(
+        name="stackwright-drain-probe",
+        image_id=like.image["id"],
+        flavor_id=flavor.id,
+        networks=[{"uuid": network_id}],
+        availability_zone=f"nova:{host}",
+    )
+    try:
+        server = conn.compute.wait_for_server(created, status="ACTIVE", wait=600)
+        assert server.compute_host == host
+    finally:
+        conn.compute.delete_server(created)
+        conn.compute.wait_for_delete(created, wait=300)
