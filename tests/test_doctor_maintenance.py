@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from stackwright.checks.doctor.base import CloudData, Context, InstanceState
-from stackwright.checks.doctor.maintenance import compute_disabled, stuck_rows
+from stackwright.checks.doctor.base import CloudData, Context, HostData, InstanceState
+from stackwright.checks.doctor.gather import host_script
+from stackwright.checks.doctor.maintenance import compute_disabled, migration_path, stuck_rows
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import SECRET_NAMES
@@ -47,3 +48,40 @@ def test_instances_stuck_migrating_long_or_in_error_fail_with_nova_s_fault() -> 
     assert "stuck" in rows[0].cause and "migration abort" in rows[0].fix
     assert "No valid host was found." in rows[1].cause
     assert [r.status for r in stuck_rows(context(CloudData()), NOW)] == ["ok"]
+
+
+def two_computes(tmp_path: Path) -> Context:
+    text = (ROOT / "examples" / "seed.yaml").read_text()
+    text += "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
+    (tmp_path / "cloud.yaml").write_text(text)
+    loaded = load_inventory(tmp_path / "cloud.yaml")
+    plan = plan_cluster(loaded, {name: "x" * 16 for name in SECRET_NAMES})
+    return Context(loaded.model, plan, list(loaded.model.nodes), {}, CloudData())
+
+
+def test_migration_script_probes_each_peer_s_listener_and_nova_s_ssh(tmp_path: Path) -> None:
+    ctx = two_computes(tmp_path)
+    script = host_script(ctx.inventory, "compute1", ctx.plan.hosts["compute1"])
+    section = script.split("@@sw:migration")[1].split("@@sw:")[0]
+    assert "for ip in 10.10.10.54; do" in section and "/dev/tcp/$ip/16509" in section
+    assert "runuser -u nova -- ssh -o BatchMode=yes" in section
+    # one compute node: nothing to migrate to, no probe
+    alone = context(CloudData())
+    assert "@@sw:migration" not in host_script(alone.inventory, "compute1", alone.plan.hosts["compute1"])
+
+
+def test_a_peer_s_unreachable_listener_or_refused_key_fails_naming_the_peer(tmp_path: Path) -> None:
+    ctx = two_computes(tmp_path)
+    ctx.data["compute1"] = HostData("compute1", {"migration": ["peer=10.10.10.54 no yes"]})
+    ctx.data["compute2"] = HostData("compute2", {"migration": ["peer=10.10.10.53 yes no"]})
+    rows = {r.host: r for r in migration_path(ctx)}
+    assert rows["compute1"].status == "fail"
+    assert "compute2's libvirtd listener 10.10.10.54:16509 does not answer" in rows["compute1"].cause
+    assert (
+        rows["compute2"].status == "fail"
+        and "nova's SSH key is refused by compute1" in rows["compute2"].cause
+    )
+    ctx.data["compute1"] = HostData("compute1", {"migration": ["peer=10.10.10.54 yes yes"]})
+    ctx.data["compute2"] = HostData("compute2", {})  # the probe printed nothing: not a pass
+    rows = {r.host: r for r in migration_path(ctx)}
+    assert rows["compute1"].status == "ok" and rows["compute2"].status == "fail"

@@ -18,6 +18,7 @@ from stackwright.checks.doctor.tools import tools_script
 from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
 from stackwright.inventory import Inventory
+from stackwright.releases.modern.nova_ssh import NOVA_PRIVATE_KEY
 from stackwright.steps import HostPlan
 
 MARK = "@@sw:"
@@ -28,6 +29,7 @@ OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 LOG_DIRS = ("/var/log/nova", "/var/log/neutron", "/var/log/glance", "/var/log/keystone", "/var/log/placement")
 # libvirtd is socket-activated on Debian 12: these sockets start it on demand.
 LIBVIRT_SOCKETS = ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "libvirtd-tcp.socket")
+LIBVIRT_TCP_PORT = 16509
 
 
 def watched_units(plan: HostPlan) -> list[str]:
@@ -132,6 +134,33 @@ def tunnel_script(peer_addresses: list[str]) -> str:
     )
 
 
+def compute_peers(inventory: Inventory, name: str) -> list[str]:
+    """Management addresses of the other compute nodes (live migration's destinations)."""
+    computes = inventory.names_with("compute")
+    return [str(inventory.nodes[other].management) for other in computes if other != name]
+
+
+def migration_script(peer_addresses: list[str], nova_ssh: bool) -> str:
+    """Per peer: does its libvirtd migration listener accept a connection from here, and (when
+    nova moves disks over SSH) does nova's key log in there (`true`, host key checked)?"""
+    ssh = (
+        'if runuser -u nova -- ssh -o BatchMode=yes -o ConnectTimeout=3 "nova@$ip" true '
+        "</dev/null >/dev/null 2>&1; then s=yes; else s=no; fi\n"
+        if nova_ssh
+        else "s=na\n"
+    )
+    return (
+        _section("migration") + f"for ip in {' '.join(map(shlex.quote, peer_addresses))}; do\n"
+        "  (\n"
+        f'  if timeout 3 bash -c "</dev/tcp/$ip/{LIBVIRT_TCP_PORT}" 2>/dev/null; then l=yes; else l=no; fi\n'
+        f"  {ssh}"
+        '  echo "peer=$ip $l $s"\n'
+        "  ) &\n"
+        "done\n"
+        "wait\n"
+    )
+
+
 def cells_script() -> str:
     query = "mysql --batch --skip-column-names -e"
     return (
@@ -160,6 +189,8 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
         parts.append(tools_script())
     if is_tunnel_endpoint(inventory, name):
         parts.append(tunnel_script(peers(inventory, name)))
+    if node.has("compute") and compute_peers(inventory, name):
+        parts.append(migration_script(compute_peers(inventory, name), NOVA_PRIVATE_KEY in plan.files()))
     if name == inventory.controller_name and inventory.names_with("compute"):
         parts.append(cells_script())
     parts.append(files_script(sorted(plan.files())))

@@ -1,10 +1,12 @@
-"""After maintenance: a compute node left disabled, an instance left MIGRATING or in ERROR."""
+"""Maintenance: a compute node left disabled, an instance left MIGRATING or in ERROR, a compute node
+that cannot reach a peer's migration listener."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from stackwright.checks.doctor.base import Context, Row, check, ok
+from stackwright.checks.doctor.gather import LIBVIRT_TCP_PORT, compute_peers
 from stackwright.maintenance import DRAIN_REASON
 
 STUCK_AFTER = dt.timedelta(minutes=15)  # a live migration of the lab's guests takes under one
@@ -98,3 +100,49 @@ def _parse(stamp: str) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@check("migration-path")
+def migration_path(ctx: Context) -> list[Row]:
+    """Live migration (drain) or cold migration and resize from a compute node to a peer fails
+    while both nodes look healthy: the node cannot reach the peer's libvirtd migration listener
+    (TCP 16509 on the management address), or nova's SSH key is refused there.
+
+    Each compute node connects to every peer's listener and, as the nova user, runs `true` over
+    SSH with the migration key (host key checked). Fix: on the peer, `systemctl status
+    libvirtd-tcp.socket` (and its address on the management network); between them, routes and
+    firewalls on the management network; a refused SSH key or host key: `stackwright apply`
+    (after `stackwright trust FILE` for a reinstalled peer)."""
+    rows: list[Row] = []
+    names = {str(n.management): name for name, n in ctx.inventory.nodes.items()}
+    for host in ctx.examined("compute"):
+        peers = compute_peers(ctx.inventory, host)
+        if not peers:
+            rows.append(ok("migration-path", host, "the only compute node: no peer to migrate to"))
+            continue
+        seen = {}
+        for line in ctx.data[host].values("migration").get("peer", []):
+            address, _, rest = line.partition(" ")
+            seen[address] = rest.split()
+        broken: list[str] = []
+        for address in peers:
+            listener, ssh = (seen.get(address) or ["no", "no"])[:2]
+            peer = names.get(address, address)
+            if listener != "yes":
+                broken.append(f"{peer}'s libvirtd listener {address}:{LIBVIRT_TCP_PORT} does not answer")
+            if ssh == "no":
+                broken.append(f"nova's SSH key is refused by {peer} ({address})")
+        if broken:
+            rows.append(
+                Row(
+                    "migration-path",
+                    host,
+                    "fail",
+                    f"no migration from {host}: " + "; ".join(broken),
+                    "on the peer: `systemctl status libvirtd-tcp.socket`, its management address; "
+                    "between them: routes, firewalls; a refused key: `stackwright apply`",
+                )
+            )
+        else:
+            rows.append(ok("migration-path", host, f"reaches {len(peers)} peer(s): listener and nova's SSH"))
+    return rows
