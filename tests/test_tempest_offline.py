@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,8 @@ def test_tempest_conf_points_at_the_public_endpoints_and_the_runs_resources() ->
     assert conf["validation"]["run_validation"] == "true"
     assert conf["validation"]["connect_method"] == "floating"
     assert conf["compute"]["min_compute_nodes"] == "1"
-    assert conf["compute-feature-enabled"]["cold_migration"] == "false"  # one compute node
+    for feature in ("cold_migration", "live_migration", "block_migration_for_live_migration"):
+        assert conf["compute-feature-enabled"][feature] == "false", feature  # one compute node
 
 
 def test_only_deployed_services_are_available() -> None:
@@ -108,3 +110,19 @@ def test_a_release_without_pins_is_refused_in_one_line() -> None:
 
     with pytest.raises(UserError, match="release zed has none"):
         ensure_venv("zed")
+
+
+def test_two_compute_nodes_enable_cold_and_live_migration(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.yaml"
+    path.write_text(
+        SEED.read_text()
+        + "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
+    )
+    text = tempest_conf(
+        load_inventory(path).model, PASSWORDS, CLOUD, release="epoxy", log_file=tmp_path / "t.log"
+    )
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="-")
+    parser.read_string(text)
+    assert parser["compute"]["min_compute_nodes"] == "2"
+    for feature in ("cold_migration", "live_migration", "block_migration_for_live_migration"):
+        assert parser["compute-feature-enabled"][feature] == "true", feature
