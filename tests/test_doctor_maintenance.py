@@ -79,7 +79,7 @@ def test_a_peer_s_unreachable_listener_or_refused_key_fails_naming_the_peer(tmp_
     assert "compute2's libvirtd listener 10.10.10.54:16509 does not answer" in rows["compute1"].cause
     assert (
         rows["compute2"].status == "fail"
-        and "nova's SSH key is refused by compute1" in rows["compute2"].cause
+        and "nova's SSH to compute1 (10.10.10.53) fails" in rows["compute2"].cause
     )
     ctx.data["compute1"] = HostData("compute1", {"migration": ["peer=10.10.10.54 yes yes"]})
     ctx.data["compute2"] = HostData("compute2", {})  # the probe printed nothing: not a pass

@@ -159,6 +159,26 @@ def test_evacuate_rebuilds_a_dead_node_s_vm_elsewhere_and_undrain_takes_the_node
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
 
 
+def test_doctor_names_a_peer_whose_migration_listener_cannot_be_reached(epoxy_cloud: SeedLab) -> None:
+    lab = epoxy_cloud
+    second_compute_node(lab)
+    peer = str(load_inventory(lab.inventory).model.nodes["compute2"].management)
+    healthy = {r["host"]: r for r in _doctor(lab) if r["id"] == "migration-path"}
+    assert {h: r["status"] for h, r in healthy.items()} == {"compute1": "ok", "compute2": "ok"}, healthy
+    lab.check("compute1", f"ip route add blackhole {peer}/32")
+    try:
+        rows = {r["host"]: r for r in _doctor(lab) if r["id"] == "migration-path"}
+    finally:
+        lab.check("compute1", f"ip route del blackhole {peer}/32")
+    assert rows["compute1"]["status"] == "fail", rows
+    assert f"compute2's libvirtd listener {peer}:16509 does not answer" in rows["compute1"]["cause"]
+    assert f"nova's SSH to compute2 ({peer}) fails" in rows["compute1"]["cause"]
+    # TCP needs both ways: compute2's probes of compute1 get no answer back either
+    assert (
+        rows["compute2"]["status"] == "fail" and "compute1's libvirtd listener" in rows["compute2"]["cause"]
+    )
+
+
 def _doctor(lab: SeedLab) -> list[dict[str, Any]]:
     proc = stackwright("doctor", str(lab.inventory), "--json", timeout=600)
     rows: list[dict[str, Any]] = json.loads(proc.stdout)["checks"]

@@ -131,7 +131,7 @@ def migration_path(ctx: Context) -> list[Row]:
             if listener != "yes":
                 broken.append(f"{peer}'s libvirtd listener {address}:{LIBVIRT_TCP_PORT} does not answer")
             if ssh == "no":
-                broken.append(f"nova's SSH key is refused by {peer} ({address})")
+                broken.append(f"nova's SSH to {peer} ({address}) fails")
         if broken:
             rows.append(
                 Row(
@@ -140,7 +140,8 @@ def migration_path(ctx: Context) -> list[Row]:
                     "fail",
                     f"no migration from {host}: " + "; ".join(broken),
                     "on the peer: `systemctl status libvirtd-tcp.socket`, its management address; "
-                    "between them: routes, firewalls; a refused key: `stackwright apply`",
+                    "between them: routes, firewalls; SSH alone failing (a refused key or host key): "
+                    "`stackwright apply`",
                 )
             )
         else:
