@@ -37,10 +37,11 @@ def admin(lab: SeedLab) -> Connection:
     return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def kept_smoke_vm(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
-    """The smoke VM, left running (`verify --smoke --keep`); afterwards every node is enabled
-    again and the smoke test's resources removed."""
+    """The smoke VM, left running (`verify --smoke --keep`) for the module's tests (each finds it
+    where the last one left it); afterwards every node is enabled again and the smoke test's
+    resources removed."""
     second_compute_node(epoxy_cloud)
     proc = stackwright("verify", str(epoxy_cloud.inventory), "--smoke", "--keep", "--json", "--wait", "180")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -57,9 +58,9 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
 ) -> None:
     lab, vm = epoxy_cloud, kept_smoke_vm
-    source = vm["compute_host"]
-    target = "compute2" if source == "compute1" else "compute1"
     conn = admin(lab)
+    source = conn.compute.get_server(vm["server_id"]).compute_host
+    target = "compute2" if source == "compute1" else "compute1"
     router = next(iter(conn.network.routers(name=ROUTER)))
     namespace = f"qrouter-{router.id}"
     ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
@@ -113,9 +114,9 @@ def test_evacuate_rebuilds_a_dead_node_s_vm_elsewhere_and_undrain_takes_the_node
     epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
 ) -> None:
     lab, vm = epoxy_cloud, kept_smoke_vm
-    dead = vm["compute_host"]
-    other = "compute2" if dead == "compute1" else "compute1"
     conn = admin(lab)
+    dead = conn.compute.get_server(vm["server_id"]).compute_host
+    other = "compute2" if dead == "compute1" else "compute1"
     router = next(iter(conn.network.routers(name=ROUTER)))
     namespace = f"qrouter-{router.id}"
 
