@@ -5,8 +5,10 @@ The engine's I/O lives here and in `engine/`; what to do comes from the pure pla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from stackwright.checks.preflight import CheckLine, Preflight, preflight_host
@@ -31,7 +33,7 @@ from stackwright.release_table import DEPLOYABLE
 from stackwright.releases.base import Release
 from stackwright.releases.registry import get_release
 from stackwright.secrets import Passwords
-from stackwright.steps import ClusterPlan, Wait
+from stackwright.steps import ClusterPlan, File, Step, Wait
 from stackwright.yamlsource import UserError
 
 
@@ -145,6 +147,10 @@ def converge(
             continue
         # waits about hosts this run does not converge (`--limit`) have nothing to wait for
         steps = tuple(s for s in steps if not (isinstance(s, Wait) and s.about_host not in (None, *involved)))
+        if runner not in session.hosts:
+            steps = files_for_deployed(steps, partial(_owners_exist, session.remotes[runner]))
+        if not steps:
+            continue
         report = reports.get(runner) or HostReport(runner)
         reports[runner] = converge_host(
             session.remotes[runner],
@@ -156,6 +162,17 @@ def converge(
             stop=stop,
         )
     return reports
+
+
+def files_for_deployed(steps: tuple[Step, ...], owners_exist: Callable[[File], bool]) -> tuple[Step, ...]:
+    """A host outside this run (`--limit`) that is not deployed yet (the file's owner does not
+    exist there: its packages are not installed) gets no cross-host file now: its own apply
+    writes that file whole. E.g. compute3, still bare, when compute2 joins."""
+    return tuple(s for s in steps if not isinstance(s, File) or owners_exist(s))
+
+
+def _owners_exist(remote: Remote, file: File) -> bool:
+    return remote.run(f"id -u {shlex.quote(file.owner)} && getent group {shlex.quote(file.group)}").ok
 
 
 def _value(name: str, job: object, remote: Remote) -> HostReport:
