@@ -5,11 +5,12 @@ Exit codes: 0 ok / converged / healthy, 1 something failed on a host, 2 bad inpu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -558,6 +559,26 @@ def doctor(
 HostArg = Annotated[str, typer.Argument(help="A compute node of the inventory.", show_default=False)]
 
 
+@contextlib.contextmanager
+def _cloud_api(what: str) -> Iterator[None]:
+    """An API call that failed (timed out, refused, answered an error) mid-way: one line naming it
+    and exit 1 (the cloud's failure, not the caller's), never a traceback."""
+    from keystoneauth1.exceptions import ClientException
+    from openstack.exceptions import SDKException
+
+    try:
+        yield
+    except (SDKException, ClientException) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        err.print(
+            f"[red]error:[/red] {escape(what)} stopped: the cloud's API failed: {escape(first)} — "
+            "see the controller's nova-api.log; `stackwright doctor` checks the services",
+            markup=True,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
 def _compute_node(loaded: LoadedInventory, host: str) -> str:
     computes = loaded.model.names_with("compute")
     if host not in computes:
@@ -585,7 +606,10 @@ def drain(
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
-    report = run_drain(connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    with _cloud_api(f"drain {node}"):
+        report = run_drain(
+            connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
+        )
     _print_moves(report, console, "drained")
     if as_json:
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
@@ -645,9 +669,10 @@ def evacuate(
         )
     _require_reachable(loaded)
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
-    report = run_evacuate(
-        connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
-    )
+    with _cloud_api(f"evacuate {node}"):
+        report = run_evacuate(
+            connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
+        )
     _print_moves(report, console, "evacuated")
     console.print(f"[dim]when {node} is repaired and up: stackwright undrain {inventory} {node}[/dim]")
     if as_json:
@@ -669,7 +694,8 @@ def undrain(inventory: InventoryArg, host: HostArg, passwords: PasswordsOpt = No
     node = _compute_node(loaded, host)
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
-    changed = run_undrain(connect(loaded.model, pw), node)
+    with _cloud_api(f"undrain {node}"):
+        changed = run_undrain(connect(loaded.model, pw), node)
     out.print(f"{node}: nova-compute {'enabled' if changed else 'was enabled already'}")
 
 

@@ -175,11 +175,14 @@ def evacuate(conn: Connection, host: str, progress: Callable[[str], None]) -> Dr
     service = compute_service(conn, host)
     servers = list(conn.compute.servers(all_projects=True, compute_host=host))
     _require_room(conn, host, servers)
-    if service.status != "disabled":
-        conn.compute.disable_service(service, host, "nova-compute", disabled_reason=EVACUATE_REASON)
+    # Forced down first: nova then knows the service is down, and disabling it does not make
+    # nova-api call the dead node over RPC (to sync its COMPUTE_STATUS_DISABLED trait) and hang
+    # until rpc_response_timeout.
     if not service.is_forced_down:
         conn.compute.update_service_forced_down(service, host, "nova-compute", forced=True)
-        progress(f"{host}: nova-compute fenced (disabled, forced down)")
+    if service.status != "disabled":
+        conn.compute.disable_service(service, host, "nova-compute", disabled_reason=EVACUATE_REASON)
+    progress(f"{host}: nova-compute fenced (forced down, disabled)")
     report = DrainReport(host)
     for server in servers:
         progress(f"{server.name}: evacuating from {host}")
