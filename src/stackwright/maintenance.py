@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 DRAIN_REASON = "stackwright drain: maintenance"
 EVACUATE_REASON = "stackwright evacuate: host down"
 EVACUATE_TIMEOUT_S = 900.0
+START_TIMEOUT_S = 300.0
 MIGRATION_TIMEOUT_S = 900.0
 ABORT_TIMEOUT_S = 300.0
 _RESOURCES = ("VCPU", "MEMORY_MB", "DISK_GB")
@@ -212,6 +213,19 @@ def _evacuate_one(conn: Connection, server: Any, source: str) -> Moved:
         moved.error = (
             _fault(conn, final, "evacuate") or f"nova left it {final.status} on {final.compute_host}"
         )
+    elif server.status == "ACTIVE" and final.status == "SHUTOFF":
+        # Since compute API 2.95 nova leaves an evacuated instance stopped on its new host (for
+        # the operator to check first); one that was running before its host died runs again.
+        conn.compute.start_server(server.id)
+        started_again = poll(
+            lambda: conn.compute.get_server(server.id),
+            within_s=START_TIMEOUT_S,
+            every_s=2,
+            done=lambda s: s.task_state is None and s.status in ("ACTIVE", "ERROR"),
+        )
+        moved.seconds = time.monotonic() - started
+        if started_again.status != "ACTIVE":
+            moved.error = f"rebuilt on {final.compute_host} but not started again: {started_again.status}"
     return moved
 
 
