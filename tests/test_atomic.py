@@ -127,6 +127,13 @@ def test_personalize_writes_the_hosts_own_files(tmp_path: Path) -> None:
     assert stat.S_IMODE((host.root / "root" / ".ssh").stat().st_mode) == 0o700
     networks = sorted(p.name for p in (host.root / "etc" / "systemd" / "network").iterdir())
     assert networks == ["10-eth0.network", "10-eth1.network"]
+    # restarted after a power cut: the network configuration `apply` wrote stays
+    (host.root / "etc" / "systemd" / "network" / "10-eth1.network").write_text("apply's eth1")
+    (host.root / "etc" / "systemd" / "network" / "10-br-phy.network").write_text("apply's br-phy")
+    personalize(host, layout, "ssh-ed25519 AAAAlab\n")
+    network = host.root / "etc" / "systemd" / "network"
+    assert (network / "10-eth1.network").read_text() == "apply's eth1"
+    assert (network / "10-br-phy.network").read_text() == "apply's br-phy"
     (host.root / "etc" / "ssh").mkdir()
     (host.root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").write_text("ssh-ed25519 AAAAkey root@x\n")
     assert host_keys(host) == [("ssh-ed25519", "AAAAkey")]

@@ -77,13 +77,21 @@ def hosts_file(layout: LabLayout) -> str:
     return "\n".join(lines) + "\n"
 
 
+NETWORK_WRITTEN = "network-written"  # in the host's directory: its first start wrote its .network files
+
+
 def personalize(host: HostLayout, layout: LabLayout, authorized_key: str) -> None:
     """Hostname, /etc/hosts, machine-id, root's key, one .network per NIC, the apt proxy.
 
     The root may have run before (a restarted host): whatever it holds now was written by a root
-    inside it, so no path below it is followed through a symbolic link (atomic_write_beneath)."""
+    inside it, so no path below it is followed through a symbolic link (atomic_write_beneath).
+    Its network files are written on its first start only: a host that restarts (after a power
+    cut) keeps the network configuration it had, as a server keeps what is on its disk — e.g. the
+    data address that `apply` moved onto an OVS bridge."""
+    first_start = not (host.dir / NETWORK_WRITTEN).exists()
     try:
-        _personalize(host.root, host, layout, authorized_key)
+        _personalize(host.root, host, layout, authorized_key, network=first_start)
+        (host.dir / NETWORK_WRITTEN).touch()
     except OSError as exc:
         raise HostCommandError(
             f"{host.name}: cannot write into its root ({exc}) — remove the host's overlay with "
@@ -91,14 +99,17 @@ def personalize(host: HostLayout, layout: LabLayout, authorized_key: str) -> Non
         ) from None
 
 
-def _personalize(root: Path, host: HostLayout, layout: LabLayout, authorized_key: str) -> None:
+def _personalize(
+    root: Path, host: HostLayout, layout: LabLayout, authorized_key: str, *, network: bool = True
+) -> None:
     atomic_write_beneath(root, "/etc/hostname", host.name + "\n", mode=0o644)
     atomic_write_beneath(root, "/etc/hosts", hosts_file(layout), mode=0o644)
     if not (read_beneath(root, "/etc/machine-id") or b"").strip():
         atomic_write_beneath(root, "/etc/machine-id", uuid.uuid4().hex + "\n", mode=0o444)
     atomic_write_beneath(root, "/root/.ssh/authorized_keys", authorized_key, mode=0o600, dir_mode=0o700)
-    remove_beneath(root, "/etc/systemd/network", "10-*.network")
-    for link in host.links:
+    if network:
+        remove_beneath(root, "/etc/systemd/network", "10-*.network")
+    for link in host.links if network else ():
         # 10- sorts before nspawn's built-in 80-container-*.network, which would win otherwise
         atomic_write_beneath(
             root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
