@@ -50,7 +50,7 @@ def kept_smoke_vm(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
     finally:
         for host in ("compute1", "compute2"):
             stackwright("undrain", str(epoxy_cloud.inventory), host)
-        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -i 0.1' ; rm -f {PING_LOG}")
+        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -n -i 0.1 ' ; rm -f {PING_LOG}")
         assert cleanup(admin(epoxy_cloud)) == []
 
 
@@ -67,10 +67,11 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     assert "bytes from" in lab.check(
         "network", f"ip netns exec {namespace} ping -n -c 3 -W 2 {vm['fixed_ip']}"
     )
-    lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 &")
+    # `ip netns exec` execs ping: the PID echoed is ping's, stopped with SIGINT for its summary
+    pid = lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 & echo $!").strip()
 
     proc = stackwright("drain", str(lab.inventory), source, "--json", timeout=1800)
-    lab.check("network", "sleep 5; pkill -INT -f 'ping -i 0.1'; sleep 1")
+    lab.check("network", f"sleep 5; kill -INT {pid}; sleep 1")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     (moved,) = report["instances"]
