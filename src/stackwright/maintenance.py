@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openstack.exceptions import SDKException
+from openstack.exceptions import BadRequestException, SDKException
 
 from stackwright.polling import poll
 from stackwright.yamlsource import UserError
@@ -27,6 +27,7 @@ DRAIN_REASON = "stackwright drain: maintenance"
 EVACUATE_REASON = "stackwright evacuate: host down"
 EVACUATE_TIMEOUT_S = 900.0
 START_TIMEOUT_S = 300.0
+FORCE_UP_WAIT_S = 300.0
 MIGRATION_TIMEOUT_S = 900.0
 ABORT_TIMEOUT_S = 300.0
 _RESOURCES = ("VCPU", "MEMORY_MB", "DISK_GB")
@@ -161,12 +162,34 @@ def undrain(conn: Connection, host: str) -> bool:
     service = compute_service(conn, host)
     changed = False
     if service.is_forced_down:
-        conn.compute.update_service_forced_down(service, host, "nova-compute", forced=False)
+        _lift_force_down(conn, service, host)
         changed = True
     if service.status != "enabled":
         conn.compute.enable_service(service, host, "nova-compute")
         changed = True
     return changed
+
+
+def _lift_force_down(conn: Connection, service: Any, host: str) -> None:
+    """nova refuses while the evacuations from this node are not cleaned up on it: its
+    nova-compute does that as it starts (the instances' old copies removed, the migrations
+    `completed`). A node that was just switched back on gets FORCE_UP_WAIT_S for it."""
+
+    def lifted() -> bool:
+        try:
+            conn.compute.update_service_forced_down(service, host, "nova-compute", forced=False)
+        except BadRequestException as exc:
+            if "evacuation migration records remain" not in str(exc):
+                raise
+            return False
+        return True
+
+    if not poll(lifted, within_s=FORCE_UP_WAIT_S, every_s=5, done=bool):
+        raise UserError(
+            f"nova keeps {host} forced down until its nova-compute has started and removed the old "
+            f"copies of the evacuated instances (waited {FORCE_UP_WAIT_S:.0f} s) — start the node and "
+            "its nova-compute, then run undrain again"
+        )
 
 
 def evacuate(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
