@@ -160,10 +160,27 @@ def main() -> None:
     loaded: dict[Any, Any] = {}
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def fast_load(stream: IO[str]) -> Any:  # the C loader: the same data, ten times faster than safe_load
+    def fast_load(stream: IO[str]) -> Any:
+        """The option data: parsed from its JSON copy when the cache has one (several times faster
+        than even the C YAML loader on nova's), else with the C loader, which writes that copy."""
         name = getattr(stream, "name", None)
-        if name not in loaded:
-            loaded[name] = yaml.load(stream, Loader=loader)
+        if name in loaded:
+            return loaded[name]
+        copy = f"{name}.json" if isinstance(name, str) and name.startswith(CACHE) else None
+        if copy and os.path.exists(copy):
+            with open(copy) as cached:
+                loaded[name] = json.load(cached)
+            return loaded[name]
+        loaded[name] = yaml.load(stream, Loader=loader)
+        if copy:
+            tmp = f"{copy}.{os.getpid()}.tmp"
+            try:
+                with open(tmp, "w") as out:
+                    json.dump(loaded[name], out)
+                os.replace(tmp, copy)
+            except (OSError, TypeError, ValueError):  # no copy then: the YAML is read next time too
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         return loaded[name]
 
     yaml.safe_load = fast_load  # type: ignore[assignment]
