@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from stackwright.checks.doctor import CHECKS
 from stackwright.checks.doctor.base import CloudData, Context, Fix, HostData, Row
@@ -50,9 +51,15 @@ def run_checks(ctx: Context) -> list[Row]:
 
 
 def _examine(
-    remote: Remote, loaded: LoadedInventory, passwords: Mapping[str, str], release: str, data: HostData
+    remote: Remote,
+    loaded: LoadedInventory,
+    passwords: Mapping[str, str],
+    release: str,
+    data: HostData,
+    main_sent: Callable[[], None] = lambda: None,
 ) -> HostFacts:
-    """Both round trips of one host; fills `data`, returns the facts its plan was made with."""
+    """Both round trips of one host; fills `data`, returns the facts its plan was made with.
+    `main_sent` is called as the second (the long one) is sent."""
     values, skew, failure = preflight_gather(remote)
     data.preflight = values
     data.clock_offset = skew if "time" in values else None
@@ -61,7 +68,9 @@ def _examine(
         data.error = f"commands over SSH do not run on {remote.name}: {failure}"
         return facts
     plan = plan_cluster(loaded, passwords, release_name=release, facts={remote.name: facts})
-    run_host_script(remote, host_script(loaded.model, remote.name, plan.hosts[remote.name]), data)
+    script = host_script(loaded.model, remote.name, plan.hosts[remote.name])
+    main_sent()
+    run_host_script(remote, script, data)
     return facts
 
 
@@ -101,14 +110,32 @@ def run_doctor(
     data = {name: HostData(name) for name in names}
     if remotes is None:
         remotes = connect_each(loaded, names, data, trust or HostTrust.beside(loaded.path))
-    jobs = {
-        name: gevent.spawn(_examine, remotes[name], loaded, passwords, release, data[name])
-        for name in names
-        if name in remotes
-    }
-    # After the hosts' jobs: its first act, importing openstacksdk, holds the hub for ~0.7 s of
-    # CPU; the hosts' first commands are under way on the hosts by then.
-    cloud_job = gevent.spawn(gather_cloud, inventory, passwords)
+    from gevent.event import Event
+
+    pending = {name for name in names if name in remotes}
+    all_sent = Event()
+
+    def sent(name: str) -> None:
+        pending.discard(name)
+        if not pending:
+            all_sent.set()
+
+    def examine(name: str) -> HostFacts:
+        try:
+            return _examine(remotes[name], loaded, passwords, release, data[name], partial(sent, name))
+        finally:
+            sent(name)
+
+    def ask_apis() -> CloudData:
+        # Importing openstacksdk holds the hub for ~0.7 s of CPU: done while the hosts run their
+        # long scripts, not while their first replies wait to be read.
+        all_sent.wait(timeout=10)
+        return gather_cloud(inventory, passwords)
+
+    jobs = {name: gevent.spawn(examine, name) for name in pending}
+    if not pending:
+        all_sent.set()
+    cloud_job = gevent.spawn(ask_apis)
     gevent.joinall([*jobs.values(), cloud_job], timeout=600)
     facts: dict[str, HostFacts] = {}
     for name, job in jobs.items():
