@@ -142,18 +142,35 @@ def _require_room(conn: Connection, host: str, servers: list[Any]) -> None:
             )
 
 
-def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
-    service = compute_service(conn, host)
+def _instances_with_room(conn: Connection, host: str) -> list[Any]:
+    """The node's instances, once the other nodes are known to have room for them."""
     servers = list(conn.compute.servers(all_projects=True, compute_host=host))
     _require_room(conn, host, servers)
+    return servers
+
+
+def _move_each(
+    servers: list[Any], host: str, what: str, move: Callable[[Any], Moved], progress: Callable[[str], None]
+) -> DrainReport:
+    report = DrainReport(host)
+    for server in servers:
+        progress(f"{server.name}: {what} from {host}")
+        report.moved.append(move(server))
+    return report
+
+
+def _until(conn: Connection, server: Any, within_s: float, done: Callable[[Any], bool]) -> Any:
+    """The server as nova shows it once `done` holds for it, or when `within_s` has passed."""
+    return poll(lambda: conn.compute.get_server(server.id), within_s=within_s, every_s=2, done=done)
+
+
+def drain(conn: Connection, host: str, progress: Callable[[str], None]) -> DrainReport:
+    service = compute_service(conn, host)
+    servers = _instances_with_room(conn, host)
     if service.status != "disabled":
         conn.compute.disable_service(service, host, "nova-compute", disabled_reason=DRAIN_REASON)
         progress(f"{host}: nova-compute disabled ({DRAIN_REASON})")
-    report = DrainReport(host)
-    for server in servers:
-        progress(f"{server.name}: live migration from {host}")
-        report.moved.append(live_migrate(conn, server, host))
-    return report
+    return _move_each(servers, host, "live migration", lambda s: live_migrate(conn, s, host), progress)
 
 
 def undrain(conn: Connection, host: str) -> bool:
@@ -197,8 +214,7 @@ def evacuate(conn: Connection, host: str, progress: Callable[[str], None]) -> Dr
     its compute service is fenced (disabled, forced down: nova then accepts the evacuation at once
     instead of after service_down_time) and every instance rebuilt by the scheduler's choice."""
     service = compute_service(conn, host)
-    servers = list(conn.compute.servers(all_projects=True, compute_host=host))
-    _require_room(conn, host, servers)
+    servers = _instances_with_room(conn, host)
     # Forced down first: nova then knows the service is down, and disabling it does not make
     # nova-api call the dead node over RPC (to sync its COMPUTE_STATUS_DISABLED trait) and hang
     # until rpc_response_timeout.
@@ -207,11 +223,7 @@ def evacuate(conn: Connection, host: str, progress: Callable[[str], None]) -> Dr
     if service.status != "disabled":
         conn.compute.disable_service(service, host, "nova-compute", disabled_reason=EVACUATE_REASON)
     progress(f"{host}: nova-compute fenced (forced down, disabled)")
-    report = DrainReport(host)
-    for server in servers:
-        progress(f"{server.name}: evacuating from {host}")
-        report.moved.append(_evacuate_one(conn, server, host))
-    return report
+    return _move_each(servers, host, "evacuating", lambda s: _evacuate_one(conn, s, host), progress)
 
 
 def _evacuate_one(conn: Connection, server: Any, source: str) -> Moved:
@@ -222,11 +234,11 @@ def _evacuate_one(conn: Connection, server: Any, source: str) -> Moved:
     except SDKException as exc:  # refused (e.g. nova still sees the service up): reported per instance
         moved.error = f"nova refused the evacuation: {exc}"
         return moved
-    final = poll(
-        lambda: conn.compute.get_server(server.id),
-        within_s=EVACUATE_TIMEOUT_S,
-        every_s=2,
-        done=lambda s: (s.task_state is None and s.compute_host != source) or s.status == "ERROR",
+    final = _until(
+        conn,
+        server,
+        EVACUATE_TIMEOUT_S,
+        lambda s: (s.task_state is None and s.compute_host != source) or s.status == "ERROR",
     )
     moved.seconds = time.monotonic() - started
     moved.target = final.compute_host
@@ -240,12 +252,7 @@ def _evacuate_one(conn: Connection, server: Any, source: str) -> Moved:
         # Since compute API 2.95 nova leaves an evacuated instance stopped on its new host (for
         # the operator to check first); one that was running before its host died runs again.
         conn.compute.start_server(server.id)
-        started_again = poll(
-            lambda: conn.compute.get_server(server.id),
-            within_s=START_TIMEOUT_S,
-            every_s=2,
-            done=lambda s: s.task_state is None and s.status in ("ACTIVE", "ERROR"),
-        )
+        started_again = _until(conn, server, START_TIMEOUT_S, _settled)
         moved.seconds = time.monotonic() - started
         if started_again.status != "ACTIVE":
             moved.error = f"rebuilt on {final.compute_host} but not started again: {started_again.status}"
@@ -257,12 +264,7 @@ def live_migrate(conn: Connection, server: Any, source: str) -> Moved:
     started = time.monotonic()
     # "auto": block migration when the disks are local, plain when they are on shared storage
     conn.compute.live_migrate_server(server, host=None, block_migration="auto")
-    final = poll(
-        lambda: conn.compute.get_server(server.id),
-        within_s=MIGRATION_TIMEOUT_S,
-        every_s=2,
-        done=lambda s: s.task_state is None and s.status in ("ACTIVE", "ERROR"),
-    )
+    final = _until(conn, server, MIGRATION_TIMEOUT_S, _settled)
     moved.seconds = time.monotonic() - started
     if final.task_state is not None:
         _abort(conn, server)
@@ -278,15 +280,14 @@ def live_migrate(conn: Connection, server: Any, source: str) -> Moved:
     return moved
 
 
+def _settled(server: Any) -> bool:
+    return server.task_state is None and server.status in ("ACTIVE", "ERROR")
+
+
 def _abort(conn: Connection, server: Any) -> None:
     for migration in conn.compute.server_migrations(server):
         conn.compute.abort_server_migration(migration, server, ignore_missing=True)
-    poll(
-        lambda: conn.compute.get_server(server.id),
-        within_s=ABORT_TIMEOUT_S,
-        every_s=2,
-        done=lambda s: s.task_state is None,
-    )
+    _until(conn, server, ABORT_TIMEOUT_S, lambda s: s.task_state is None)
 
 
 def _fault(conn: Connection, server: Any, action_name: str) -> str | None:
