@@ -506,18 +506,24 @@ def _verify_until(check: Callable[[], Any], wait: float, console: Console) -> An
     return poll(check, within_s=wait, every_s=5, done=all_ok, between=not_yet)
 
 
-def _require_reachable(loaded: LoadedInventory) -> None:
-    """Talk to the controller only if its management address answers (it may be a host that is down)."""
+def _answers(address: str, port: int) -> bool:
     import socket
 
-    address = str(loaded.model.controller.management)
     try:
-        socket.create_connection((address, 5000), timeout=3).close()
+        socket.create_connection((address, port), timeout=3).close()
     except OSError:
+        return False
+    return True
+
+
+def _require_reachable(loaded: LoadedInventory) -> None:
+    """Talk to the controller only if its management address answers (it may be a host that is down)."""
+    address = str(loaded.model.controller.management)
+    if not _answers(address, 5000):
         raise UserError(
             f"the controller's Keystone at {address}:5000 does not answer — is the cloud deployed "
             "(`stackwright apply`) and the host up?"
-        ) from None
+        )
 
 
 @app.command()
@@ -610,13 +616,11 @@ def drain(
         report = run_drain(
             connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
         )
-    _print_moves(report, console, "drained")
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
-    raise typer.Exit(0 if report.ok else 1)
+    _finish_moves(report, console, "drained", as_json)
 
 
-def _print_moves(report: Any, console: Console, verb: str) -> None:
+def _finish_moves(report: Any, console: Console, verb: str, as_json: bool, then: str = "") -> None:
+    """Each instance's move, the verdict, `then` (a hint), the JSON; exit 0 when all moved."""
     for moved in report.moved:
         if moved.ok:
             console.print(
@@ -628,16 +632,11 @@ def _print_moves(report: Any, console: Console, verb: str) -> None:
     console.print(
         f"{report.host} {verdict}: {sum(m.ok for m in report.moved)} of {len(report.moved)} instances moved"
     )
-
-
-def _answers_ssh(address: str) -> bool:
-    import socket
-
-    try:
-        socket.create_connection((address, 22), timeout=3).close()
-    except OSError:
-        return False
-    return True
+    if then:
+        console.print(then)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -662,7 +661,7 @@ def evacuate(
     node = _compute_node(loaded, host)
     pw = _passwords(loaded, passwords)
     address = str(loaded.model.nodes[node].management)
-    if _answers_ssh(address):
+    if _answers(address, 22):
         raise UserError(
             f"{node} ({address}) answers SSH: it is not down — `stackwright drain` moves a live node's "
             "instances; evacuate only a node that is off"
@@ -673,11 +672,13 @@ def evacuate(
         report = run_evacuate(
             connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
         )
-    _print_moves(report, console, "evacuated")
-    console.print(f"[dim]when {node} is repaired and up: stackwright undrain {inventory} {node}[/dim]")
-    if as_json:
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
-    raise typer.Exit(0 if report.ok else 1)
+    _finish_moves(
+        report,
+        console,
+        "evacuated",
+        as_json,
+        then=f"[dim]when {node} is repaired and up: stackwright undrain {inventory} {node}[/dim]",
+    )
 
 
 @app.command()
