@@ -59,10 +59,7 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
 ) -> None:
     lab, vm = epoxy_cloud, kept_smoke_vm
     conn = admin(lab)
-    source = conn.compute.get_server(vm["server_id"]).compute_host
-    target = "compute2" if source == "compute1" else "compute1"
-    router = next(iter(conn.network.routers(name=ROUTER)))
-    namespace = f"qrouter-{router.id}"
+    source, target, namespace = _where(conn, vm)
     ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
     assert "bytes from" in lab.check(
         "network", f"ip netns exec {namespace} ping -n -c 3 -W 2 {vm['fixed_ip']}"
@@ -116,10 +113,7 @@ def test_evacuate_rebuilds_a_dead_node_s_vm_elsewhere_and_undrain_takes_the_node
 ) -> None:
     lab, vm = epoxy_cloud, kept_smoke_vm
     conn = admin(lab)
-    dead = conn.compute.get_server(vm["server_id"]).compute_host
-    other = "compute2" if dead == "compute1" else "compute1"
-    router = next(iter(conn.network.routers(name=ROUTER)))
-    namespace = f"qrouter-{router.id}"
+    dead, other, namespace = _where(conn, vm)
 
     refused = stackwright("evacuate", str(lab.inventory), dead)
     assert refused.returncode == 2 and "answers SSH" in refused.stderr, refused.stdout + refused.stderr
@@ -179,6 +173,14 @@ def test_doctor_names_a_peer_whose_migration_listener_cannot_be_reached(epoxy_cl
     assert (
         rows["compute2"]["status"] == "fail" and "compute1's libvirtd listener" in rows["compute2"]["cause"]
     )
+
+
+def _where(conn: Connection, vm: dict[str, Any]) -> tuple[str, str, str]:
+    """The smoke VM's node now (each test finds it where the last one left it), the other compute
+    node, and its router's namespace on the network node."""
+    host = str(conn.compute.get_server(vm["server_id"]).compute_host)
+    router = next(iter(conn.network.routers(name=ROUTER)))
+    return host, "compute2" if host == "compute1" else "compute1", f"qrouter-{router.id}"
 
 
 def _doctor(lab: SeedLab) -> list[dict[str, Any]]:

@@ -109,11 +109,11 @@ def _personalize(
     atomic_write_beneath(root, "/root/.ssh/authorized_keys", authorized_key, mode=0o600, dir_mode=0o700)
     if network:
         remove_beneath(root, "/etc/systemd/network", "10-*.network")
-    for link in host.links if network else ():
-        # 10- sorts before nspawn's built-in 80-container-*.network, which would win otherwise
-        atomic_write_beneath(
-            root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
-        )
+        for link in host.links:
+            # 10- sorts before nspawn's built-in 80-container-*.network, which would win otherwise
+            atomic_write_beneath(
+                root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
+            )
     atomic_write_beneath(
         root,
         "/etc/apt/apt.conf.d/01stackwright-proxy",

@@ -39,14 +39,11 @@ def ensure_image(
     disk_format: str,
     container_format: str,
     notes: list[str],
-    **properties: str,
 ) -> str:
     checksum = _md5(path)
     keep: str | None = None
     for image in list(conn.image.images(name=name)):
-        same = image.checksum == checksum and image.status == "active" and keep is None
-        same = same and all(getattr(image, k, None) == v for k, v in properties.items())
-        if same:
+        if image.checksum == checksum and image.status == "active" and keep is None:
             keep = str(image.id)
         else:
             conn.image.delete_image(str(image.id), ignore_missing=True)
@@ -63,6 +60,5 @@ def ensure_image(
         allow_duplicates=True,
         wait=True,
         timeout=300,
-        meta=dict(properties),
     )
     return str(image.id)
