@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from stackwright.engine import facts
-from stackwright.engine.converge import Options, converge_host
+from stackwright.engine.converge import DEFERRED, HostReport, Options, converge_host
 from stackwright.engine.remote import LOST, LOST_HINT, STATUS_MARK, Remote, RemoteError
-from stackwright.steps import Directory, File, HostPlan
+from stackwright.steps import Command, Directory, File, HostPlan, Step, Wait
 from tests.localhost import local_remote
 
 
@@ -138,3 +138,32 @@ class _Replying:
 
         script = f"cat <<'EOF'\n{self.text}EOF"
         return self._host.run_shell_command(StringCommand(f'(\n{script}\n)\necho "{STATUS_MARK}$?"'))
+
+
+def test_a_wait_is_put_off_while_nothing_changed_until_a_command_has_to_act(tmp_path: Path) -> None:
+    owner, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    never = Wait("a service that never answers", "false", timeout_s=1)
+    elsewhere = Wait("compute2 registered", "false", timeout_s=1, about_host="compute2")
+    written = File(str(tmp_path / "a"), "a\n", owner=owner, group=group)
+    guarded = Command("create it", ("touch", str(tmp_path / "made")), unless=f"test -e {tmp_path / 'made'}")
+    plan = HostPlan("controller", ("controller",), "epoxy", (written, never, guarded))
+
+    def apply(*steps: Step) -> HostReport:
+        return converge_host(local_remote("controller"), plan, Options(), lambda *_: None, steps=steps)
+
+    # the file is written: something changed, the wait runs (and, here, fails)
+    first = apply(written, never)
+    assert first.error is not None and "not ready after 1 s" in first.error.result.stderr
+    # nothing changes now: the wait is put off, and a command whose guard holds never needs it
+    (tmp_path / "made").touch()
+    again = apply(written, never, guarded)
+    assert again.ok, again.error
+    assert [o.detail for o in again.outcomes][1:] == [DEFERRED, "not needed"]
+    # a command that has to act runs the put-off wait first (here it fails: never ready)
+    (tmp_path / "made").unlink()
+    acting = apply(written, never, guarded)
+    assert acting.error is not None and "not ready after 1 s" in acting.error.result.stderr
+    assert not (tmp_path / "made").exists()
+    # a wait about another host always runs
+    other = apply(written, elsewhere)
+    assert other.error is not None and "not ready after 1 s" in other.error.result.stderr

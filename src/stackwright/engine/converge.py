@@ -23,7 +23,7 @@ from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
 from stackwright.polling import Deadline, poll
 from stackwright.secrets import Masker
-from stackwright.steps import AwaitHost, Command, File, HostPlan, Step
+from stackwright.steps import AwaitHost, Command, File, HostPlan, Step, Wait
 
 LOCK = "/run/stackwright.lock"
 APT_FRESH_SECONDS = 3600
@@ -204,6 +204,13 @@ def converge_host(
                     plan.host, summary, Result(130, "", f"stopped by {stop.reason} before this step"), _RESUME
                 )
             progress(plan.host, summary, None)
+            if _wait_deferrable(step, report, options):
+                assert isinstance(step, Wait)
+                run.deferred_waits.append(step)
+                outcome = Outcome(step, False, DEFERRED)
+                report.outcomes.append(outcome)
+                progress(plan.host, summary, outcome)
+                continue
             try:
                 outcome = run_step(run, step)
             except RemoteError:
@@ -230,6 +237,23 @@ def converge_host(
         if locked and not remote.lost:
             release_lock(remote)  # a lost connection leaves it to the next run (its holder is gone)
     return report
+
+
+DEFERRED = "deferred: runs before a command that has to act (nothing on this host changed yet)"
+
+
+def _wait_deferrable(step: Step, report: HostReport, options: Options) -> bool:
+    """A readiness wait on this host's own services guards what this run (re)started. While nothing
+    on the host has changed — no package, file, unit or upgrade — every service is as the Service
+    steps found it, running, and the wait is put off until a command has to act (`ops.command`
+    runs it then and asks the command's guard again): a no-op re-apply spends no round trip on it.
+    Waits about other hosts (a compute node's registration) always run."""
+    return (
+        isinstance(step, Wait)
+        and step.about_host is None
+        and not options.dry_run
+        and not any(o.changed for o in report.outcomes)
+    )
 
 
 def _file_groups(steps: list[Step]) -> dict[int, list[str]]:

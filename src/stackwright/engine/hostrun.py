@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from stackwright.engine import facts
 from stackwright.engine.milestones import Milestones
 from stackwright.engine.remote import Remote
-from stackwright.steps import HostPlan, Step
+from stackwright.steps import HostPlan, Step, Wait
 
 UNIT_DIRS = ("/etc/systemd/system/", "/lib/systemd/system/")
 
@@ -36,6 +36,7 @@ class HostRun:
     milestones: Milestones | None = None
     daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
     known_secrets: frozenset[str] = frozenset()  # passwords now and before: to find old ones on hosts
+    deferred_waits: list[Wait] = field(default_factory=list)  # run before the next command that acts
 
     def units_need_reload(self) -> bool:
         return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)

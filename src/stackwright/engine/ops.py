@@ -245,6 +245,12 @@ def command(run: HostRun, step: Step) -> Outcome:
         return Outcome(step, False, "not needed")
     if run.dry_run:
         return Outcome(step, True, "would run")
+    if run.deferred_waits:
+        waits, run.deferred_waits = run.deferred_waits, []
+        for deferred in waits:
+            wait(run, deferred)
+        if step.unless and run.remote.run(step.unless, timeout=120).ok:
+            return Outcome(step, False, "not needed")
     script = "set -e\n" + " ".join(map(shlex.quote, step.argv)) + "\n"
     if step.once_marker:
         marker = shlex.quote(step.once_marker)
