@@ -63,6 +63,15 @@ def compute_packages(inventory: Path, host: str) -> tuple[str, ...]:
     return plan.hosts[host].packages()
 
 
+def waited_for(verify_output: str) -> str:
+    """`; waited for: X (n re-checks)` from verify's "not yet: ..." lines: what came up last."""
+    rounds = re.findall(r"not yet: (.+?) — checking again", verify_output)
+    if not rounds:
+        return ""
+    ids = sorted({i.strip() for r in rounds for i in r.split(",")})
+    return f"; waited for: {', '.join(ids)} ({len(rounds)} re-checks, last: {rounds[-1]})"
+
+
 def lab_down(*inventories: Path) -> None:
     for inventory in inventories:
         if inventory.exists():
@@ -162,8 +171,11 @@ def stage_cloud(report: Report, runs: int, example: str = "seed.yaml", floor: bo
         for host, result in phases.items():
             top = sorted(result["phases"].items(), key=lambda kv: -kv[1])[:3]
             section.add(f"— {host}: largest phases", ", ".join(f"{k} {v:.1f} s" for k, v in top))
-        verify_s, _ = stackwright("verify", str(seed), "--wait", "300")
-        section.add("`verify` right after (waits, bounded, while the agents report in)", f"{verify_s:.1f} s")
+        verify_s, proc = stackwright("verify", str(seed), "--wait", "300")
+        section.add(
+            "`verify` right after (waits, bounded, while the agents report in)",
+            f"{verify_s:.1f} s" + waited_for(proc.stdout),
+        )
         smoke_s, proc = stackwright("verify", str(seed), "--smoke", "--json", timeout=1800)
         smoke = json.loads(proc.stdout)["smoke"]
         to_lease = sum(
