@@ -274,6 +274,14 @@ def apply(
     allow_reboot: Annotated[
         bool, typer.Option("--allow-reboot", help="Reboot hosts whose upgrade requires it.")
     ] = False,
+    rolling: Annotated[
+        bool,
+        typer.Option(
+            "--rolling",
+            help="Update a deployed cloud one node at a time: compute nodes drained first, each node "
+            "healthy again before the next; stops at the first that is not.",
+        ),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show every step, changed or not.")
     ] = False,
@@ -328,6 +336,8 @@ def apply(
         if not typer.confirm("\napply these changes?", default=False):
             raise typer.Exit(1)
     options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
+    if rolling:
+        _apply_rolling(session, options, console, pw, as_json)
     stop = StopRequest()
     stop.install()
     with ProgressView(console, session.hosts, mask, verbose) as view:
@@ -353,6 +363,40 @@ def apply(
     if as_json:
         sys.stdout.write(reports_json(reports, mask) + "\n")
     raise typer.Exit(0 if all(r.ok for r in reports.values()) else 1)
+
+
+def _apply_rolling(session: Any, options: Any, console: Console, pw: Any, as_json: bool) -> None:
+    from stackwright.checks.verify import http_get
+    from stackwright.cloud import connect
+    from stackwright.rolling import roll
+
+    failed = [n for n, p in session.preflights.items() if not p.ok]
+    if failed:
+        raise UserError(f"--rolling needs every host ready: preflight failed on {', '.join(failed)} (above)")
+    _require_reachable(session.loaded)
+    with _cloud_api("apply --rolling"):
+        report = roll(
+            session,
+            connect(session.loaded.model, pw),
+            options,
+            lambda *_: None,
+            lambda m: console.print(f"[dim]{m}[/dim]"),
+            get=http_get,
+        )
+    for node in report.nodes:
+        mark = "[green]✓[/green]" if node.ok else "[red]✗[/red]"
+        apis = ", ".join(f"{k} {v:.1f} s" for k, v in node.api_outage_s.items() if v)
+        console.print(
+            f"{mark} {node.host}: {node.changed} changed, {node.seconds:.1f} s, {node.note}"
+            + (f"; APIs unanswered: {apis}" if apis else "")
+        )
+    if not report.ok:
+        console.print(f"[red]stopped at {report.stopped_at}:[/red] {report.reason}")
+        if report.untouched:
+            console.print(f"left untouched: {', '.join(report.untouched)}")
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()

@@ -1,0 +1,228 @@
+"""`apply --rolling`: a deployed cloud's updates, one node at a time, each proven healthy first.
+
+Order (`rolling_order`): the controller, the network nodes, then the compute nodes one by one. A
+compute node is drained first when another compute node can take its instances (live migration,
+`maintenance.drain`), converged with the upgrade, waited for — its nova-compute and OVS agent must
+report in *after* the update, not merely still look up — then undrained. While the controller
+converges, every public API in the catalog is asked every half second; the longest run of
+unanswered requests per API is its measured unavailability. The roll stops at the first node that
+fails or does not come back healthy and says why; the nodes after it are left untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from stackwright.inventory import Inventory
+from stackwright.polling import poll
+
+if TYPE_CHECKING:
+    from openstack.connection import Connection
+
+    from stackwright.deploy import Session
+    from stackwright.engine.converge import Options, Progress
+
+HEALTH_WAIT_S = 300.0
+WATCH_EVERY_S = 0.5
+# Agents each role runs (neutron's agent_type names).
+NETWORK_AGENTS = ("Open vSwitch agent", "L3 agent", "DHCP agent", "Metadata agent")
+COMPUTE_AGENTS = ("Open vSwitch agent",)
+
+
+def rolling_order(inventory: Inventory) -> list[str]:
+    controller = inventory.controller_name
+    network = [n for n in inventory.names_with("network") if n != controller]
+    computes = [n for n in inventory.names_with("compute") if n not in (controller, *network)]
+    return [controller, *network, *computes]
+
+
+def longest_outage(samples: list[tuple[float, bool]]) -> float:
+    """The longest time an API did not answer: from a failed sample to the next answered one (or
+    to the last sample, when it never answered again)."""
+    longest, down_since = 0.0, None
+    for at, answered in samples:
+        if not answered and down_since is None:
+            down_since = at
+        elif answered and down_since is not None:
+            longest, down_since = max(longest, at - down_since), None
+    if down_since is not None:
+        longest = max(longest, samples[-1][0] - down_since)
+    return longest
+
+
+def reported_since(timestamp: str | None, since: dt.datetime) -> bool:
+    """An API's `updated_at`/`last_heartbeat_at` (UTC, naive ISO or with an offset) is after `since`."""
+    if not timestamp:
+        return False
+    at = dt.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00").replace(" ", "T"))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return at > since
+
+
+@dataclass
+class NodeResult:
+    host: str
+    ok: bool
+    seconds: float
+    changed: int = 0
+    note: str = ""
+    api_outage_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RollingReport:
+    nodes: list[NodeResult] = field(default_factory=list)
+    stopped_at: str | None = None
+    reason: str = ""
+    untouched: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped_at is None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "stopped_at": self.stopped_at,
+            "reason": self.reason,
+            "untouched": self.untouched,
+            "nodes": [n.__dict__ for n in self.nodes],
+        }
+
+
+class ApiWatch:
+    """Every public API of the catalog asked every WATCH_EVERY_S (a greenlet) until `stop()`."""
+
+    def __init__(self, urls: Mapping[str, str], get: Callable[[str], tuple[int | None, str]]) -> None:
+        self.urls = dict(urls)
+        self.get = get
+        self.samples: dict[str, list[tuple[float, bool]]] = {name: [] for name in self.urls}
+        self._running = False
+        self._job: Any = None
+
+    def _loop(self) -> None:
+        import gevent
+
+        while self._running:
+            for name, url in self.urls.items():
+                status, _ = self.get(url)
+                answered = status is not None and status < 500
+                self.samples[name].append((time.monotonic(), answered))
+            gevent.sleep(WATCH_EVERY_S)
+
+    def start(self) -> None:
+        import gevent
+
+        self._running = True
+        self._job = gevent.spawn(self._loop)
+
+    def stop(self) -> dict[str, float]:
+        self._running = False
+        if self._job is not None:
+            self._job.join(timeout=30)
+        return {name: round(longest_outage(s), 1) for name, s in self.samples.items() if s}
+
+
+def public_urls(conn: Connection) -> dict[str, str]:
+    """{service type: public URL} from the catalog."""
+    from stackwright.cloud import identity_v3
+
+    identity = identity_v3(conn)
+    services = {s.id: s.type for s in identity.services()}
+    return {
+        services.get(e.service_id, e.service_id): str(e.url) for e in identity.endpoints(interface="public")
+    }
+
+
+def node_healthy(conn: Connection, inventory: Inventory, host: str, since: dt.datetime) -> str | None:
+    """None when `host`'s nova services and agents have reported since `since`; else what has not."""
+    node = inventory.nodes[host]
+    waiting: list[str] = []
+    if node.has("compute"):
+        services = [s for s in conn.compute.services(host=host) if s.binary == "nova-compute"]
+        if not any(s.state == "up" and reported_since(s.updated_at, since) for s in services):
+            waiting.append("nova-compute")
+    agents = {a.agent_type: a for a in conn.network.agents(host=host)}
+    wanted = [
+        *(NETWORK_AGENTS if node.has("network") else ()),
+        *(COMPUTE_AGENTS if node.has("compute") else ()),
+    ]
+    for kind in dict.fromkeys(wanted):
+        agent = agents.get(kind)
+        if agent is None or not agent.is_alive or not reported_since(agent.last_heartbeat_at, since):
+            waiting.append(kind)
+    return f"not reported since the update: {', '.join(waiting)}" if waiting else None
+
+
+def roll(
+    session: Session,
+    conn: Connection,
+    options: Options,
+    progress: Progress,
+    say: Callable[[str], None],
+    *,
+    get: Callable[[str], tuple[int | None, str]],
+) -> RollingReport:
+    from stackwright.engine.converge import converge_host
+    from stackwright.maintenance import drain, undrain
+
+    assert session.plan is not None
+    # As `apply` does: every password, current and earlier, masked in what the steps report.
+    options = replace(
+        options, known_secrets=frozenset([*session.passwords.values(), *session.passwords.history])
+    )
+    inventory = session.loaded.model
+    order = [h for h in rolling_order(inventory) if h in session.hosts]
+    report = RollingReport()
+    computes = inventory.names_with("compute")
+    for index, host in enumerate(order):
+        started = time.monotonic()
+        since = dt.datetime.now(dt.UTC)
+        node = inventory.nodes[host]
+        drained = False
+        if node.has("compute") and len(computes) > 1 and not node.has("controller"):
+            say(f"{host}: draining")
+            moved = drain(conn, host, say)
+            drained = True
+            if not moved.ok:
+                undrain(conn, host)
+                return _stop(report, order[index:], host, "its instances could not all be moved: see above")
+        watch = ApiWatch(public_urls(conn), get) if node.has("controller") else None
+        if watch is not None:
+            watch.start()
+        try:
+            result = converge_host(session.remotes[host], session.plan.hosts[host], options, progress)
+        finally:
+            outage = watch.stop() if watch is not None else {}
+        changed = sum(1 for o in result.outcomes if o.changed)
+        if not result.ok:
+            error = result.error
+            why = f"{error.command}: {error.result.tail(2)}" if error is not None else "failed"
+            report.nodes.append(NodeResult(host, False, time.monotonic() - started, changed, why, outage))
+            return _stop(report, order[index + 1 :], host, why)
+        waiting = poll(
+            partial(node_healthy, conn, inventory, host, since),
+            within_s=HEALTH_WAIT_S,
+            every_s=5,
+            done=lambda w: w is None,
+        )
+        if waiting is not None:
+            note = f"{waiting} (waited {HEALTH_WAIT_S:.0f} s)"
+            report.nodes.append(NodeResult(host, False, time.monotonic() - started, changed, note, outage))
+            return _stop(report, order[index + 1 :], host, note)
+        if drained:
+            undrain(conn, host)
+        report.nodes.append(NodeResult(host, True, time.monotonic() - started, changed, "healthy", outage))
+    return report
+
+
+def _stop(report: RollingReport, rest: list[str], host: str, reason: str) -> RollingReport:
+    report.stopped_at, report.reason = host, reason
+    report.untouched = [h for h in rest if h != host]
+    return report
