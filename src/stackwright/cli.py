@@ -282,6 +282,10 @@ def apply(
             "healthy again before the next; stops at the first that is not.",
         ),
     ] = False,
+    health_wait: Annotated[
+        float,
+        typer.Option("--health-wait", min=10, help="With --rolling: seconds a node has to report healthy."),
+    ] = 300,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show every step, changed or not.")
     ] = False,
@@ -337,7 +341,7 @@ def apply(
             raise typer.Exit(1)
     options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
     if rolling:
-        _apply_rolling(session, options, console, pw, as_json)
+        _apply_rolling(session, options, console, pw, as_json, health_wait)
     stop = StopRequest()
     stop.install()
     with ProgressView(console, session.hosts, mask, verbose) as view:
@@ -365,7 +369,9 @@ def apply(
     raise typer.Exit(0 if all(r.ok for r in reports.values()) else 1)
 
 
-def _apply_rolling(session: Any, options: Any, console: Console, pw: Any, as_json: bool) -> None:
+def _apply_rolling(
+    session: Any, options: Any, console: Console, pw: Any, as_json: bool, health_wait: float
+) -> None:
     from stackwright.checks.verify import http_get
     from stackwright.cloud import connect
     from stackwright.rolling import roll
@@ -382,6 +388,7 @@ def _apply_rolling(session: Any, options: Any, console: Console, pw: Any, as_jso
             lambda *_: None,
             lambda m: console.print(f"[dim]{m}[/dim]"),
             get=http_get,
+            health_wait_s=health_wait,
         )
     for node in report.nodes:
         mark = "[green]✓[/green]" if node.ok else "[red]✗[/red]"

@@ -168,6 +168,7 @@ def roll(
     say: Callable[[str], None],
     *,
     get: Callable[[str], tuple[int | None, str]],
+    health_wait_s: float = HEALTH_WAIT_S,
 ) -> RollingReport:
     from stackwright.engine.converge import converge_host
     from stackwright.maintenance import drain, undrain
@@ -208,12 +209,12 @@ def roll(
             return _stop(report, order[index + 1 :], host, why)
         waiting = poll(
             partial(node_healthy, conn, inventory, host, since),
-            within_s=HEALTH_WAIT_S,
+            within_s=health_wait_s,
             every_s=5,
             done=lambda w: w is None,
         )
         if waiting is not None:
-            note = f"{waiting} (waited {HEALTH_WAIT_S:.0f} s)"
+            note = f"{waiting} (waited {health_wait_s:.0f} s)"
             report.nodes.append(NodeResult(host, False, time.monotonic() - started, changed, note, outage))
             return _stop(report, order[index + 1 :], host, note)
         if drained:
