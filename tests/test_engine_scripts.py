@@ -83,3 +83,19 @@ def test_apt_scripts_are_valid_sh_and_never_keep_our_policy_as_the_admins() -> N
     script = install_script(["nova-compute"])
     assert OURS in script and "grep -qxF" in script
     assert "--no-install-recommends" in script and "DPkg::Lock::Timeout" in script
+
+
+def test_upgraded_packages_are_named_with_their_new_versions() -> None:
+    from stackwright.engine.apt import upgraded_packages
+    from stackwright.engine.converge import upgrade_summary
+
+    out = (
+        "Preparing to unpack .../nova-compute_2%3a31.0.0-6+sw1_all.deb ...\n"
+        "Setting up python3-nova (2:31.0.0-6+sw1) ...\n"
+        "Setting up libvirt0:amd64 (11.3.0-3) ...\n"
+        "Processing triggers for man-db (2.13.1-1) ...\n"
+    )
+    names = upgraded_packages(out)
+    assert names == ["python3-nova 2:31.0.0-6+sw1", "libvirt0 11.3.0-3"]
+    assert upgrade_summary(names) == "upgraded 2 packages: python3-nova 2:31.0.0-6+sw1, libvirt0 11.3.0-3"
+    assert upgrade_summary([f"p{i} 1" for i in range(8)], shown=6).endswith("p5 1 and 2 more")

@@ -341,7 +341,7 @@ def apply(
             raise typer.Exit(1)
     options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
     if rolling:
-        _apply_rolling(session, options, console, pw, as_json, health_wait)
+        _apply_rolling(session, options, console, pw, as_json, health_wait, verbose)
     stop = StopRequest()
     stop.install()
     with ProgressView(console, session.hosts, mask, verbose) as view:
@@ -370,39 +370,47 @@ def apply(
 
 
 def _apply_rolling(
-    session: Any, options: Any, console: Console, pw: Any, as_json: bool, health_wait: float
+    session: Any, options: Any, console: Console, pw: Any, as_json: bool, health_wait: float, verbose: bool
 ) -> None:
+    from stackwright.applyview import ProgressView
     from stackwright.checks.verify import http_get
     from stackwright.cloud import connect
+    from stackwright.deploy import write_run_log
+    from stackwright.engine.converge import upgrade_summary
+    from stackwright.engine.stop import StopRequest
     from stackwright.rolling import roll
 
     failed = [n for n, p in session.preflights.items() if not p.ok]
     if failed:
         raise UserError(f"--rolling needs every host ready: preflight failed on {', '.join(failed)} (above)")
     _require_reachable(session.loaded)
-    with _cloud_api("apply --rolling"):
+    mask = pw.masker()
+    stop = StopRequest()
+    stop.install()
+    with _cloud_api("apply --rolling"), ProgressView(console, session.hosts, mask, verbose) as view:
         report = roll(
             session,
             connect(session.loaded.model, pw),
             options,
-            lambda *_: None,
-            lambda m: console.print(f"[dim]{m}[/dim]"),
+            view,
+            lambda m: console.print(f"[dim]{escape(mask(m))}[/dim]"),
             get=http_get,
             health_wait_s=health_wait,
+            stop=stop,
         )
     for node in report.nodes:
         mark = "[green]✓[/green]" if node.ok else "[red]✗[/red]"
         apis = ", ".join(f"{k} {v:.1f} s" for k, v in node.api_outage_s.items() if v)
-        console.print(
-            f"{mark} {node.host}: {node.changed} changed, {node.seconds:.1f} s, {node.note}"
-            + (f"; APIs unanswered: {apis}" if apis else "")
-        )
+        updated = f"; {upgrade_summary(node.upgraded)}" if node.upgraded else "; nothing to upgrade"
+        line = f"{node.host}: {node.changed} changed, {node.seconds:.1f} s, {node.note}{updated}"
+        console.print(f"{mark} {escape(mask(line))}" + (f"; APIs unanswered: {apis}" if apis else ""))
     if not report.ok:
-        console.print(f"[red]stopped at {report.stopped_at}:[/red] {report.reason}")
+        console.print(f"[red]stopped at {report.stopped_at}:[/red] {escape(mask(report.reason))}")
         if report.untouched:
             console.print(f"left untouched: {', '.join(report.untouched)}")
+    console.print(f"log: {write_run_log('apply', mask(console.export_text()))}")
     if as_json:
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+        sys.stdout.write(mask(json.dumps(report.as_json(), indent=2)) + "\n")
     raise typer.Exit(0 if report.ok else 1)
 
 

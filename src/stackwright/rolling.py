@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from stackwright.deploy import Session
     from stackwright.engine.converge import Options, Progress
+    from stackwright.engine.stop import StopRequest
 
 HEALTH_WAIT_S = 300.0
 WATCH_EVERY_S = 0.5
@@ -72,6 +73,7 @@ class NodeResult:
     seconds: float
     changed: int = 0
     note: str = ""
+    upgraded: list[str] = field(default_factory=list)  # `name version` this node's update set up
     api_outage_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -169,6 +171,7 @@ def roll(
     *,
     get: Callable[[str], tuple[int | None, str]],
     health_wait_s: float = HEALTH_WAIT_S,
+    stop: StopRequest | None = None,
 ) -> RollingReport:
     from stackwright.engine.converge import converge_host
     from stackwright.maintenance import drain, undrain
@@ -183,6 +186,8 @@ def roll(
     report = RollingReport()
     computes = inventory.names_with("compute")
     for index, host in enumerate(order):
+        if stop:
+            return _stop(report, order[index:], host, f"stopped by {stop.reason} before this node")
         started = time.monotonic()
         since = dt.datetime.now(dt.UTC)
         node = inventory.nodes[host]
@@ -198,15 +203,19 @@ def roll(
         if watch is not None:
             watch.start()
         try:
-            result = converge_host(session.remotes[host], session.plan.hosts[host], options, progress)
+            result = converge_host(
+                session.remotes[host], session.plan.hosts[host], options, progress, stop=stop
+            )
         finally:
             outage = watch.stop() if watch is not None else {}
-        changed = sum(1 for o in result.outcomes if o.changed)
+        changed = result.changed
         if not result.ok:
             error = result.error
             why = f"{error.command}: {error.result.tail(2)}" if error is not None else "failed"
-            report.nodes.append(NodeResult(host, False, time.monotonic() - started, changed, why, outage))
-            return _stop(report, order[index + 1 :], host, why)
+            report.nodes.append(
+                NodeResult(host, False, time.monotonic() - started, changed, why, result.upgraded, outage)
+            )
+            return _stop(report, order[index + 1 :], host, why + _left_drained(drained, host))
         waiting = poll(
             partial(node_healthy, conn, inventory, host, since),
             within_s=health_wait_s,
@@ -215,12 +224,21 @@ def roll(
         )
         if waiting is not None:
             note = f"{waiting} (waited {health_wait_s:.0f} s)"
-            report.nodes.append(NodeResult(host, False, time.monotonic() - started, changed, note, outage))
-            return _stop(report, order[index + 1 :], host, note)
+            report.nodes.append(
+                NodeResult(host, False, time.monotonic() - started, changed, note, result.upgraded, outage)
+            )
+            return _stop(report, order[index + 1 :], host, note + _left_drained(drained, host))
         if drained:
             undrain(conn, host)
-        report.nodes.append(NodeResult(host, True, time.monotonic() - started, changed, "healthy", outage))
+        report.nodes.append(
+            NodeResult(host, True, time.monotonic() - started, changed, "healthy", result.upgraded, outage)
+        )
     return report
+
+
+def _left_drained(drained: bool, host: str) -> str:
+    # a node that failed its update takes no new instances until someone has looked at it
+    return f"; {host} stays drained (`stackwright undrain FILE {host}` once it is fixed)" if drained else ""
 
 
 def _stop(report: RollingReport, rest: list[str], host: str, reason: str) -> RollingReport:

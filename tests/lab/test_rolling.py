@@ -34,19 +34,26 @@ COMPUTES = ("compute1", "compute2")
 
 
 def publish_newer(lab: SeedLab, host: str, suffix: str) -> str:
-    """A build of PACKAGE with the installed version + `suffix`, in a local repository apt reads."""
+    """A nova point release on `host`: every installed package built from nova's source (python3-nova,
+    nova-common, nova-compute, its hypervisor flavour) rebuilt at Debian's version + `suffix`, their
+    exact-version dependencies on each other moved along, in a local repository apt reads."""
     script = f"""set -e
+rm -f /etc/apt/sources.list.d/stackwright-test.list
 rm -rf {REPO}; mkdir -p {REPO}; cd {REPO}
-apt-get download {PACKAGE} >/dev/null 2>&1
-f=$(ls {PACKAGE}_*.deb); dpkg-deb -R "$f" x; rm -f "$f"
-v=$(dpkg-query -W -f='${{Version}}' {PACKAGE})
-sed -i "s/^Version: .*/Version: $v{suffix}/" x/DEBIAN/control
-dpkg-deb -b x new.deb >/dev/null; rm -rf x
-{{ dpkg-deb -f new.deb; echo "Filename: ./new.deb"; echo "Size: $(stat -c %s new.deb)";
-   echo "SHA256: $(sha256sum new.deb | cut -d' ' -f1)"; echo; }} > Packages
+v=$(dpkg-query -W -f='${{Version}}' {PACKAGE}); v0=${{v%%+sw*}}
+ve=$(printf %s "$v0" | sed 's/[.]/\\\\&/g')
+for p in $(dpkg-query -W -f='${{db:Status-Abbrev}} ${{source:Package}} ${{Package}}\\n' \\
+           | awk '$1 == "ii" && $2 == "nova" {{print $3}}'); do
+  apt-get download "$p=$v0" >/dev/null 2>&1
+  dpkg-deb -R "$p"_*.deb x; rm -f "$p"_*.deb
+  sed -i -e "s/^Version: .*/Version: $v0{suffix}/" -e "s/(= $ve)/(= $v0{suffix})/g" x/DEBIAN/control
+  dpkg-deb -b -Zgzip -z1 x "$p.deb" >/dev/null; rm -rf x
+  {{ dpkg-deb -f "$p.deb"; echo "Filename: ./$p.deb"; echo "Size: $(stat -c %s "$p.deb")";
+     echo "SHA256: $(sha256sum "$p.deb" | cut -d' ' -f1)"; echo; }} >> Packages
+done
 echo "deb [trusted=yes] file:{REPO} ./" > /etc/apt/sources.list.d/stackwright-test.list
 apt-get update -q >/dev/null
-echo "$v{suffix}"
+echo "$v0{suffix}"
 """
     return lab.check(host, script, timeout=300).strip().splitlines()[-1]
 
@@ -87,8 +94,12 @@ def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
     report = json.loads(proc.stdout)
     assert [n["host"] for n in report["nodes"]] == ["controller", "network", *COMPUTES]
     assert all(n["ok"] for n in report["nodes"]), report
+    nodes = {n["host"]: n for n in report["nodes"]}
     for host in COMPUTES:
         assert installed(lab, host) == newer[host], host
+        assert f"{PACKAGE} {newer[host]}" in nodes[host]["upgraded"], nodes[host]  # says what it changed
+        assert nodes[host]["changed"] > 0
+    assert f"{PACKAGE} " not in " ".join(nodes["controller"]["upgraded"])  # published on computes only
     controller = report["nodes"][0]
     record("rolling", "controller: APIs unanswered while it converged, s", controller["api_outage_s"])
     for node in report["nodes"]:

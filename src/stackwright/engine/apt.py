@@ -8,6 +8,7 @@ host) is repaired by `dpkg --configure -a` before the next apt run.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
@@ -117,4 +118,13 @@ def full_upgrade(remote: Remote) -> list[str]:
         f"DEBIAN_FRONTEND=noninteractive {APT_GET} full-upgrade",
         hint="read apt's error above; `apt-get full-upgrade` on the host shows the same",
     )
-    return [line for line in result.stdout.splitlines() if line.startswith("Setting up ")]
+    return upgraded_packages(result.stdout)
+
+
+def upgraded_packages(apt_output: str) -> list[str]:
+    """`name version` of every package apt's output says it set up ("Setting up nova-compute
+    (2:31.0.0-6+sw1) ..." → "nova-compute 2:31.0.0-6+sw1")."""
+    return [
+        f"{m[1]} {m[2]}"
+        for m in re.finditer(r"^Setting up (\S+?)(?::\w+)? \((\S+)\)", apt_output, re.MULTILINE)
+    ]

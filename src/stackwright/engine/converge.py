@@ -37,6 +37,7 @@ class HostReport:
     error: RemoteError | None = None
     phases: dict[str, float] = field(default_factory=dict)
     reboot_required: bool = False
+    upgraded: list[str] = field(default_factory=list)  # `name version` the full-upgrade set up
 
     @property
     def changed(self) -> int:
@@ -104,6 +105,11 @@ def _holder_is_gone(holder: str) -> bool:
     return False
 
 
+def upgrade_summary(upgraded: list[str], shown: int = 6) -> str:
+    more = f" and {len(upgraded) - shown} more" if len(upgraded) > shown else ""
+    return f"upgraded {len(upgraded)} packages: {', '.join(upgraded[:shown])}{more}"
+
+
 def release_lock(remote: Remote) -> None:
     remote.run(f"grep -qF {shlex.quote(f'pid {os.getpid()} ')} {LOCK} && rm -f {LOCK}; true")
 
@@ -124,9 +130,9 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
     # Fresh lists from an earlier run (an `apply --no-upgrade`, a new package) must not skip the
     # upgrade: it runs whenever apt has something to upgrade.
     if options.upgrade and (stale or upgradable):
-        upgraded = apt.full_upgrade(remote)
-        if upgraded:
-            report.outcomes.append(Outcome(_PREP, True, f"upgraded {len(upgraded)} packages"))
+        report.upgraded = apt.full_upgrade(remote)
+        if report.upgraded:
+            report.outcomes.append(Outcome(_PREP, True, upgrade_summary(report.upgraded)))
     report.reboot_required = remote.run("[ -e /var/run/reboot-required ]").ok
     if report.reboot_required and options.allow_reboot:
         reboot(remote)
