@@ -3,7 +3,14 @@ smoke VM off its node while a probe pings it every 100 ms from its router's name
 network node; the VM lands ACTIVE on the other node with its address and answers again; `undrain`
 re-enables the node and a new VM boots there. Then the node holding the VM loses power (its
 systemd-nspawn killed): `evacuate` fences it and rebuilds the VM on the other node, where it
-answers with its address; the node boots again and `undrain` puts it back in service."""
+answers with its address; the node boots again and `undrain` puts it back in service.
+
+`apply --rolling` then meets a simulated nova point release (every nova package rebuilt on each
+compute node at a higher version in a local apt repository there; the upgrade restarts
+nova-compute, as Debian's scripts do): it updates both compute nodes one by one — each drained,
+updated, reporting again, undrained — while the same VM is pinged. A second release meets a
+compute1 whose restarted nova-compute runs but never reports: the roll stops at compute1, says
+why, leaves it drained and compute2 untouched."""
 
 from __future__ import annotations
 
@@ -30,6 +37,11 @@ from tests.lab.figures import record
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 PING_LOG = "/tmp/stackwright-drain-ping.log"
+PACKAGE = "nova-compute"
+BROKEN = "/run/systemd/system/nova-compute.service.d/stackwright-test.conf"
+REPO = "/var/local/stackwright-test-repo"
+ROLL_PING_LOG = "/tmp/stackwright-rolling-ping.log"
+COMPUTES = ("compute1", "compute2")
 
 
 def admin(lab: SeedLab) -> Connection:
@@ -48,9 +60,10 @@ def kept_smoke_vm(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
     try:
         yield json.loads(proc.stdout)["smoke"]
     finally:
-        for host in ("compute1", "compute2"):
+        for host in COMPUTES:
+            epoxy_cloud.exec(host, f"rm -rf {REPO} /etc/apt/sources.list.d/stackwright-test.list")
             stackwright("undrain", str(epoxy_cloud.inventory), host)
-        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -n -i 0.1 ' ; rm -f {PING_LOG}")
+        epoxy_cloud.exec("network", f"pkill -INT -f 'ping -n -i 0.1 ' ; rm -f {PING_LOG} {ROLL_PING_LOG}")
         assert cleanup(admin(epoxy_cloud)) == []
 
 
@@ -153,6 +166,108 @@ def test_evacuate_rebuilds_a_dead_node_s_vm_elsewhere_and_undrain_takes_the_node
     assert (back.state, back.status, back.is_forced_down) == ("up", "enabled", False)
     verify = stackwright("verify", str(lab.inventory), "--wait", "300", timeout=600)
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
+
+
+def publish_newer(lab: SeedLab, host: str, suffix: str) -> str:
+    """A nova point release on `host`: every installed package built from nova's source (python3-nova,
+    nova-common, nova-compute, its hypervisor flavour) rebuilt at Debian's version + `suffix`, their
+    exact-version dependencies on each other moved along, in a local repository apt reads."""
+    script = f"""set -e
+rm -f /etc/apt/sources.list.d/stackwright-test.list
+rm -rf {REPO}; mkdir -p {REPO}; cd {REPO}
+v=$(dpkg-query -W -f='${{Version}}' {PACKAGE}); v0=${{v%%+sw*}}
+ve=$(printf %s "$v0" | sed 's/[.]/\\\\&/g')
+for p in $(dpkg-query -W -f='${{db:Status-Abbrev}} ${{source:Package}} ${{Package}}\\n' \\
+           | awk '$1 == "ii" && $2 == "nova" {{print $3}}'); do
+  apt-get download "$p=$v0" >/dev/null 2>&1
+  dpkg-deb -R "$p"_*.deb x; rm -f "$p"_*.deb
+  sed -i -e "s/^Version: .*/Version: $v0{suffix}/" -e "s/(= $ve)/(= $v0{suffix})/g" x/DEBIAN/control
+  dpkg-deb -b -Zgzip -z1 x "$p.deb" >/dev/null; rm -rf x
+  {{ dpkg-deb -f "$p.deb"; echo "Filename: ./$p.deb"; echo "Size: $(stat -c %s "$p.deb")";
+     echo "SHA256: $(sha256sum "$p.deb" | cut -d' ' -f1)"; echo; }} >> Packages
+done
+echo "deb [trusted=yes] file:{REPO} ./" > /etc/apt/sources.list.d/stackwright-test.list
+apt-get update -q >/dev/null
+echo "$v0{suffix}"
+"""
+    return lab.check(host, script, timeout=300).strip().splitlines()[-1]
+
+
+def installed(lab: SeedLab, host: str) -> str:
+    return lab.check(host, f"dpkg-query -W -f='${{Version}}' {PACKAGE}").strip()
+
+
+def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
+    epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
+) -> None:
+    lab, vm = epoxy_cloud, kept_smoke_vm
+    newer = {host: publish_newer(lab, host, "+sw1") for host in COMPUTES}
+    conn = admin(lab)
+    _, _, namespace = _where(conn, vm)
+    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
+    pid = lab.check("network", f"nohup {ping} > {ROLL_PING_LOG} 2>&1 & echo $!").strip()
+    proc = stackwright("apply", str(lab.inventory), "--yes", "--rolling", "--json", timeout=3600)
+    lab.check("network", f"sleep 3; kill -INT {pid}; sleep 1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert [n["host"] for n in report["nodes"]] == ["controller", "network", *COMPUTES]
+    assert all(n["ok"] for n in report["nodes"]), report
+    nodes = {n["host"]: n for n in report["nodes"]}
+    for host in COMPUTES:
+        assert installed(lab, host) == newer[host], host
+        assert f"{PACKAGE} {newer[host]}" in nodes[host]["upgraded"], nodes[host]  # says what it changed
+        assert nodes[host]["changed"] > 0
+    assert f"{PACKAGE} " not in " ".join(nodes["controller"]["upgraded"])  # published on computes only
+    controller = report["nodes"][0]
+    record("rolling", "controller: APIs unanswered while it converged, s", controller["api_outage_s"])
+    for node in report["nodes"]:
+        record("rolling", f"{node['host']}: s", round(node["seconds"], 1))
+    summary = re.search(
+        r"(\d+) packets transmitted, (\d+) received", lab.check("network", f"cat {ROLL_PING_LOG}")
+    )
+    assert summary, "the ping of the smoke VM printed no summary"
+    sent, received = map(int, summary.groups())
+    assert received > 0
+    record(
+        "rolling", "smoke VM: pings lost (100 ms apart) during the roll, s", round((sent - received) * 0.1, 1)
+    )
+    server = conn.compute.get_server(vm["server_id"])
+    assert server.status == "ACTIVE"
+    services = {s.host: s for s in conn.compute.services(binary="nova-compute")}
+    assert all(services[h].status == "enabled" for h in COMPUTES)
+
+
+def test_rolling_stops_at_a_node_that_does_not_come_back_and_leaves_the_rest(
+    epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
+) -> None:
+    lab = epoxy_cloud
+    before = {host: installed(lab, host) for host in COMPUTES}
+    for host in COMPUTES:
+        publish_newer(lab, host, "+sw2")
+    # the update's restart brings up a nova-compute that runs but never reports in: the node's
+    # converge succeeds and only the health check can tell
+    drop_in = "[Service]\\nType=simple\\nExecStart=\\nExecStart=/bin/sleep infinity\\n"
+    lab.check(
+        "compute1",
+        f"mkdir -p {BROKEN.rsplit('/', 1)[0]} && printf '{drop_in}' > {BROKEN} && systemctl daemon-reload",
+    )
+    try:
+        proc = stackwright(
+            "apply", str(lab.inventory), "--yes", "--rolling", "--health-wait", "30", "--json", timeout=3600
+        )
+    finally:
+        lab.exec("compute1", f"rm -f {BROKEN}; systemctl daemon-reload; systemctl restart nova-compute")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["stopped_at"] == "compute1", report
+    assert "not reported since the update: nova-compute" in report["reason"], report
+    assert "compute1 stays drained" in report["reason"], report
+    assert report["untouched"] == ["compute2"]
+    assert installed(lab, "compute2") == before["compute2"]  # the roll never reached it
+    conn = admin(lab)
+    assert next(iter(conn.compute.services(binary="nova-compute", host="compute1"))).status == "disabled"
+    assert stackwright("apply", str(lab.inventory), "--yes", "--limit", "compute1").returncode == 0
+    assert stackwright("undrain", str(lab.inventory), "compute1").returncode == 0
 
 
 def test_doctor_names_a_peer_whose_migration_listener_cannot_be_reached(epoxy_cloud: SeedLab) -> None:
