@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from stackwright.inventory import load_inventory
-from stackwright.rolling import longest_outage, reported_since, rolling_order
+from stackwright.rolling import longest_outage, not_reported, rolling_order
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,10 +30,15 @@ def test_longest_outage_is_the_longest_run_of_unanswered_requests() -> None:
     assert longest_outage([(1.0, False)]) == 0.0
 
 
-def test_reported_since_reads_the_apis_timestamps_as_utc() -> None:
-    since = dt.datetime(2026, 12, 3, 21, 0, 0, tzinfo=dt.UTC)
-    assert reported_since("2026-12-03T21:00:05.000000", since)  # nova: naive, UTC
-    assert reported_since("2026-12-03 21:00:05", since)  # neutron: a space
-    assert not reported_since("2026-12-03T20:59:59Z", since)
-    assert reported_since("2026-12-03T22:00:01+01:00", since)
-    assert not reported_since(None, since) and not reported_since("", since)
+def test_a_node_is_healthy_once_everything_reported_again_after_its_update() -> None:
+    after = {"nova-compute": "2026-12-03T21:00:05.000000", "Open vSwitch agent": "2026-12-03 21:00:01"}
+    again = {"nova-compute": "2026-12-03T21:00:15.000000", "Open vSwitch agent": "2026-12-03 21:00:31"}
+    assert not_reported(again, after) is None
+    assert not_reported({**again, "nova-compute": after["nova-compute"]}, after) == (
+        "not reported since the update: nova-compute"
+    )
+    # down (None) right after the update, or down now: not healthy
+    assert not_reported(again, {**after, "nova-compute": None}) is None
+    assert not_reported({**again, "Open vSwitch agent": None}, after) == (
+        "not reported since the update: Open vSwitch agent"
+    )

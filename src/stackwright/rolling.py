@@ -2,8 +2,9 @@
 
 Order (`rolling_order`): the controller, the network nodes, then the compute nodes one by one. A
 compute node is drained first when another compute node can take its instances (live migration,
-`maintenance.drain`), converged with the upgrade, waited for — its nova-compute and OVS agent must
-report in *after* the update, not merely still look up — then undrained. While the controller
+`maintenance.drain`), converged with the upgrade, waited for — its nova-compute and agents must
+report again *after* the update (a newer timestamp than they had when it finished), not merely
+still look up — then undrained. While the controller
 converges, every public API in the catalog is asked every half second; the longest run of
 unanswered requests per API is its measured unavailability. The roll stops at the first node that
 fails or does not come back healthy and says why; the nodes after it are left untouched.
@@ -11,7 +12,6 @@ fails or does not come back healthy and says why; the nodes after it are left un
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -54,16 +54,6 @@ def longest_outage(samples: list[tuple[float, bool]]) -> float:
     if down_since is not None:
         longest = max(longest, samples[-1][0] - down_since)
     return longest
-
-
-def reported_since(timestamp: str | None, since: dt.datetime) -> bool:
-    """An API's `updated_at`/`last_heartbeat_at` (UTC, naive ISO or with an offset) is after `since`."""
-    if not timestamp:
-        return False
-    at = dt.datetime.fromisoformat(str(timestamp).replace("Z", "+00:00").replace(" ", "T"))
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.UTC)
-    return at > since
 
 
 @dataclass
@@ -142,14 +132,15 @@ def public_urls(conn: Connection) -> dict[str, str]:
     }
 
 
-def node_healthy(conn: Connection, inventory: Inventory, host: str, since: dt.datetime) -> str | None:
-    """None when `host`'s nova services and agents have reported since `since`; else what has not."""
+def report_times(conn: Connection, inventory: Inventory, host: str) -> dict[str, str | None]:
+    """{what reports for `host`: its last report, None when it is not up/alive}: nova-compute's
+    `updated_at`, each neutron agent's `last_heartbeat_at` (the agents its roles run)."""
     node = inventory.nodes[host]
-    waiting: list[str] = []
+    times: dict[str, str | None] = {}
     if node.has("compute"):
         services = [s for s in conn.compute.services(host=host) if s.binary == "nova-compute"]
-        if not any(s.state == "up" and reported_since(s.updated_at, since) for s in services):
-            waiting.append("nova-compute")
+        up = [s for s in services if s.state == "up"]
+        times["nova-compute"] = str(up[0].updated_at) if up else None
     agents = {a.agent_type: a for a in conn.network.agents(host=host)}
     wanted = [
         *(NETWORK_AGENTS if node.has("network") else ()),
@@ -157,9 +148,22 @@ def node_healthy(conn: Connection, inventory: Inventory, host: str, since: dt.da
     ]
     for kind in dict.fromkeys(wanted):
         agent = agents.get(kind)
-        if agent is None or not agent.is_alive or not reported_since(agent.last_heartbeat_at, since):
-            waiting.append(kind)
+        times[kind] = str(agent.last_heartbeat_at) if agent is not None and agent.is_alive else None
+    return times
+
+
+def not_reported(now: Mapping[str, str | None], after: Mapping[str, str | None]) -> str | None:
+    """None when everything in `after` (taken once the node's update finished: the processes it
+    restarted are the ones running) has reported again since — a newer timestamp than it had then,
+    compared as the API gives them, so the operator's clock does not matter; else what has not."""
+    waiting = [name for name, last in after.items() if now.get(name) is None or now.get(name) == last]
     return f"not reported since the update: {', '.join(waiting)}" if waiting else None
+
+
+def _reported_again(
+    conn: Connection, inventory: Inventory, host: str, after: Mapping[str, str | None]
+) -> str | None:
+    return not_reported(report_times(conn, inventory, host), after)
 
 
 def roll(
@@ -189,7 +193,6 @@ def roll(
         if stop:
             return _stop(report, order[index:], host, f"stopped by {stop.reason} before this node")
         started = time.monotonic()
-        since = dt.datetime.now(dt.UTC)
         node = inventory.nodes[host]
         drained = False
         if node.has("compute") and len(computes) > 1 and not node.has("controller"):
@@ -216,8 +219,9 @@ def roll(
                 NodeResult(host, False, time.monotonic() - started, changed, why, result.upgraded, outage)
             )
             return _stop(report, order[index + 1 :], host, why + _left_drained(drained, host))
+        after = report_times(conn, inventory, host)
         waiting = poll(
-            partial(node_healthy, conn, inventory, host, since),
+            partial(_reported_again, conn, inventory, host, after),
             within_s=health_wait_s,
             every_s=5,
             done=lambda w: w is None,

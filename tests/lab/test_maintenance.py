@@ -253,7 +253,7 @@ def test_rolling_stops_at_a_node_that_does_not_come_back_and_leaves_the_rest(
     )
     try:
         proc = stackwright(
-            "apply", str(lab.inventory), "--yes", "--rolling", "--health-wait", "30", "--json", timeout=3600
+            "apply", str(lab.inventory), "--yes", "--rolling", "--health-wait", "60", "--json", timeout=3600
         )
     finally:
         lab.exec("compute1", f"rm -f {BROKEN}; systemctl daemon-reload; systemctl restart nova-compute")
