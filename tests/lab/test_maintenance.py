@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +43,12 @@ BROKEN = "/run/systemd/system/nova-compute.service.d/stackwright-test.conf"
 REPO = "/var/local/stackwright-test-repo"
 ROLL_PING_LOG = "/tmp/stackwright-rolling-ping.log"
 COMPUTES = ("compute1", "compute2")
+CLIENTS_LOG = "/tmp/stackwright-libvirt-clients.log"
+CLIENT_WATCH = (
+    "for i in $(seq 1200); do"
+    " for id in $(virt-admin srv-clients-list libvirtd | awk '$2 == \"tcp\" {print $1}');"
+    " do virt-admin client-info libvirtd $id; done; sleep 0.25; done"
+)
 
 
 def admin(lab: SeedLab) -> Connection:
@@ -79,9 +86,15 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     )
     # `ip netns exec` execs ping: the PID echoed is ping's, stopped with SIGINT for its summary
     pid = lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 & echo $!").strip()
+    # which channel the migration takes: the clients the target's libvirtd serves, asked every
+    # 0.25 s (bounded: 5 min) while the drain runs
+    watcher = lab.check(
+        target, f"nohup sh -c {shlex.quote(CLIENT_WATCH)} > {CLIENTS_LOG} 2>&1 & echo $!"
+    ).strip()
 
     proc = stackwright("drain", str(lab.inventory), source, "--json", timeout=1800)
     lab.check("network", f"sleep 5; kill -INT {pid}; sleep 1")
+    clients = lab.check(target, f"kill {watcher} 2>/dev/null; cat {CLIENTS_LOG}; rm -f {CLIENTS_LOG}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     (moved,) = report["instances"]
@@ -101,6 +114,18 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     assert received > 0, log[-2000:]
     lost_s = (sent - received) * 0.1
     record("maintenance", "drain: live migration s", moved["seconds"])
+    # until the TLS listener lands: libvirtd's TCP socket, the source authenticated by SASL as nova
+    source_ip = str(load_inventory(lab.inventory).model.nodes[source].management)
+    channel = [
+        c
+        for c in re.split(r"\n(?=id\s*:)", clients)
+        if re.search(r"transport\s*:\s*tcp", c) and re.search(rf"sock_addr\s*:\s*{re.escape(source_ip)}:", c)
+    ]
+    assert channel, (
+        f"no TCP client from {source_ip} on {target}'s libvirtd during the drain: {clients[-2000:]}"
+    )
+    assert re.search(r"sasl_user_name\s*:\s*nova\b", channel[0]), channel[0]
+    record("maintenance", "drain: migration channel", "libvirtd TCP 16509, SASL (digest-md5) as nova")
     record("maintenance", "drain: pings lost (100 ms apart) during the migration, s", round(lost_s, 1))
     # answers again after the move
     assert _answers_now(lab, namespace, vm["fixed_ip"])
