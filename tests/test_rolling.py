@@ -42,3 +42,6 @@ def test_a_node_is_healthy_once_everything_reported_again_after_its_update() -> 
     assert not_reported({**again, "Open vSwitch agent": None}, after) == (
         "not reported since the update: Open vSwitch agent"
     )
+    # a node its update did not change: nothing restarted, alive now is enough
+    assert not_reported(after, after, changed=False) is None
+    assert not_reported({**after, "nova-compute": None}, after, changed=False) == "not up: nova-compute"

@@ -4,7 +4,7 @@ Order (`rolling_order`): the controller, the network nodes, then the compute nod
 compute node is drained first when another compute node can take its instances (live migration,
 `maintenance.drain`), converged with the upgrade, waited for — its nova-compute and agents must
 report again *after* the update (a newer timestamp than they had when it finished), not merely
-still look up — then undrained. While the controller
+still look up (a node the update did not change only has to be up) — then undrained. While the controller
 converges, every public API in the catalog is asked every half second; the longest run of
 unanswered requests per API is its measured unavailability. The roll stops at the first node that
 fails or does not come back healthy and says why; the nodes after it are left untouched.
@@ -152,18 +152,25 @@ def report_times(conn: Connection, inventory: Inventory, host: str) -> dict[str,
     return times
 
 
-def not_reported(now: Mapping[str, str | None], after: Mapping[str, str | None]) -> str | None:
+def not_reported(
+    now: Mapping[str, str | None], after: Mapping[str, str | None], *, changed: bool = True
+) -> str | None:
     """None when everything in `after` (taken once the node's update finished: the processes it
     restarted are the ones running) has reported again since — a newer timestamp than it had then,
-    compared as the API gives them, so the operator's clock does not matter; else what has not."""
-    waiting = [name for name, last in after.items() if now.get(name) is None or now.get(name) == last]
-    return f"not reported since the update: {', '.join(waiting)}" if waiting else None
+    compared as the API gives them, so the operator's clock does not matter; else what has not.
+    On a node the update did not change nothing restarted: up (alive) now is enough."""
+    waiting = [
+        name for name, last in after.items() if now.get(name) is None or (changed and now.get(name) == last)
+    ]
+    if not waiting:
+        return None
+    return f"{'not reported since the update' if changed else 'not up'}: {', '.join(waiting)}"
 
 
 def _reported_again(
-    conn: Connection, inventory: Inventory, host: str, after: Mapping[str, str | None]
+    conn: Connection, inventory: Inventory, host: str, after: Mapping[str, str | None], changed: bool
 ) -> str | None:
-    return not_reported(report_times(conn, inventory, host), after)
+    return not_reported(report_times(conn, inventory, host), after, changed=changed)
 
 
 def roll(
@@ -221,7 +228,7 @@ def roll(
             return _stop(report, order[index + 1 :], host, why + _left_drained(drained, host))
         after = report_times(conn, inventory, host)
         waiting = poll(
-            partial(_reported_again, conn, inventory, host, after),
+            partial(_reported_again, conn, inventory, host, after, changed > 0),
             within_s=health_wait_s,
             every_s=5,
             done=lambda w: w is None,
