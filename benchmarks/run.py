@@ -516,13 +516,14 @@ def merge_block(old: str, new: str) -> str:
     new_header, new_sections = _split_block(new)
     fresh = {_command_of(s): s for s in new_sections}
     kept_from = _provenance(old_header)
+    known = {_command_of(s) for s in old_sections}
     merged: list[str] = []
     for section in old_sections:
         command = _command_of(section)
         if command in fresh:
             merged.append(fresh.pop(command))
             # stages new to the document go after the last stage this run replaced
-            merged += [fresh.pop(c) for c in list(fresh) if c.startswith(command + "-")]
+            merged += [fresh.pop(c) for c in list(fresh) if c.startswith(command + "-") and c not in known]
         elif section.startswith("### ") and "_Kept from the run of " not in section:
             title, _, body = section.partition("\n")
             mark = f"_Kept from the run of {kept_from}: this run did not measure it._"
