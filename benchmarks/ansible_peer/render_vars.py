@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from stackwright.context import HostFacts
 from stackwright.inventory import load_inventory
@@ -58,7 +59,13 @@ def main() -> None:
     plan = plan_cluster(loaded, load_passwords(default_passwords_path(inventory)), facts=facts)
     steps = plan.hosts[host].steps
     files_dir = outdir / "files"
-    out: dict[str, object] = {"packages": [], "sysctl": [], "directories": [], "bridges": [], "services": []}
+    out: dict[str, Any] = {  # the vars document: lists and maps by key
+        "packages": [],
+        "sysctl": [],
+        "directories": [],
+        "bridges": [],
+        "services": [],
+    }
     out.update({f"files_{s}": [] for s in set(SECTIONS.values())})
     out["network_files"] = []
     out["commands"] = {}
@@ -76,7 +83,7 @@ def main() -> None:
             "owner": f.owner,
             "group": f.group,
         }
-        out[key].append(entry)  # type: ignore[union-attr]
+        out[key].append(entry)
 
     commands = {
         "libvirtd sockets": "libvirt_sockets",
@@ -85,12 +92,12 @@ def main() -> None:
     }
     for step in steps:
         if isinstance(step, Packages):
-            out["packages"].extend(n for n in step.names if n not in out["packages"])  # type: ignore[union-attr]
+            out["packages"].extend(n for n in step.names if n not in out["packages"])
         elif isinstance(step, Sysctl):
-            out["sysctl"].append({"name": step.key, "value": step.value})  # type: ignore[union-attr]
+            out["sysctl"].append({"name": step.key, "value": step.value})
         elif isinstance(step, Directory):
             d = {"path": step.path, "mode": f"0{step.mode:o}", "owner": step.owner, "group": step.group}
-            out["directories"].append(d)  # type: ignore[union-attr]
+            out["directories"].append(d)
         elif isinstance(step, File):
             write(step, f"files_{SECTIONS[step.path]}")
         elif isinstance(step, NetworkConfig):
@@ -98,16 +105,16 @@ def main() -> None:
                 write(f, "network_files")
         elif isinstance(step, OvsBridge):
             b = {"name": step.name, "datapath": step.datapath_type, "ports": list(step.ports)}
-            out["bridges"].append(b)  # type: ignore[union-attr]
+            out["bridges"].append(b)
         elif isinstance(step, Service):
             s = {"name": step.name, "enabled": step.enabled, "running": step.running}
-            out["services"].append(s)  # type: ignore[union-attr]
+            out["services"].append(s)
         elif isinstance(step, Command):
             key = next(v for k, v in commands.items() if step.description.startswith(k))
             assert step.argv[:2] == ("sh", "-c") and not step.env and not step.once_marker
-            out["commands"][key] = {"script": step.argv[2], "unless": step.unless}  # type: ignore[index]
+            out["commands"][key] = {"script": step.argv[2], "unless": step.unless}
         elif isinstance(step, Wait):
-            out["waits"]["ovsdb"] = step.check  # type: ignore[index]
+            out["waits"]["ovsdb"] = step.check
     # The controller's post-converge steps, narrowed to this one host.
     for _runner, _waits, after in plan.after:
         for step in after:
