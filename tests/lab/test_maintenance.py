@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -45,6 +46,8 @@ BROKEN = "/run/systemd/system/nova-compute.service.d/stackwright-test.conf"
 REPO = "/var/local/stackwright-test-repo"
 ROLL_PING_LOG = "/tmp/stackwright-rolling-ping.log"
 COMPUTES = ("compute1", "compute2")
+# Each run's simulated releases are newer than any an earlier run left on a kept lab.
+RELEASE_STAMP = int(time.time())
 CLIENTS_LOG = "/tmp/stackwright-libvirt-clients.log"
 CLIENT_WATCH = (
     "for i in $(seq 300); do"
@@ -235,7 +238,7 @@ def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
     epoxy_cloud: SeedLab, kept_smoke_vm: dict[str, Any]
 ) -> None:
     lab, vm = epoxy_cloud, kept_smoke_vm
-    newer = publish_everywhere(lab, ("controller", *COMPUTES), "+sw1")
+    newer = publish_everywhere(lab, ("controller", *COMPUTES), f"+sw{RELEASE_STAMP}1")
     conn = admin(lab)
     _, _, namespace = _where(conn, vm)
     ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
@@ -276,7 +279,7 @@ def test_rolling_stops_at_a_node_that_does_not_come_back_and_leaves_the_rest(
 ) -> None:
     lab = epoxy_cloud
     before = {host: installed(lab, host) for host in COMPUTES}
-    publish_everywhere(lab, COMPUTES, "+sw2")
+    publish_everywhere(lab, COMPUTES, f"+sw{RELEASE_STAMP}2")
     # the update's restart brings up a nova-compute that runs but never reports in: the node's
     # converge succeeds and only the health check can tell
     drop_in = "[Service]\\nType=simple\\nExecStart=\\nExecStart=/bin/sleep infinity\\n"
