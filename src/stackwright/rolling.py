@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 HEALTH_WAIT_S = 300.0
 WATCH_EVERY_S = 0.5
+WATCH_LIMIT_S = 3 * 3600.0  # bounded even if nobody stops it: longer than any node's converge
 # Agents each role runs (neutron's agent_type names).
 NETWORK_AGENTS = ("Open vSwitch agent", "L3 agent", "DHCP agent", "Metadata agent")
 COMPUTE_AGENTS = ("Open vSwitch agent",)
@@ -98,21 +99,25 @@ class ApiWatch:
         self._running = False
         self._job: Any = None
 
-    def _loop(self) -> None:
-        import gevent
-
-        while self._running:
-            for name, url in self.urls.items():
-                status, _ = self.get(url)
-                answered = status is not None and status < 500
-                self.samples[name].append((time.monotonic(), answered))
-            gevent.sleep(WATCH_EVERY_S)
+    def _sample(self) -> None:
+        for name, url in self.urls.items():
+            status, _ = self.get(url)
+            answered = status is not None and status < 500
+            self.samples[name].append((time.monotonic(), answered))
 
     def start(self) -> None:
         import gevent
 
         self._running = True
-        self._job = gevent.spawn(self._loop)
+        # gevent's sleep, given explicitly: the converge runs in greenlets beside this one
+        self._job = gevent.spawn(
+            poll,
+            self._sample,
+            within_s=WATCH_LIMIT_S,
+            every_s=WATCH_EVERY_S,
+            done=lambda _: not self._running,
+            sleep=gevent.sleep,
+        )
 
     def stop(self) -> dict[str, float]:
         self._running = False
