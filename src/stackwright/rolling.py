@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 HEALTH_WAIT_S = 300.0
 WATCH_EVERY_S = 0.5
 WATCH_LIMIT_S = 3 * 3600.0  # bounded even if nobody stops it: longer than any node's converge
-# Agents each role runs (neutron's agent_type names).
-NETWORK_AGENTS = ("Open vSwitch agent", "L3 agent", "DHCP agent", "Metadata agent")
-COMPUTE_AGENTS = ("Open vSwitch agent",)
 
 
 def rolling_order(inventory: Inventory) -> list[str]:
@@ -146,12 +143,10 @@ def report_times(conn: Connection, inventory: Inventory, host: str) -> dict[str,
         services = [s for s in conn.compute.services(host=host) if s.binary == "nova-compute"]
         up = [s for s in services if s.state == "up"]
         times["nova-compute"] = str(up[0].updated_at) if up else None
+    from stackwright.checks.verify import expected_agents
+
     agents = {a.agent_type: a for a in conn.network.agents(host=host)}
-    wanted = [
-        *(NETWORK_AGENTS if node.has("network") else ()),
-        *(COMPUTE_AGENTS if node.has("compute") else ()),
-    ]
-    for kind in dict.fromkeys(wanted):
+    for kind in (agent_type for agent_type, name in expected_agents(inventory) if name == host):
         agent = agents.get(kind)
         times[kind] = str(agent.last_heartbeat_at) if agent is not None and agent.is_alive else None
     return times
