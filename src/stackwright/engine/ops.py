@@ -237,11 +237,17 @@ def service(run: HostRun, step: Step) -> Outcome:
     return Outcome(step, True, " + ".join(done[a] for a in actions), restarted=restarted)
 
 
+def _not_needed(run: HostRun, step: Command) -> bool:
+    if not step.unless:
+        return False
+    return run.remote.run(step.unless, timeout=120).ok
+
+
 def command(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Command)
     if step.once_marker and run.remote.run(f"[ -e {shlex.quote(step.once_marker)} ]").ok:
         return Outcome(step, False, "done before")
-    if step.unless and run.remote.run(step.unless, timeout=120).ok:
+    if _not_needed(run, step):
         return Outcome(step, False, "not needed")
     if run.dry_run:
         return Outcome(step, True, "would run")
@@ -249,7 +255,7 @@ def command(run: HostRun, step: Step) -> Outcome:
         waits, run.deferred_waits = run.deferred_waits, []
         for deferred in waits:
             wait(run, deferred)
-        if step.unless and run.remote.run(step.unless, timeout=120).ok:
+        if _not_needed(run, step):  # asked again now that what it depends on is ready
             return Outcome(step, False, "not needed")
     script = "set -e\n" + " ".join(map(shlex.quote, step.argv)) + "\n"
     if step.once_marker:
