@@ -86,12 +86,10 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     lab, vm = epoxy_cloud, kept_smoke_vm
     conn = admin(lab)
     source, target, namespace = _where(conn, vm)
-    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
     assert "bytes from" in lab.check(
         "network", f"ip netns exec {namespace} ping -n -c 3 -W 2 {vm['fixed_ip']}"
     )
-    # `ip netns exec` execs ping: the PID echoed is ping's, stopped with SIGINT for its summary
-    pid = lab.check("network", f"nohup {ping} > {PING_LOG} 2>&1 & echo $!").strip()
+    pid = _start_ping(lab, namespace, vm["fixed_ip"], PING_LOG)
     # which channel the migration takes: the clients the target's libvirtd serves, asked every
     # second (bounded: 5 min) while the drain runs; the migration's connection lasts all of it
     watcher = lab.check(
@@ -99,7 +97,7 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     ).strip()
 
     proc = stackwright("drain", str(lab.inventory), source, "--json", timeout=1800)
-    lab.check("network", f"sleep 5; kill -INT {pid}; sleep 1")
+    lost_s = _lost_s(lab, pid, PING_LOG, settle_s=5)
     clients = lab.check(target, f"kill {watcher} 2>/dev/null; cat {CLIENTS_LOG}; rm -f {CLIENTS_LOG}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
@@ -113,12 +111,6 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     service = next(iter(conn.compute.services(binary="nova-compute", host=source)))
     assert (service.status, service.disabled_reason) == ("disabled", "stackwright drain: maintenance")
 
-    log = lab.check("network", f"cat {PING_LOG}")
-    summary = re.search(r"(\d+) packets transmitted, (\d+) received", log)
-    assert summary, log[-2000:]
-    sent, received = map(int, summary.groups())
-    assert received > 0, log[-2000:]
-    lost_s = (sent - received) * 0.1
     record("maintenance", "drain: live migration s", moved["seconds"])
     # until the TLS listener lands: libvirtd's TCP socket, the source authenticated by SASL as nova
     source_ip = str(load_inventory(lab.inventory).model.nodes[source].management)
@@ -241,10 +233,9 @@ def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
     newer = publish_everywhere(lab, ("controller", *COMPUTES), f"+sw{RELEASE_STAMP}1")
     conn = admin(lab)
     _, _, namespace = _where(conn, vm)
-    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {vm['fixed_ip']}"
-    pid = lab.check("network", f"nohup {ping} > {ROLL_PING_LOG} 2>&1 & echo $!").strip()
+    pid = _start_ping(lab, namespace, vm["fixed_ip"], ROLL_PING_LOG)
     proc = stackwright("apply", str(lab.inventory), "--yes", "--rolling", "--json", timeout=3600)
-    lab.check("network", f"sleep 3; kill -INT {pid}; sleep 1")
+    lost_s = _lost_s(lab, pid, ROLL_PING_LOG, settle_s=3)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert [n["host"] for n in report["nodes"]] == ["controller", "network", *COMPUTES]
@@ -259,15 +250,7 @@ def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
     record("rolling", "controller: APIs unanswered while it converged, s", controller["api_outage_s"])
     for node in report["nodes"]:
         record("rolling", f"{node['host']}: s", round(node["seconds"], 1))
-    summary = re.search(
-        r"(\d+) packets transmitted, (\d+) received", lab.check("network", f"cat {ROLL_PING_LOG}")
-    )
-    assert summary, "the ping of the smoke VM printed no summary"
-    sent, received = map(int, summary.groups())
-    assert received > 0
-    record(
-        "rolling", "smoke VM: pings lost (100 ms apart) during the roll, s", round((sent - received) * 0.1, 1)
-    )
+    record("rolling", "smoke VM: pings lost (100 ms apart) during the roll, s", round(lost_s, 1))
     server = conn.compute.get_server(vm["server_id"])
     assert server.status == "ACTIVE"
     services = {s.host: s for s in conn.compute.services(binary="nova-compute")}
@@ -332,6 +315,23 @@ def _where(conn: Connection, vm: dict[str, Any]) -> tuple[str, str, str]:
     host = str(conn.compute.get_server(vm["server_id"]).compute_host)
     router = next(iter(conn.network.routers(name=ROUTER)))
     return host, "compute2" if host == "compute1" else "compute1", f"qrouter-{router.id}"
+
+
+def _start_ping(lab: SeedLab, namespace: str, address: str, log: str) -> str:
+    """A ping of `address` every 100 ms from `namespace` on the network node, in the background;
+    its PID (`ip netns exec` execs ping: the PID echoed is ping's, stopped with SIGINT)."""
+    ping = f"ip netns exec {namespace} ping -n -i 0.1 -W 1 {address}"
+    return lab.check("network", f"nohup {ping} > {log} 2>&1 & echo $!").strip()
+
+
+def _lost_s(lab: SeedLab, pid: str, log: str, settle_s: int) -> float:
+    """Stop the ping `settle_s` from now; the seconds of replies it lost (100 ms each)."""
+    text = lab.check("network", f"sleep {settle_s}; kill -INT {pid}; sleep 1; cat {log}")
+    summary = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+    assert summary, f"the ping printed no summary: {text[-2000:]}"
+    sent, received = map(int, summary.groups())
+    assert received > 0, text[-2000:]
+    return (sent - received) * 0.1
 
 
 def _doctor(lab: SeedLab) -> list[dict[str, Any]]:
