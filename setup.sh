@@ -4,8 +4,9 @@
 set -eu
 cd "$(dirname "$0")"
 
-# the lab (ethtool: lab/supervisor.py wire_checksums) and verify --tempest (it pings floating IPs)
-LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 nftables openssh-client python3-venv ethtool iputils-ping"
+# the lab (ethtool: lab/supervisor.py wire_checksums), verify --tempest (it pings floating IPs) and
+# verify --ui (a headless chromium driven by chromium-driver; tesseract reads the VM's console)
+LAB_PACKAGES="debootstrap systemd-container bridge-utils iproute2 nftables openssh-client python3-venv ethtool iputils-ping chromium chromium-driver tesseract-ocr"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=""
   for pkg in $LAB_PACKAGES; do

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed.yaml"
 AIO = ROOT / "examples" / "aio.yaml"
 PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in enumerate(SECRET_NAMES)}
-SERVICE_GROUPS = {"keystone", "glance", "placement", "nova", "neutron"}
+SERVICE_GROUPS = {"keystone", "glance", "placement", "nova", "neutron", "horizon"}
 
 NOVA_CONF = "/etc/nova/nova.conf"
 NEUTRON_CONF = "/etc/neutron/neutron.conf"
@@ -104,7 +104,7 @@ def test_vnc_proxyclient_address_is_the_nodes_management_address() -> None:
         assert vnc["server_proxyclient_address"] == address
         assert vnc["server_listen"] == address
     compute_vnc = ini(cluster.hosts["compute1"], NOVA_CONF)["vnc"]
-    assert compute_vnc["novncproxy_base_url"] == "http://192.168.100.51:6080/vnc_auto.html"
+    assert compute_vnc["novncproxy_base_url"] == "http://192.168.100.51:6080/vnc_lite.html"
 
 
 def test_virt_type_comes_from_the_inventory(tmp_path: Path) -> None:
@@ -314,7 +314,7 @@ def test_aio_renders_each_shared_file_once_with_all_roles_in_view() -> None:
     nova = ini(host, NOVA_CONF)
     assert {"api_database", "database", "keystone_authtoken", "libvirt", "vnc", "placement"} <= set(nova)
     assert nova["neutron"]["service_metadata_proxy"] == "true"
-    assert nova["vnc"]["novncproxy_base_url"] == "http://192.168.200.11:6080/vnc_auto.html"
+    assert nova["vnc"]["novncproxy_base_url"] == "http://192.168.200.11:6080/vnc_lite.html"
     assert ini(host, OVS_AGENT)["ovs"]["bridge_mappings"] == "external:br-ex"
     names = [s.name for s in host.steps if isinstance(s, Service)]
     assert len(names) == len(set(names))

@@ -22,6 +22,8 @@ REGION = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 NODE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Linux interface names: 1-15 of these, never "." or "..".
 INTERFACE = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9_.-]{1,15}")
+# IANA time zone names as tzdata spells them: "UTC", "Europe/Berlin", "America/Argentina/Salta".
+TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]{0,31}(?:/[A-Za-z0-9][A-Za-z0-9_+-]{0,31}){0,2}")
 SSH_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 SSH_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
@@ -80,6 +82,14 @@ def option_value(value: object) -> object:
 
 
 SshHost = Annotated[str, AfterValidator(_ssh_host)]
+TimeZone = Annotated[
+    str,
+    AfterValidator(
+        fullmatching(
+            TIMEZONE, "time zone", "an IANA name: letters, digits, _+- and up to two /", "Europe/Berlin"
+        )
+    ),
+]
 Region = Annotated[
     str,
     AfterValidator(

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,11 @@ from rich.markup import escape
 from stackwright.inventory import LoadedInventory, load_inventory, select_hosts
 from stackwright.lab.cli import lab_app
 from stackwright.yamlsource import UserError, UserErrors
+
+if TYPE_CHECKING:
+    from stackwright.inventory import Inventory
+    from stackwright.smoke.browser import UiReport
+    from stackwright.smoke.run import UiCheck, UiTarget
 
 app = typer.Typer(
     name="stackwright",
@@ -463,6 +468,14 @@ def verify(
         bool, typer.Option("--smoke", help="Also boot a test VM and prove its DHCP lease and metadata.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the smoke test's resources in place.")] = False,
+    ui: Annotated[
+        bool,
+        typer.Option(
+            "--ui",
+            help="With the smoke test: log into the dashboard in a headless chromium and read the VM's "
+            "console (implies --smoke).",
+        ),
+    ] = False,
     tempest: Annotated[
         bool,
         typer.Option("--tempest", help="Run OpenStack's Tempest suite (smoke tests; --full for all)."),
@@ -484,6 +497,7 @@ def verify(
     """Prove the cloud works: nova services (the smiley faces), neutron agents, hypervisors, endpoints.
 
     Example: stackwright verify examples/seed.yaml --smoke
+    Example: stackwright verify examples/seed.yaml --smoke --ui
     Example: stackwright verify examples/seed.yaml --tempest --concurrency 2
     """
     import dataclasses
@@ -495,6 +509,7 @@ def verify(
     loaded = _load(inventory)
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
+    smoke = smoke or ui
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     lines = _verify_until(lambda: run_verify(connect(loaded.model, pw), loaded.model), wait, console)
     show_verify(lines, console)
@@ -516,6 +531,7 @@ def verify(
             guest,
             keep,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+            ui_check=_browser_check(loaded.model, console) if ui else None,
         )
         show_smoke(report, console)
         ok = report.ok
@@ -551,6 +567,31 @@ def verify(
     if as_json:
         sys.stdout.write(pw.masker()(json.dumps(result, indent=2, default=str)) + "\n")
     raise typer.Exit(0 if ok else 1)
+
+
+def _browser_check(model: Inventory, console: Console) -> UiCheck:
+    """verify --ui's browser run, its screenshots kept beside the run logs."""
+    import time as _time
+
+    from stackwright.dashboard import dashboard_url
+    from stackwright.deploy import default_log_dir
+    from stackwright.smoke.browser import check_console
+
+    out_dir = default_log_dir() / f"ui-{_time.strftime('%Y%m%dT%H%M%S')}"
+
+    def check(target: UiTarget) -> UiReport:
+        return check_console(
+            dashboard_url(model),
+            target.username,
+            target.password,
+            target.server_id,
+            target.server_name,
+            target.marker,
+            out_dir,
+            say=lambda m: console.print(f"[dim]{escape(m)}[/dim]"),
+        )
+
+    return check
 
 
 def _verify_until(check: Callable[[], Any], wait: float, console: Console) -> Any:

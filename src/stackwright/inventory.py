@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stackwright.allowlists import InterfaceName, NodeName, Region, SshHost, SshUser, shown
+from stackwright.allowlists import InterfaceName, NodeName, Region, SshHost, SshUser, TimeZone, shown
 from stackwright.overrides import Overrides
 from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
@@ -128,6 +128,10 @@ class Inventory(_Strict):
     region: Region = Field(
         default="RegionOne",
         description="Keystone region: a letter, then letters, digits, _ and - (64 at most).",
+    )
+    timezone: TimeZone = Field(
+        default="UTC",
+        description="The dashboard's default time zone, an IANA name (Europe/Berlin).",
     )
     overrides: Overrides = Field(
         default_factory=dict,

@@ -48,6 +48,7 @@ SECRET_NAMES: dict[str, str] = {
     "neutron_password": "neutron service user",
     "metadata_secret": "shared secret between nova metadata and the neutron metadata agent",
     "libvirt_sasl_password": "libvirt SASL user for live migration",
+    "horizon_secret_key": "Horizon's Django SECRET_KEY (signs sessions and CSRF tokens)",
     "nova_ssh_key": "seed of nova's SSH key between compute nodes (resize, cold migration)",
 }
 

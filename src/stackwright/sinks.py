@@ -7,6 +7,7 @@ One function per sink; templates use them as jinja2 filters (render.py registers
     IDENTIFIED BY {{ password | sql_string }}               MariaDB string literal
     OS_BOOTSTRAP_PASSWORD={{ value | shell_word }}          a word `sh` reads
     password={{ pw.libvirt_sasl_password | keyfile_value }} libvirt's key files (auth.conf)
+    SECRET_KEY = {{ pw.horizon_secret_key | python_string }}  a Python string literal
 
 Validation (inventory.py, secrets.py) keeps hostile values out with allow-lists; these functions
 are the second wall: whatever reaches them either comes out inert or is refused with
@@ -114,7 +115,15 @@ def single_line(value: object, key: str = "value") -> str:
     return text
 
 
+def python_string(value: object, key: str = "value") -> str:
+    """A Python string literal (Horizon's local_settings.py), quotes included."""
+    text = str(value)
+    _printable(text, "a Python settings file", key)
+    return repr(text)
+
+
 FILTERS = {
+    "python_string": python_string,
     "ini_value": ini_value,
     "paste_value": paste_value,
     "url_part": url_part,

@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 import yaml
+from openstack.connection import Connection
 
+from stackwright.cloud import connect
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import load_passwords
@@ -140,3 +142,9 @@ def second_compute_node(lab: SeedLab) -> str:
     report = apply_json(lab, "--limit", name)
     assert report["ok"], report
     return name
+
+
+def admin(lab: SeedLab) -> Connection:
+    """The lab cloud's admin, through openstacksdk (for what a test sets up or inspects)."""
+    loaded = load_inventory(lab.inventory)
+    return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))

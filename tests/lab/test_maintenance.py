@@ -26,16 +26,14 @@ from typing import Any
 import pytest
 from openstack.connection import Connection
 
-from stackwright.cloud import connect
 from stackwright.inventory import load_inventory
 from stackwright.lab import processes
 from stackwright.lab.supervisor import kill_tree
 from stackwright.lab.up import up
 from stackwright.polling import poll
-from stackwright.secrets import load_passwords
 from stackwright.smoke.run import ROUTER, cleanup
 from tests.lab.cli import stackwright
-from tests.lab.cloudkit import second_compute_node
+from tests.lab.cloudkit import admin, second_compute_node
 from tests.lab.conftest import SeedLab, layout_of
 from tests.lab.figures import record
 
@@ -54,11 +52,6 @@ CLIENT_WATCH = (
     " for id in $(virt-admin srv-clients-list libvirtd | awk '$2 == \"tcp\" {print $1}');"
     " do virt-admin client-info libvirtd $id; done; sleep 1; done"
 )
-
-
-def admin(lab: SeedLab) -> Connection:
-    loaded = load_inventory(lab.inventory)
-    return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))
 
 
 @pytest.fixture(scope="module")

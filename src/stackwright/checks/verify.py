@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from stackwright.cloud import identity_v3
+from stackwright.dashboard import login_url
 from stackwright.inventory import Inventory
 from stackwright.maintenance import DRAIN_REASON
 
@@ -348,6 +349,20 @@ def check_endpoints(
     return lines
 
 
+def check_dashboard(inventory: Inventory, get: Callable[[str], tuple[int | None, str]]) -> VerifyLine:
+    """Horizon's login page answers 200 (it renders without a session: Django and its settings load)."""
+    url = login_url(inventory)
+    status, error = get(url)
+    if status == 200:
+        return VerifyLine("dashboard", True, f"dashboard {url}: HTTP 200")
+    return VerifyLine(
+        "dashboard",
+        False,
+        f"dashboard {url}: {f'HTTP {status}' if status is not None else error}",
+        "on the controller: `systemctl status apache2`; `stackwright doctor` shows its last errors",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # gathering (openstacksdk)
 
@@ -468,6 +483,7 @@ def verify(
         ("neutron agents", lambda: check_agents(gather_agents(conn), inventory)),
         ("hypervisors", lambda: check_hypervisors(gather_hypervisors(conn), inventory)),
         ("endpoints", lambda: check_endpoints(gather_endpoints(conn), inventory, get)),
+        ("dashboard", lambda: [check_dashboard(inventory, get)]),
     ]
     for what, gather in gatherers:
         try:

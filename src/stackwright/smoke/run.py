@@ -15,8 +15,9 @@ is idempotent and a later run (or `cleanup`) removes what an interrupted run lef
 
 Then: wait (bounded) for ACTIVE, then read the console log until it shows the address Neutron
 assigned to the server's port (`STACKWRIGHT-SMOKE lease <ip>`) and the server's own id fetched
-from the metadata service (`STACKWRIGHT-SMOKE uuid <id>`). Each phase is timed. Everything is
-removed at the end unless `keep`.
+from the metadata service (`STACKWRIGHT-SMOKE uuid <id>`); with a `ui_check` (verify --ui), a
+browser then logs into the dashboard as the smoke user and reads the lease line off the server's
+VNC console (smoke.browser). Each phase is timed. Everything is removed at the end unless `keep`.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ from stackwright.inventory import Inventory
 from stackwright.polling import poll
 from stackwright.smoke.console import ConsoleReport, parse_console
 from stackwright.smoke.glance import ensure_guest_images, guest_image_names
-from stackwright.smoke.image import GuestImage
+from stackwright.smoke.image import MARK, GuestImage
 from stackwright.yamlsource import UserError
 
 if TYPE_CHECKING:
     from openstack.connection import Connection
     from rich.console import Console
+
+    from stackwright.smoke.browser import UiReport
 
 PREFIX = "stackwright-smoke"
 PROJECT = PREFIX
@@ -207,6 +210,7 @@ class SmokeReport:
     console_tail: str = ""
     kept: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
+    ui: UiReport | None = None
 
     @property
     def seconds(self) -> float:
@@ -241,6 +245,20 @@ def _phase(report: SmokeReport, name: str, say: Callable[[str], None]) -> Iterat
 # the run
 
 
+@dataclass(frozen=True)
+class UiTarget:
+    """What the browser check needs: the smoke user's login and the server it looks for."""
+
+    username: str
+    password: str
+    server_id: str
+    server_name: str
+    marker: str  # a line the guest printed on its screen
+
+
+UiCheck = Callable[[UiTarget], "UiReport"]
+
+
 @dataclass
 class _Made:
     project_id: str = ""
@@ -265,6 +283,7 @@ def run_smoke(
     active_timeout: float = ACTIVE_TIMEOUT_S,
     lease_timeout: float = LEASE_TIMEOUT_S,
     uuid_timeout: float = UUID_TIMEOUT_S,
+    ui_check: UiCheck | None = None,
 ) -> SmokeReport:
     """Boot the smoke guest and prove its lease and metadata; never raises for a cloud problem."""
     say = progress or (lambda _m: None)
@@ -299,6 +318,14 @@ def run_smoke(
         with _phase(report, "metadata uuid on the console", say) as notes:
             _wait_console(conn, server_id, report, uuid_timeout, want_uuid=True)
             notes.append(str(report.uuid))
+        if ui_check is not None:
+            with _phase(report, "dashboard login → instance → console text (browser)", say) as notes:
+                marker = f"{MARK} lease {report.lease}"
+                report.ui = ui_check(UiTarget(USER, made.password, server_id, SERVER, marker))
+                if not report.ui.ok:
+                    raise SmokeFailure(report.ui.error or "the browser check failed", report.ui.hint)
+                took = report.ui.console_s or 0.0
+                notes.append(f"{marker!r} read off the console {took:.1f} s after opening the login page")
         report.ok = True
     except SmokeFailure as exc:
         report.error, report.hint = exc.message, exc.hint
@@ -626,5 +653,8 @@ def show_smoke(report: SmokeReport, console: Console) -> None:
         if report.console_tail:
             console.print("last console lines:", style="dim")
             console.print(report.console_tail, markup=False, highlight=False, style="dim")
+    if report.ui is not None:
+        for path in report.ui.screenshots:
+            console.print(f"screenshot: {path}", markup=False, highlight=False)
     if report.kept:
         console.print(f"kept the {PREFIX} resources (--keep); the next run or cleanup removes them")

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Mapping
 from importlib import resources
 
+from stackwright.checks.doctor import console
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
 from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
@@ -187,6 +188,9 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
     if node.has("compute"):
         parts.append(compute_script())
         parts.append(tools_script())
+        parts.append(console.compute_script())
+    if name == inventory.controller_name:
+        parts.append(console.controller_script(inventory))
     if is_tunnel_endpoint(inventory, name):
         parts.append(tunnel_script(peers(inventory, name)))
     if node.has("compute") and compute_peers(inventory, name):

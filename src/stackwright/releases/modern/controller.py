@@ -1,5 +1,6 @@
 """The controller: MariaDB, RabbitMQ, memcached, Keystone, Glance, Placement, then the
-Nova and Neutron servers (in nova.py and neutron.py, which also serve the other roles)."""
+Nova and Neutron servers (in nova.py and neutron.py, which also serve the other roles) and the
+dashboard (horizon.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.modern import neutron, nova
+from stackwright.releases.modern import horizon, neutron, nova
 from stackwright.releases.modern.api import admin_env, answers
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
@@ -66,6 +67,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         "placement-api",
         *nova.controller_packages(),
         *neutron.server_packages(),
+        *horizon.packages(),
     )
 
 
@@ -80,6 +82,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *nova.controller(host, release, pw),
         *neutron.server(host, release, pw),
         *neutron.external_network(host, release, pw),
+        *horizon.steps(host, release, pw),
     ]
 
 
