@@ -57,6 +57,14 @@ def enter(paths: list[Path]) -> None:
         (path / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
 
+def kill(paths: list[Path]) -> None:
+    """SIGKILL every process in these cgroup trees at once (cgroup v2's `cgroup.kill`; a v1
+    hierarchy has none and is skipped: the same processes sit in the v2 tree)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            (path / "cgroup.kill").write_text("1\n")
+
+
 def remove(paths: list[Path]) -> list[Path]:
     """Remove each cgroup tree whose processes are gone; returns those still in use."""
     busy: list[Path] = []

@@ -45,7 +45,16 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
             result.stopped.append(host.name)
     if processes.proxy_alive(state.proxy_pid, layout) and state.proxy_pid is not None:
         pids[state.proxy_pid] = processes.PROXY_MARK
-    result.killed = processes.stop_pids(pids)
+
+    # The supervisors are told to stop first (so none takes its host's end for a reboot to
+    # restart), then each host's whole cgroup is killed: down deletes the hosts right after, so a
+    # clean poweroff would only wait for MariaDB, RabbitMQ and nova to shut down (49-55 s on a
+    # converged lab) for nothing.
+    def kill_hosts() -> None:
+        for host in layout.hosts:
+            cgroups.kill(cgroups.host_cgroups(host.cgroup))
+
+    result.killed = processes.stop_pids(pids, then=kill_hosts)
     # Anything of this lab the state file did not know about (lost or stale state): our own
     # supervisors, hosts and proxy, recognised by their command lines.
     strays = {pid: cmd for pid, cmd in processes.lab_processes(layout) if pid not in pids}

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stackwright.lab.layout import APT_CACHE, PROXY_PORT, HostLayout, LabLayout
@@ -93,12 +94,16 @@ def wait_listening(address: str, port: int, timeout: float = PROXY_START_WAIT) -
     return poll(listening, within_s=timeout, every_s=0.05)
 
 
-def stop_pids(pids: dict[int, str], timeout: float = STOP_WAIT) -> list[int]:
-    """SIGTERM each live PID (value: its command-line marker), wait, SIGKILL the rest with their
-    descendants. Returns the PIDs that had to be killed."""
+def stop_pids(
+    pids: dict[int, str], timeout: float = STOP_WAIT, then: Callable[[], None] | None = None
+) -> list[int]:
+    """SIGTERM each live PID (value: its command-line marker), call `then`, wait, SIGKILL the rest
+    with their descendants. Returns the PIDs that had to be killed."""
     live = {pid: mark for pid, mark in pids.items() if pid_alive(pid, mark)}
     for pid in live:
         os.kill(pid, signal.SIGTERM)
+    if then is not None:
+        then()
     poll(lambda: not any(pid_alive(p, m) for p, m in live.items()), within_s=timeout, every_s=0.1)
     killed = []
     for pid, mark in live.items():
