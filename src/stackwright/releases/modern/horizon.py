@@ -41,7 +41,9 @@ def sites_script() -> str:
 
 
 def packages() -> tuple[str, ...]:
-    return ("openstack-dashboard", "openstack-dashboard-apache")
+    # python3-pymemcache: the sessions' cache backend (Epoxy's Horizon depends on it, Zed's on the
+    # older python3-memcache, which Django 3.2 deprecates).
+    return ("openstack-dashboard", "openstack-dashboard-apache", "python3-pymemcache")
 
 
 def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
