@@ -83,9 +83,16 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
                 json.dumps({"target": t, "status": "ok", "detail": "x"})
                 for t in ("rabbitmq", "keystone", "placement")
             ]
+            sections["vnc"] = [
+                f"server_listen={node.management}",
+                f"server_proxyclient_address={node.management}",
+                "address=127.0.0.1",
+                f"address={node.management}",
+            ]
         if name == inventory.controller_name:
             computes = inventory.names_with("compute")
             sections["cells"] = [f"mapped={c}" for c in computes] + [f"registered={c}" for c in computes]
+            sections["dashboard"] = ["novnc=200", "dashboard=200"]
         data[name] = HostData(
             name,
             sections=sections,
@@ -475,3 +482,28 @@ def test_compute_role_installs_every_tool_doctor_looks_for() -> None:
     plan = plan_cluster(loaded, {n: "x" * 16 for n in SECRET_NAMES})
     packages = plan.hosts["compute1"].packages()
     assert {package for package, _ in COMPUTE_TOOLS.values()} <= set(packages)
+
+
+def test_console_proxy_dashboard_and_vnc_address_name_their_cause(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    data["controller"].sections["dashboard"] = [
+        "novnc=none [Errno 111] Connection refused",
+        "dashboard=500",
+        "error=[wsgi:error] ImproperlyConfigured: SECRET_KEY must not be empty",
+    ]
+    data["compute1"].sections["vnc"] = [
+        "server_listen=10.10.10.53",
+        "server_proxyclient_address=10.10.10.52",
+        "address=10.10.10.53",
+    ]
+    rows = {(r.id, r.host): r for r in run_checks(ctx)}
+    proxy = rows[("console-proxy", "controller")]
+    assert proxy.failed and "Connection refused" in proxy.cause
+    assert proxy.action is not None and proxy.action.command == "systemctl restart nova-novncproxy"
+    dashboard = rows[("dashboard", "controller")]
+    assert dashboard.failed and "answers 500" in dashboard.cause
+    assert "SECRET_KEY must not be empty" in dashboard.cause
+    vnc = rows[("vnc-address", "compute1")]
+    assert vnc.failed and "10.10.10.52 is not an address of compute1" in vnc.cause

@@ -348,8 +348,8 @@ def test_sinks_encode_what_validation_would_refuse(field: str, value: str) -> No
     loaded = load_inventory(_write(*_inputs(), "direct")[0])
     pw = dict(SECRETS)
     model = loaded.model
-    if field == "region":
-        model = model.model_copy(update={"region": value})
+    if field in ("region", "timezone"):
+        model = model.model_copy(update={field: value})
     else:
         pw[field.removeprefix("password ")] = value
     try:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from stackwright.inventory import Inventory
+from stackwright.release_table import ALL
 
 WEBROOT = "/horizon/"
+
+
+def has_dashboard(inventory: Inventory) -> bool:
+    return ALL[inventory.release].dashboard
 
 
 def dashboard_url(inventory: Inventory) -> str:

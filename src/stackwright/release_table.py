@@ -29,6 +29,8 @@ class ReleaseTraits:
     # RabbitMQ 4 deprecates transient non-exclusive queues (oslo.messaging's classic reply and
     # fanout queues): quorum queues for every queue, streams for fanout, stable queue names.
     rabbitmq_quorum_queues: bool = False
+    # Horizon on the controller (Epoxy only for now: Zed's dashboard is not yet proven in the lab).
+    dashboard: bool = False
 
 
 GRIZZLY = ReleaseTraits(
@@ -58,6 +60,7 @@ EPOXY = replace(
     description="OpenStack Epoxy from Debian 13's own packages",
     components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13},
     rabbitmq_quorum_queues=True,  # RabbitMQ 4.0 (Zed's Debian 12 has 3.10)
+    dashboard=True,
 )
 
 # Newest first: the first is the default of a new inventory.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from stackwright.cloud import identity_v3
-from stackwright.dashboard import login_url
+from stackwright.dashboard import has_dashboard, login_url
 from stackwright.inventory import Inventory
 from stackwright.maintenance import DRAIN_REASON
 
@@ -483,7 +483,7 @@ def verify(
         ("neutron agents", lambda: check_agents(gather_agents(conn), inventory)),
         ("hypervisors", lambda: check_hypervisors(gather_hypervisors(conn), inventory)),
         ("endpoints", lambda: check_endpoints(gather_endpoints(conn), inventory, get)),
-        ("dashboard", lambda: [check_dashboard(inventory, get)]),
+        ("dashboard", lambda: [check_dashboard(inventory, get)] if has_dashboard(inventory) else []),
     ]
     for what, gather in gatherers:
         try:

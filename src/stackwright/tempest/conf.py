@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from stackwright.cloud import public_auth_url
+from stackwright.dashboard import has_dashboard
 from stackwright.inventory import Inventory
 from stackwright.render import render_template
 
@@ -22,8 +23,7 @@ BUILD_TIMEOUT_S = 600
 
 # What Tempest may test, by its service name: what the inventory deploys (every other service
 # Tempest knows is false, so its tests skip with "<service> not available").
-# (Tempest itself has no dashboard tests: they live in the tempest-horizon plugin, not installed.)
-DEPLOYED = {"nova": True, "neutron": True, "glance": True, "horizon": True}
+DEPLOYED = {"nova": True, "neutron": True, "glance": True}
 NOT_DEPLOYED = ("cinder", "swift")
 
 
@@ -50,7 +50,8 @@ def project_cidr(inventory: Inventory) -> str:
 
 
 def services(inventory: Inventory) -> dict[str, bool]:
-    return {**DEPLOYED, **dict.fromkeys(NOT_DEPLOYED, False)}
+    # (Tempest itself has no dashboard tests: they live in the tempest-horizon plugin, not installed.)
+    return {**DEPLOYED, "horizon": has_dashboard(inventory), **dict.fromkeys(NOT_DEPLOYED, False)}
 
 
 def tempest_conf(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok, tail
-from stackwright.dashboard import login_url
+from stackwright.dashboard import has_dashboard, login_url
 from stackwright.inventory import Inventory
 
 DASHBOARD_ERROR_LOG = "/var/log/openstack-dashboard/error.log"
@@ -20,7 +20,9 @@ def novnc_url(inventory: Inventory) -> str:
 def controller_script(inventory: Inventory) -> str:
     """On the controller: what the dashboard's and the proxy's pages answer on the public address
     (the way a browser comes), and the dashboard's last errors."""
-    urls = {"novnc": novnc_url(inventory), "dashboard": login_url(inventory)}
+    urls = {"novnc": novnc_url(inventory)}
+    if has_dashboard(inventory):
+        urls["dashboard"] = login_url(inventory)
     probe = (
         "import urllib.error, urllib.request\n"
         "opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
@@ -62,7 +64,7 @@ def dashboard(ctx: Context) -> list[Row]:
     200; otherwise the row names the status and the last errors of the dashboard's log
     (/var/log/openstack-dashboard/error.log)."""
     rows: list[Row] = []
-    for host in ctx.examined("controller"):
+    for host in ctx.examined("controller") if has_dashboard(ctx.inventory) else []:
         data = ctx.data[host]
         status = data.value("dashboard", "dashboard", "not probed")
         if status == "200":

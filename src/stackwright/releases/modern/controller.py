@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
+from stackwright.dashboard import has_dashboard
 from stackwright.releases.modern import horizon, neutron, nova
 from stackwright.releases.modern.api import admin_env, answers
 from stackwright.releases.modern.files import rendered
@@ -67,7 +68,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         "placement-api",
         *nova.controller_packages(),
         *neutron.server_packages(),
-        *horizon.packages(),
+        *(horizon.packages() if has_dashboard(host.inventory) else ()),
     )
 
 
@@ -82,7 +83,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *nova.controller(host, release, pw),
         *neutron.server(host, release, pw),
         *neutron.external_network(host, release, pw),
-        *horizon.steps(host, release, pw),
+        *(horizon.steps(host, release, pw) if release.traits.dashboard else []),
     ]
 
 
