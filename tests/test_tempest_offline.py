@@ -22,12 +22,9 @@ PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in en
 CLOUD = TempestCloud("img-1", "flavor-1", "flavor-2", "net-public", "public")
 
 
-def rendered(tmp_path: object = None) -> configparser.ConfigParser:
-    from pathlib import Path
-
-    text = tempest_conf(
-        load_inventory(SEED).model, PASSWORDS, CLOUD, release="epoxy", log_file=Path("/tmp/x/tempest.log")
-    )
+def rendered(inventory: Path = SEED) -> configparser.ConfigParser:
+    model = load_inventory(inventory).model
+    text = tempest_conf(model, PASSWORDS, CLOUD, release=model.release, log_file=Path("/tmp/x/tempest.log"))
     # [DEFAULT] read as a section of its own, not as defaults of every other section
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="-")
     parser.read_string(text)
@@ -54,6 +51,15 @@ def test_only_deployed_services_are_available() -> None:
     deployed = {"nova", "neutron", "glance", "horizon"}
     assert {name for name, value in available.items() if value == "true"} == deployed
     assert {name for name, value in available.items() if value == "false"} == {"cinder", "swift"}
+
+
+def test_the_dashboard_test_logs_in_where_the_dashboard_is_and_only_where_there_is_one() -> None:
+    conf = rendered()
+    model = load_inventory(SEED).model
+    assert conf["dashboard"]["dashboard_url"] == f"http://{model.controller.external}/horizon/"
+    zed = rendered(SEED.parent / "seed-zed.yaml")
+    assert zed["service_available"]["horizon"] == "false"
+    assert not zed.has_section("dashboard")
 
 
 def test_project_networks_avoid_every_inventory_network() -> None:

@@ -14,6 +14,10 @@ from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import require_root
 
+# Killed processes leave their cgroup only once exited and reaped: right after the kill, a CI run's
+# 8-host Epoxy lab still had every host's cgroup populated, and `remove` left them all behind.
+CGROUP_EXIT_WAIT = 30.0
+
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 
 
@@ -62,7 +66,7 @@ def _down(layout: LabLayout, *, progress: Callable[[str], None]) -> DownResult:
         result.killed += processes.stop_pids(strays)
 
     for host in layout.hosts:
-        cgroups.remove(cgroups.host_cgroups(host.cgroup))
+        cgroups.remove(cgroups.host_cgroups(host.cgroup), wait_s=CGROUP_EXIT_WAIT)
 
     progress("removing overlays")
     hosts.unmount_all_under(layout.dir)  # also hosts dropped from the inventory since `lab up`

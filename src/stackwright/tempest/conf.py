@@ -12,7 +12,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from stackwright.cloud import public_auth_url
-from stackwright.dashboard import has_dashboard
+from stackwright.dashboard import dashboard_url, has_dashboard
 from stackwright.inventory import Inventory
 from stackwright.render import render_template
 
@@ -50,7 +50,7 @@ def project_cidr(inventory: Inventory) -> str:
 
 
 def services(inventory: Inventory) -> dict[str, bool]:
-    # (Tempest itself has no dashboard tests: they live in the tempest-horizon plugin, not installed.)
+    # horizon: Tempest's own test_dashboard_basic_ops logs in through [dashboard] dashboard_url.
     return {**DEPLOYED, "horizon": has_dashboard(inventory), **dict.fromkeys(NOT_DEPLOYED, False)}
 
 
@@ -83,4 +83,5 @@ def tempest_conf(
         network_extensions=",".join(sorted(cloud.network_extensions)) or "all",
         project_network_cidr=project_cidr(inventory),
         services=services(inventory),
+        dashboard_url=dashboard_url(inventory) if has_dashboard(inventory) else "",
     )
