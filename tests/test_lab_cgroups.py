@@ -36,7 +36,7 @@ def test_v1_controllers_are_never_used() -> None:
     assert hierarchies(HYBRID_MOUNTS, "4:memory:/x\n") == []
 
 
-def test_killed_processes_cgroup_is_removed_once_they_have_left(tmp_path: Path) -> None:
+def test_killed_processes_cgroup_is_removed_once_they_have_left() -> None:
     """On this machine's real cgroup hierarchies (as `lab down` uses them): a cgroup with a live
     process is populated and kept; killed with `cgroup.kill`, it is removed once the process exits."""
     if os.geteuid() != 0:

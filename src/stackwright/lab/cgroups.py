@@ -67,28 +67,31 @@ def kill(paths: list[Path]) -> None:
             (path / "cgroup.kill").write_text("1\n")
 
 
+def _tree(root: Path) -> list[str]:
+    """The cgroup directories under `root` (itself included), at most MAX_DEPTH levels down."""
+    return [d for d, _, _ in os.walk(root) if d.count("/") - str(root).count("/") <= MAX_DEPTH]
+
+
 def populated(path: Path) -> bool:
     """Whether a process is still in this cgroup tree (v2: `cgroup.events`; v1: any `cgroup.procs`)."""
     events = path / "cgroup.events"
     try:
         if events.exists():
             return "populated 1" in events.read_text().splitlines()
-        walk = (d for d, _, _ in os.walk(path) if d.count("/") - str(path).count("/") <= MAX_DEPTH)
-        return any(Path(d, "cgroup.procs").read_text().strip() for d in walk)
+        return any(Path(d, "cgroup.procs").read_text().strip() for d in _tree(path))
     except FileNotFoundError:
         return False  # removed meanwhile
 
 
 def remove(paths: list[Path], wait_s: float = 0.0) -> list[Path]:
     """Remove each cgroup tree once its processes are gone (waiting up to `wait_s` for killed ones
-    to finish exiting: a killed MariaDB frees its memory for a while); returns those still in use."""
+    to finish exiting); returns those still in use."""
     poll(lambda: not any(populated(p) for p in paths if p.is_dir()), within_s=wait_s, every_s=0.1)
     busy: list[Path] = []
     for root in paths:
         if not root.is_dir():
             continue
-        dirs = [d for d, _, _ in os.walk(root) if d.count("/") - str(root).count("/") <= MAX_DEPTH]
-        for directory in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
+        for directory in sorted(_tree(root), key=lambda d: d.count("/"), reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(directory)
         if root.exists():
