@@ -7,9 +7,11 @@ from pathlib import Path
 from stackwright.deploy import files_for_deployed
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.releases.modern.nftables import RULESET
+from stackwright.releases.modern.nftables import UNIT as FIREWALL_UNIT
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
-from stackwright.steps import Command, File
+from stackwright.steps import Command, File, Service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +23,11 @@ def test_compute_peers_learn_a_joining_node_s_host_key_only_where_nova_is_deploy
         text += f"    management: 10.10.10.{52 + n}\n    data: 10.20.20.{52 + n}\n"
     (tmp_path / "cloud.yaml").write_text(text)
     plan = plan_cluster(load_inventory(tmp_path / "cloud.yaml"), {n: "x" * 16 for n in SECRET_NAMES})
-    peers = {runner: (waits, steps) for runner, waits, steps in plan.after if runner.startswith("compute")}
+    peers = {
+        runner: (waits, steps)
+        for runner, waits, steps in plan.after
+        if runner.startswith("compute") and isinstance(steps[0], File) and steps[0].path == NOVA_KNOWN_HOSTS
+    }
     assert set(peers) == {"compute1", "compute2", "compute3"}
     waits, steps = peers["compute3"]
     assert set(waits) == {"compute1", "compute2"}
@@ -32,3 +38,27 @@ def test_compute_peers_learn_a_joining_node_s_host_key_only_where_nova_is_deploy
     assert files_for_deployed(steps, lambda f: True) == steps
     other = Command("x", ("true",))
     assert files_for_deployed((other, known), lambda f: False) == (other,)
+
+
+def test_a_node_outside_the_run_reloads_its_firewall_only_where_it_has_one(tmp_path: Path) -> None:
+    """compute2 joins under `--limit compute2`: compute1 and the network node reload their
+    firewalls with its addresses; a peer that has no firewall file yet (bare, or deployed before
+    the firewall) is left to its own apply, and its firewall service is not restarted."""
+    text = (ROOT / "examples" / "seed.yaml").read_text()
+    text += "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
+    (tmp_path / "cloud.yaml").write_text(text)
+    plan = plan_cluster(load_inventory(tmp_path / "cloud.yaml"), {n: "x" * 16 for n in SECRET_NAMES})
+    firewalls = {
+        runner: (waits, steps)
+        for runner, waits, steps in plan.after
+        if isinstance(steps[0], File) and steps[0].path == RULESET
+    }
+    waits, steps = firewalls["network"]
+    assert "compute2" in waits
+    ruleset, unit, loader = steps
+    assert isinstance(unit, File) and unit.path == FIREWALL_UNIT
+    assert isinstance(ruleset, File) and "10.20.20.54/32" in ruleset.content
+    assert isinstance(loader, Service) and loader.restart_when == (RULESET, FIREWALL_UNIT)
+    assert files_for_deployed(steps, lambda f: True) == steps
+    assert files_for_deployed(steps, lambda f: False) == ()
+    assert "10.10.10.54/32" in firewalls["compute1"][1][0].content  # type: ignore[union-attr]

@@ -54,6 +54,7 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
         ]
         sections: dict[str, list[str]] = {"units": units, "logs": [], "files": files}
         sections["options"] = [f"O {p} validated" for ps in validated_files(host_plan).values() for p in ps]
+        sections["firewall"] = ["live=" + "a" * 64, "loaded=" + "a" * 64, "unit=active"]
         node = inventory.nodes[name]
         if node.data is not None:
             peers = [str(n.data) for o, n in inventory.nodes.items() if o != name and n.data is not None]
@@ -131,6 +132,7 @@ def test_every_check_has_an_id_a_symptom_and_an_explanation() -> None:
         "config-drift",
         "config-options",
         "compute-tools",
+        "firewall",
     }
     for spec in CHECKS.values():
         assert spec.symptom and spec.explanation, spec.id
@@ -507,3 +509,34 @@ def test_console_proxy_dashboard_and_vnc_address_name_their_cause(
     assert "SECRET_KEY must not be empty" in dashboard.cause
     vnc = rows[("vnc-address", "compute1")]
     assert vnc.failed and "10.10.10.52 is not an address of compute1" in vnc.cause
+
+
+def test_firewall_missing_or_changed_by_hand_is_named_and_reloaded(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    data["network"].sections["firewall"] = ["live=missing", "loaded=" + "a" * 64, "unit=active"]
+    data["compute1"].sections["firewall"] = ["live=" + "b" * 64, "loaded=" + "a" * 64, "unit=active"]
+    rows = {(r.id, r.host): r for r in run_checks(ctx)}
+    missing = rows[("firewall", "network")]
+    assert missing.failed and "not loaded: every port of network is open" in missing.cause
+    changed = rows[("firewall", "compute1")]
+    assert changed.failed and "changed since they were loaded" in changed.cause
+    for row in (missing, changed):
+        assert row.action is not None and row.action.command == "systemctl restart stackwright-firewall"
+        assert row.action.host == row.host
+    assert not rows[("firewall", "controller")].failed
+
+
+def test_no_firewall_check_where_the_inventory_disables_it(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    data["network"].sections["firewall"] = ["live=missing"]
+    off = ctx.inventory.model_copy(
+        update={"firewall": ctx.inventory.firewall.model_copy(update={"enabled": False})}
+    )
+    rows = run_checks(Context(off, ctx.plan, ctx.hosts, data, ctx.cloud))
+    assert not [r for r in rows if r.id == "firewall"]
+    assert "@@sw:firewall" not in host_script(off, "network", ctx.plan.hosts["network"])
+    assert "@@sw:firewall" in host_script(ctx.inventory, "network", ctx.plan.hosts["network"])

@@ -12,6 +12,7 @@ import pytest
 from stackwright.context import HostFacts
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
 from stackwright.steps import (
@@ -556,7 +557,8 @@ def test_default_libvirt_network_removed_once() -> None:
 
 
 def test_discover_hosts_runs_on_the_controller_after_compute_nodes() -> None:
-    ((host, waits_for, steps),) = plan().after
+    (host, waits_for, steps), *firewalls = plan().after
+    assert all(steps[0].path == RULESET for _, _, steps in firewalls)  # type: ignore[union-attr]
     assert (host, waits_for) == ("controller", ("compute1",))
     discover = next(s for s in steps if isinstance(s, Command))
     assert "discover_hosts" in " ".join(discover.argv)
@@ -572,28 +574,35 @@ def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
         + "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
     )
     cluster = plan(write_inventory(tmp_path, text))
-    (_, waits_for, steps), *peer_keys = cluster.after
+    (_, waits_for, steps), *cross = cluster.after
     assert waits_for == ("compute1", "compute2")
     # each compute node learns the other's host key once both converged (nova's SSH between them)
-    assert [(host, peers) for host, peers, _ in peer_keys] == [
-        ("compute1", ("compute2",)),
-        ("compute2", ("compute1",)),
-    ]
+    peer_keys = [(host, peers) for host, peers, steps in cross if steps[0].path == NOVA_KNOWN_HOSTS]  # type: ignore[union-attr]
+    assert peer_keys == [("compute1", ("compute2",)), ("compute2", ("compute1",))]
+    # and every node whose firewall names another node reloads it when that node joins
+    firewalls = {host: peers for host, peers, steps in cross if steps[0].path == RULESET}  # type: ignore[union-attr]
+    assert firewalls == {
+        "controller": ("network",),
+        "network": ("compute1", "compute2"),
+        "compute1": ("network", "compute2", "controller"),
+        "compute2": ("network", "compute1", "controller"),
+    }
     assert ini(cluster.hosts["compute2"], OVS_AGENT)["ovs"]["local_ip"] == "10.20.20.54"
     waits = [s for s in steps if isinstance(s, Wait)]
     assert [w.about_host for w in waits] == ["compute1", "compute2"]
     assert "compute2" in waits[1].check
-    # compute1's plan changes only in the peers nova's SSH trusts when compute2 is added
+    # compute1's plan changes only in the peers nova's SSH trusts and its firewall lets in when
+    # compute2 is added
     before, after = plan().hosts["compute1"], cluster.hosts["compute1"]
     changed = {p for p in before.files() | after.files() if before.files().get(p) != after.files().get(p)}
-    assert changed == {NOVA_KNOWN_HOSTS}
+    assert changed == {NOVA_KNOWN_HOSTS, RULESET}
     assert [s for s in before.steps if not isinstance(s, File)] == [
         s for s in after.steps if not isinstance(s, File)
     ]
 
 
 def test_aio_discovers_itself_without_waiting_on_others() -> None:
-    ((host, waits_for, _),) = plan(AIO).after
+    ((host, waits_for, _),) = plan(AIO).after  # and no firewall peers: it is alone
     assert (host, waits_for) == ("aio", ())
 
 
@@ -623,3 +632,19 @@ def test_br_netfilter_loaded_on_servers_but_not_tried_in_containers() -> None:
         "br_netfilter"
         in lab().hosts["compute1"].files()["/etc/modules-load.d/neutron-br_netfilter.conf"].content
     )
+
+
+def test_every_services_token_cache_is_encrypted_with_the_shared_key() -> None:
+    """keystonemiddleware's cache in memcached: ENCRYPT with one generated key in every service
+    (whoever reaches memcached can neither read nor forge a validated token)."""
+    seen = []
+    for host in plan().hosts.values():
+        for path, file in host.files().items():
+            if file.format != "ini" or "[keystone_authtoken]" not in file.content:
+                continue
+            section = ini(host, path)["keystone_authtoken"]
+            assert section["memcache_security_strategy"] == "ENCRYPT", path
+            assert section["memcache_secret_key"] == PASSWORDS["memcache_secret_key"], path
+            assert file.secret and file.mode == 0o640, path
+            seen.append(path)
+    assert {"/etc/nova/nova.conf", "/etc/neutron/neutron.conf", "/etc/glance/glance-api.conf"} <= set(seen)

@@ -33,7 +33,7 @@ from stackwright.release_table import DEPLOYABLE
 from stackwright.releases.base import Release
 from stackwright.releases.registry import get_release
 from stackwright.secrets import Passwords
-from stackwright.steps import ClusterPlan, File, Step, Wait
+from stackwright.steps import ClusterPlan, File, Service, Step, Wait
 from stackwright.yamlsource import UserError
 
 
@@ -148,7 +148,9 @@ def converge(
         # waits about hosts this run does not converge (`--limit`) have nothing to wait for
         steps = tuple(s for s in steps if not (isinstance(s, Wait) and s.about_host not in (None, *involved)))
         if runner not in session.hosts:
-            steps = files_for_deployed(steps, partial(_owners_exist, session.remotes[runner]))
+            steps = files_for_deployed(steps, partial(_written_before, session.remotes[runner]))
+        else:  # what the runner's own converge just did is not done twice (a peer's firewall)
+            steps = tuple(s for s in steps if s not in plan.hosts[runner].steps)
         if not steps:
             continue
         report = reports.get(runner) or HostReport(runner)
@@ -164,15 +166,25 @@ def converge(
     return reports
 
 
-def files_for_deployed(steps: tuple[Step, ...], owners_exist: Callable[[File], bool]) -> tuple[Step, ...]:
-    """A host outside this run (`--limit`) that is not deployed yet (the file's owner does not
-    exist there: its packages are not installed) gets no cross-host file now: its own apply
-    writes that file whole. E.g. compute3, still bare, when compute2 joins."""
-    return tuple(s for s in steps if not isinstance(s, File) or owners_exist(s))
+def files_for_deployed(steps: tuple[Step, ...], deployed: Callable[[File], bool]) -> tuple[Step, ...]:
+    """A host outside this run (`--limit`) gets a cross-host file only where its own apply wrote
+    that file before (else it is not deployed yet, or not with that feature: its own apply writes
+    the file whole), and a service that reads only dropped files is not restarted. E.g. compute3,
+    still bare, when compute2 joins."""
+    kept: list[Step] = []
+    dropped: set[str] = set()
+    for step in steps:
+        if isinstance(step, File) and not deployed(step):
+            dropped.add(step.path)
+        elif isinstance(step, Service) and step.restart_when and set(step.restart_when) <= dropped:
+            continue
+        else:
+            kept.append(step)
+    return tuple(kept)
 
 
-def _owners_exist(remote: Remote, file: File) -> bool:
-    return remote.run(f"id -u {shlex.quote(file.owner)} && getent group {shlex.quote(file.group)}").ok
+def _written_before(remote: Remote, file: File) -> bool:
+    return remote.run(f"test -e {shlex.quote(file.path)}").ok
 
 
 def _value(name: str, job: object, remote: Remote) -> HostReport:

@@ -92,6 +92,16 @@ class Ssh(_Strict):
     port: int = Field(default=22, ge=1, le=65535)
 
 
+class Firewall(_Strict):
+    enabled: bool = Field(
+        default=True, description="An nftables firewall on every node, from its roles (README: Firewall)."
+    )
+    ssh_from: list[IPv4Network] = Field(
+        default_factory=list,
+        description="Networks besides management that may SSH to the nodes (the operator's: 203.0.113.7/32).",
+    )
+
+
 class Node(_Strict):
     roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute.")
     management: IPv4Address
@@ -137,6 +147,7 @@ class Inventory(_Strict):
         default_factory=dict,
         description="Options set on top of rendered INI files: {path: {section: {option: value}}}.",
     )
+    firewall: Firewall = Field(default_factory=Firewall)
     nodes: dict[NodeName, Node] = Field(min_length=1)
 
     @property

@@ -49,6 +49,7 @@ SECRET_NAMES: dict[str, str] = {
     "metadata_secret": "shared secret between nova metadata and the neutron metadata agent",
     "libvirt_sasl_password": "libvirt SASL user for live migration",
     "horizon_secret_key": "Horizon's Django SECRET_KEY (signs sessions and CSRF tokens)",
+    "memcache_secret_key": "encrypts and authenticates the services' token cache in memcached",
     "nova_ssh_key": "seed of nova's SSH key between compute nodes (resize, cold migration)",
 }
 

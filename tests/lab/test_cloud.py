@@ -15,6 +15,7 @@ import time
 import pytest
 
 from stackwright.inventory import load_inventory
+from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from tests.lab.cli import cli_argv, stackwright
 from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
@@ -227,7 +228,9 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
 ) -> None:
     """`apply --limit compute2` of a bare host whose SSH connection is cut while dpkg runs: compute2
     alone fails, named, with the reason; the same command then converges it, touching no other host
-    but the controller's one discover_hosts run and compute1's record of its peers' SSH host keys."""
+    but the controller's one discover_hosts run, compute1's record of its peers' SSH host keys, and
+    the firewalls of compute1 and the network node (which now let compute2's tunnel and, on
+    compute1, its migrations in)."""
     add_compute(epoxy_cloud, 2)
     cut = interrupted_apply(
         epoxy_cloud, ["--limit", "compute2"], Point("compute2", "install ", "ssh", running="dpkg")
@@ -239,13 +242,16 @@ def test_second_compute_node_from_bare_survives_a_cut_connection_and_touches_no_
     assert "run apply again" in hosts["compute2"]["error"]["hint"]
     assert "Traceback" not in cut.stderr
     report = apply_json(epoxy_cloud, "--limit", "compute2")
-    assert set(report["hosts"]) == {"compute2", "controller", "compute1"}
+    assert set(report["hosts"]) == {"compute2", "controller", "compute1", "network"}
     controller = report["hosts"]["controller"]
     assert [c["detail"] for c in controller["changes"]] == ["ran"], controller["changes"]
     assert controller["restarted"] == []
     compute1 = report["hosts"]["compute1"]
-    assert [c["path"] for c in compute1["changes"]] == [NOVA_KNOWN_HOSTS], compute1["changes"]
-    assert compute1["restarted"] == []
+    assert [c["path"] for c in compute1["changes"] if c.get("path")] == [NOVA_KNOWN_HOSTS, RULESET], compute1
+    assert compute1["restarted"] == ["stackwright-firewall"]
+    network = report["hosts"]["network"]
+    assert [c["path"] for c in network["changes"] if c.get("path")] == [RULESET], network
+    assert network["restarted"] == ["stackwright-firewall"]
     # nova on each node reaches the other over SSH at its my_ip (what nova's resize and cold
     # migration use as the destination), the peer's host key checked
     nodes = load_inventory(epoxy_cloud.inventory).model.nodes

@@ -2,7 +2,7 @@
 
 A check is one small function `(ctx: Context) -> list[Row]`, registered with `@check("id")`.
 Its docstring starts with the symptom it explains, the way an operator sees it (an error
-message, a state), then a blank line and how the check decides: `scripts/troubleshooting.py`
+message, a state), then a blank line and how the check decides: `scripts/readme_sections.py`
 turns those docstrings into the README's troubleshooting section.
 """
 

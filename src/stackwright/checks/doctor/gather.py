@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from importlib import resources
 
-from stackwright.checks.doctor import console
+from stackwright.checks.doctor import console, fence
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
 from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
@@ -197,6 +197,8 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
         parts.append(migration_script(compute_peers(inventory, name), NOVA_PRIVATE_KEY in plan.files()))
     if name == inventory.controller_name and inventory.names_with("compute"):
         parts.append(cells_script())
+    if inventory.firewall.enabled:
+        parts.append(fence.firewall_script())
     parts.append(files_script(sorted(plan.files())))
     parts.append(options_script(plan))
     return "".join(parts)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from stackwright import firewall
 from stackwright.inventory import Inventory
 from stackwright.releases.modern.guards import as_user
+from stackwright.releases.modern.nftables import RULESET, UNIT
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.sinks import shell_word, sql_string
 from stackwright.steps import AfterSteps, Command, HostPlan, Step, Wait
@@ -36,9 +38,23 @@ def cluster_after(
     inventory: Inventory, release: Release, pw: Mapping[str, str], hosts: Mapping[str, HostPlan]
 ) -> AfterSteps:
     computes = inventory.names_with("compute")
+    firewalls = _peer_firewalls(inventory, hosts)
     if not computes:
-        return ()
-    return (*_discover_hosts(inventory, computes), *_peer_host_keys(computes, hosts))
+        return firewalls
+    return (*_discover_hosts(inventory, computes), *_peer_host_keys(computes, hosts), *firewalls)
+
+
+def _peer_firewalls(inventory: Inventory, hosts: Mapping[str, HostPlan]) -> AfterSteps:
+    """When a node joins, the nodes whose firewalls name it (tunnel, migration, metadata peers)
+    reload theirs with its addresses, also when this run is limited to the new node."""
+    after = []
+    for name, plan in hosts.items():
+        ruleset, unit = plan.files().get(RULESET), plan.files().get(UNIT)
+        peers = firewall.peers(inventory, name)
+        if ruleset is not None and unit is not None and peers:
+            loader = next(s for s in plan.services() if s.name == "stackwright-firewall")
+            after.append((name, peers, (ruleset, unit, loader)))
+    return tuple(after)
 
 
 def _peer_host_keys(computes: list[str], hosts: Mapping[str, HostPlan]) -> AfterSteps:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.modern import common, compute, controller, guards, network
+from stackwright.releases.modern import common, compute, controller, guards, network, nftables
 from stackwright.steps import File, Packages, Step
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 def packages(host: HostContext) -> tuple[str, ...]:
     names = [*common.packages(host)]
+    if host.inventory.firewall.enabled:
+        names += nftables.packages(host)
     if host.is_controller:
         names += controller.packages(host)
     if host.is_network:
@@ -30,8 +32,9 @@ def packages(host: HostContext) -> tuple[str, ...]:
 
 def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     steps: list[Step] = [Packages(packages(host))]
-    steps += common.base(host, release, pw)
     steps += guards.state_directories()
+    steps += nftables.steps(host, release, pw)  # before any service of ours listens
+    steps += common.base(host, release, pw)
     if host.is_controller:
         steps += controller.steps(host, release, pw)
     if host.is_network:

@@ -1,0 +1,188 @@
+"""Each node's inbound firewall, from its roles (pure): what it serves, and to whom.
+
+One nftables table, `inet stackwright`, owned by us: an input chain that drops by default and
+accepts established/related traffic, loopback, ICMP, and the openings below. Neutron's own rules
+(iptables-nft tables, OVS flows) live in tables of their own; a packet must pass every base chain
+on its hook, so ours only ever removes inbound traffic to the host itself. It has no forward
+chain: instance traffic (bridged by OVS, routed in Neutron's namespaces, each with its own
+netfilter) never meets it.
+
+Sources are networks or single addresses from the inventory: the management network for
+SSH, the databases and the message queue; data addresses of the tunnel peers for GRE/VXLAN;
+the controller for VNC; the compute peers for libvirt and QEMU's migration ports. The public
+API ports are open to anyone on the controller's external address (clients come through its
+gateway) and to the management network on every address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
+
+from stackwright.context import HostContext
+from stackwright.dashboard import has_dashboard
+from stackwright.inventory import Inventory
+
+TABLE = "stackwright"
+# What QEMU uses for live migration and block migration's NBD streams (libvirt's qemu.conf
+# migration_port_min/max defaults) and for guests' VNC servers (5900 + display).
+QEMU_MIGRATION = "49152-49215"
+VNC = "5900-5999"
+VXLAN_PORT = "4789"
+# (port, what listens) open to API clients on the controller
+PUBLIC_APIS: tuple[tuple[str, str], ...] = (
+    ("5000", "Keystone"),
+    ("8774", "Nova API"),
+    ("8778", "Placement"),
+    ("9292", "Glance"),
+    ("9696", "Neutron server"),
+    ("6080", "noVNC console proxy"),
+)
+HORIZON = ("80", "the dashboard (Apache)")
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Inbound `proto` traffic to `ports` from `sources` (None: any source) — to `to` when set."""
+
+    proto: Literal["tcp", "udp", "gre"]
+    ports: str  # "22", "5900-5999"; "" for GRE
+    sources: tuple[IPv4Network, ...] | None
+    why: str
+    to: IPv4Address | None = None
+
+
+def _net(address: str | IPv4Address) -> IPv4Network:
+    return IPv4Network(f"{address}/32")
+
+
+def ssh_sources(host: HostContext) -> tuple[IPv4Network, ...]:
+    """Who may SSH to the node: the management network and the inventory's `firewall.ssh_from`."""
+    extra = tuple(host.inventory.firewall.ssh_from)
+    return tuple(dict.fromkeys((host.management_network, *extra)))
+
+
+def _peers(inventory: Inventory, role: str, exclude: str, network: str) -> tuple[IPv4Network, ...]:
+    found = []
+    for name in inventory.names_with(role):
+        address = inventory.nodes[name].addresses().get(network)
+        if name != exclude and address is not None:
+            found.append(_net(address))
+    return tuple(dict.fromkeys(found))
+
+
+def _tunnel_peers(host: HostContext) -> tuple[IPv4Network, ...]:
+    inventory = host.inventory
+    return tuple(
+        dict.fromkeys(
+            _peers(inventory, "network", host.name, "data") + _peers(inventory, "compute", host.name, "data")
+        )
+    )
+
+
+def openings(host: HostContext) -> list[Opening]:
+    inventory = host.inventory
+    management = (host.management_network,)
+    found = [Opening("tcp", str(host.node.ssh.port), ssh_sources(host), "SSH (apply, doctor, nova's resize)")]
+    if host.is_controller:
+        apis = [*PUBLIC_APIS, *((HORIZON,) if has_dashboard(inventory) else ())]
+        ports = ",".join(port for port, _ in apis)
+        names = ", ".join(name for _, name in apis)
+        found.append(Opening("tcp", ports, management, f"{names} (the management network)"))
+        if host.node.external is not None:
+            found.append(Opening("tcp", ports, None, f"{names} (anyone, on the external address)",
+                                 to=host.node.external))  # fmt: skip
+        network_nodes = _peers(inventory, "network", host.name, "management")
+        if network_nodes:
+            why = "Nova metadata API (the network nodes' metadata agents)"
+            found.append(Opening("tcp", "8775", network_nodes, why))
+        found += [
+            Opening("tcp", "3306", management, "MariaDB"),
+            Opening("tcp", "5672", management, "RabbitMQ (AMQP)"),
+            Opening("tcp", "11211", management, "memcached (Keystone tokens, dashboard sessions)"),
+            Opening("udp", "123", management, "NTP: the other nodes follow the controller's clock"),
+        ]
+    peers = _tunnel_peers(host)
+    if (host.is_network or host.is_compute) and peers:
+        why = "tunnels from the other nodes' data addresses"
+        if host.tenant_network_type == "gre":
+            found.append(Opening("gre", "", peers, f"GRE {why}"))
+        else:
+            found.append(Opening("udp", VXLAN_PORT, peers, f"VXLAN {why}"))
+    if host.is_compute:
+        controller = (_net(inventory.controller.management),)
+        found.append(Opening("tcp", VNC, controller, "guests' VNC consoles (the controller's noVNC proxy)"))
+        computes = _peers(inventory, "compute", host.name, "management")
+        if computes:
+            found += [
+                Opening("tcp", "16509", computes, "libvirtd (live migration from the compute peers)"),
+                Opening("tcp", QEMU_MIGRATION, computes, "QEMU live and block migration streams"),
+            ]
+    return found
+
+
+def peers(inventory: Inventory, name: str) -> tuple[str, ...]:
+    """The other nodes whose addresses `name`'s ruleset names: when one of them joins, this
+    node's firewall must learn it (a cross-host step, also under `apply --limit`)."""
+    node = inventory.nodes[name]
+    found: list[str] = []
+    if node.has("controller"):
+        found += inventory.names_with("network")
+    if node.has("network") or node.has("compute"):
+        found += inventory.names_with("network") + inventory.names_with("compute")
+    if node.has("compute"):
+        found += [inventory.controller_name, *inventory.names_with("compute")]
+    return tuple(n for n in dict.fromkeys(found) if n != name)
+
+
+def _rule(opening: Opening) -> str:
+    match = []
+    if opening.sources is not None:
+        match.append(f"ip saddr {{ {', '.join(str(s) for s in opening.sources)} }}")
+    if opening.to is not None:
+        match.append(f"ip daddr {opening.to}")
+    if opening.proto == "gre":
+        match.append("meta l4proto gre")
+    else:
+        match.append(f"{opening.proto} dport {{ {opening.ports} }}")
+    return " ".join(match) + " accept"
+
+
+def ruleset(host: HostContext) -> str:
+    """`nft -f` input: the table created if missing, deleted and written anew in one transaction
+    (atomic: the node is never without its rules, and a re-load leaves no old rule behind)."""
+    lines = [
+        f"# Managed by stackwright: {host.name}'s inbound firewall ({', '.join(host.roles)}).",
+        "# Loaded by stackwright-firewall.service; see README, Firewall.",
+        f"table inet {TABLE}",
+        f"delete table inet {TABLE}",
+        f"table inet {TABLE} {{",
+        "  chain input {",
+        "    type filter hook input priority filter; policy drop;",
+        "    ct state established,related accept",
+        "    ct state invalid drop",
+        '    iifname "lo" accept',
+        "    meta l4proto { icmp, ipv6-icmp } accept",
+    ]
+    for opening in openings(host):
+        lines += [f"    # {opening.why}", f"    {_rule(opening)}"]
+    lines += ["  }", "}", ""]
+    return "\n".join(lines)
+
+
+def port_matrix(hosts: list[HostContext]) -> list[str]:
+    """Markdown rows: one node per role combination of the inventory, each opening a row."""
+    rows = ["| node (roles) | protocol/ports | from |", "|---|---|---|"]
+    seen: set[tuple[str, ...]] = set()
+    for host in hosts:
+        if host.roles in seen:
+            continue
+        seen.add(host.roles)
+        for opening in openings(host):
+            ports = "GRE (IP protocol 47)" if opening.proto == "gre" else f"{opening.proto} {opening.ports}"
+            sources = "anyone" if opening.sources is None else ", ".join(str(s) for s in opening.sources)
+            if opening.to is not None:
+                sources += f", to {opening.to}"
+            rows.append(f"| {host.name} ({', '.join(host.roles)}) | {ports} | {sources}: {opening.why} |")
+    return rows
