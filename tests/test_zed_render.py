@@ -413,10 +413,12 @@ def test_userspace_ovs_puts_tunnel_endpoints_on_br_phy() -> None:
     assert "br-ex" not in {s.name for s in cluster.hosts["compute1"].steps if isinstance(s, OvsBridge)}
 
 
-def test_ip_forward_and_chrony_follow_the_controller() -> None:
+def test_ip_forward_where_a_role_needs_it_and_chrony_follows_the_controller() -> None:
     cluster = plan()
-    for host in cluster.hosts.values():
-        assert Sysctl("net.ipv4.ip_forward", "1") in host.steps
+    for name in ("network", "compute1"):
+        assert Sysctl("net.ipv4.ip_forward", "1") in cluster.hosts[name].steps
+    assert Sysctl("net.ipv4.ip_forward", "0") in cluster.hosts["controller"].steps
+    assert Sysctl("net.ipv4.ip_forward", "1") in plan(AIO).hosts["aio"].steps
     assert "server 10.10.10.51 iburst" in cluster.hosts["compute1"].files()["/etc/chrony/chrony.conf"].content
     assert "allow 10.10.10.0/24" in cluster.hosts["controller"].files()["/etc/chrony/chrony.conf"].content
 

@@ -25,7 +25,10 @@ def packages(host: HostContext) -> tuple[str, ...]:
 
 
 def base(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
-    steps: list[Step] = [Sysctl("net.ipv4.ip_forward", "1")]
+    # The guide forwards on every node; only the network and compute nodes carry others' traffic
+    # (a controller that forwards is a router between the management and external networks).
+    forwards = host.is_network or host.is_compute
+    steps: list[Step] = [Sysctl("net.ipv4.ip_forward", "1" if forwards else "0")]
     if host.ovs_datapath == "netdev":
         # Tunnels between userspace-OVS bridges only work with arp_ignore=1 (DESIGN §5).
         steps.append(Sysctl("net.ipv4.conf.all.arp_ignore", "1"))
