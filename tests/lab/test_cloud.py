@@ -84,7 +84,8 @@ def test_stale_lock_of_a_dead_run_on_this_machine_is_cleared(epoxy_cloud: SeedLa
 
 
 def test_unreachable_host_and_wrong_ssh_user_fail_alone(epoxy_cloud: SeedLab) -> None:
-    """A host that is down and one that refuses our login are named; the other hosts converge."""
+    """A host that is down and one that refuses our login are named; the other hosts converge (the
+    network node's only change: its firewall lets the new node's tunnel in)."""
     variant = epoxy_cloud.inventory.with_name("unreachable.yaml")  # beside it: same passwords.yaml
     text = epoxy_cloud.inventory.read_text().replace(
         "nodes:\n", "nodes:\n  ghost: {roles: [compute], management: 10.10.10.99, data: 10.20.20.99}\n", 1
@@ -97,13 +98,18 @@ def test_unreachable_host_and_wrong_ssh_user_fail_alone(epoxy_cloud: SeedLab) ->
         )
         assert proc.returncode == 1, proc.stderr[-2000:]
         hosts = json.loads(proc.stdout)["hosts"]
-        assert hosts["network"]["ok"] and hosts["network"]["changed"] == 0
+        network = hosts["network"]
+        assert network["ok"] and [c["path"] for c in network["changes"] if c.get("path")] == [RULESET]
+        assert "10.20.20.99" in epoxy_cloud.check("network", f"cat {RULESET}")
         assert "ghost (10.10.10.99)" in hosts["ghost"]["error"]["output"]
         assert "compute1 (10.10.10.53)" in hosts["compute1"]["error"]["output"]
         assert "Authentication" in hosts["compute1"]["error"]["output"]
         assert "Traceback" not in proc.stderr
     finally:
         variant.unlink()
+        back = apply_json(epoxy_cloud, "--no-upgrade", "--limit", "network")  # the real inventory again
+    assert [c["path"] for c in back["hosts"]["network"]["changes"] if c.get("path")] == [RULESET]
+    assert "10.20.20.99" not in epoxy_cloud.check("network", f"cat {RULESET}")
 
 
 def test_hand_edit_shows_in_live_plan_and_apply_puts_it_back(epoxy_cloud: SeedLab) -> None:
