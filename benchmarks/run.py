@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CLI, ROOT, Report, Section, machine_facts, spread, ssh, stackwright, timed
+from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spread, ssh, stackwright, timed
 from cpu import CpuSampler, HostCpu
 
 WORK = Path("/var/lib/stackwright/lab/bench")
@@ -442,7 +442,7 @@ def stage_peer(report: Report, runs: int, perf: Path, first: int) -> None:
             seconds, log = timed(playbook(a_host) + ([] if upgrade else ["--skip-tags", "upgrade"]), env=env)
             changed = [int(c) for c in re.findall(r"changed=(\d+)", log)]
             if any(changed):
-                raise SystemExit(f"the Ansible no-op run changed something: {changed}\n{log[-3000:]}")
+                raise CommandFailed(f"the Ansible no-op run changed something: {changed}\n{log[-3000:]}")
             a_noop.append(seconds)
             extra = [] if upgrade else ["--no-upgrade"]
             s_noop.append(stackwright("apply", str(perf), "--yes", "--limit", s_host, *extra)[0])
