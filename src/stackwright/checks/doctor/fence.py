@@ -6,8 +6,6 @@ from stackwright import firewall
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok
 from stackwright.releases.modern.nftables import LOADED_DIGEST
 
-RELOAD = Fix("", "systemctl restart stackwright-firewall", "load the firewall's ruleset again")
-
 
 def firewall_script() -> str:
     table = f"inet {firewall.TABLE}"
@@ -17,7 +15,6 @@ def firewall_script() -> str:
         f'  echo "live=$(nft list table {table} | sha256sum | cut -c1-64)"\n'
         "else echo live=missing; fi\n"
         f'echo "loaded=$(cut -c1-64 {LOADED_DIGEST} 2>/dev/null)"\n'
-        'echo "unit=$(systemctl is-active stackwright-firewall 2>/dev/null)"\n'
     )
 
 
@@ -36,7 +33,6 @@ def firewall_loaded(ctx: Context) -> list[Row]:
         values = ctx.data[host].values("firewall")
         live = (values.get("live") or ["missing"])[0]
         loaded = (values.get("loaded") or [""])[0]
-        fix = Fix(host, RELOAD.command, RELOAD.description)
         if live == "missing":
             cause = f"the firewall table inet {firewall.TABLE} is not loaded: every port of {host} is open"
         elif live != loaded:
@@ -52,7 +48,7 @@ def firewall_loaded(ctx: Context) -> list[Row]:
                 cause,
                 "`systemctl restart stackwright-firewall` loads /etc/stackwright/firewall.nft again; "
                 "do not run Debian's nftables.service (its `flush ruleset` removes every table)",
-                fix,
+                Fix(host, "systemctl restart stackwright-firewall", "load the firewall's ruleset again"),
             )
         )
     return rows
