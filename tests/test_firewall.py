@@ -3,6 +3,7 @@ it, the guard against cutting off apply's own SSH connection, and where it sits 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from stackwright import firewall
 from stackwright.context import HostContext, host_contexts
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.release_table import ALL
 from stackwright.releases.modern.nftables import RULESET, UNIT, ssh_guard
 from stackwright.secrets import SECRET_NAMES
 from stackwright.steps import Command, File, Packages, Service
@@ -68,7 +70,10 @@ def test_each_role_opens_what_it_serves_to_who_needs_it(tmp_path: Path) -> None:
     }
 
 
-def test_vxlan_ssh_from_and_a_zed_cloud_without_dashboard(tmp_path: Path) -> None:
+def test_vxlan_ssh_from_and_a_release_without_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ALL, "zed", dataclasses.replace(ALL["zed"], dashboard=False))
     top = "firewall:\n  ssh_from: [203.0.113.7/32, 198.51.100.0/24]\n"
     text = SEED.read_text().replace("tenant_network_type: gre", "tenant_network_type: vxlan")
     text = text.replace("release: epoxy", "release: zed")
@@ -77,7 +82,7 @@ def test_vxlan_ssh_from_and_a_zed_cloud_without_dashboard(tmp_path: Path) -> Non
     network = opened(hosts["network"])
     assert network["tcp 22"] == ("10.10.10.0/24", "203.0.113.7/32", "198.51.100.0/24")
     assert network["udp 4789"] == ("10.20.20.53/32",) and "gre" not in network
-    assert "tcp 5000,8774,8778,9292,9696,6080" in opened(hosts["controller"])  # no port 80 on zed
+    assert "tcp 5000,8774,8778,9292,9696,6080" in opened(hosts["controller"])  # no port 80
 
 
 def test_ssh_from_is_an_allow_list_of_networks(tmp_path: Path) -> None:

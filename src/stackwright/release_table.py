@@ -29,7 +29,7 @@ class ReleaseTraits:
     # RabbitMQ 4 deprecates transient non-exclusive queues (oslo.messaging's classic reply and
     # fanout queues): quorum queues for every queue, streams for fanout, stable queue names.
     rabbitmq_quorum_queues: bool = False
-    # Horizon on the controller (Epoxy only for now: Zed's dashboard is not yet proven in the lab).
+    # Horizon on the controller (both deployable releases; the render-only Grizzly row has none).
     dashboard: bool = False
 
 
@@ -48,6 +48,7 @@ ZED = ReleaseTraits(
     debian_version="12",
     description="OpenStack Zed from Debian 12's own packages",
     components={"nova": 26, "neutron": 21, "keystone": 22, "glance": 25, "placement": 8},
+    dashboard=True,
 )
 
 # What Epoxy changes against Zed: nothing else differs in what stackwright renders or runs.
@@ -60,7 +61,6 @@ EPOXY = replace(
     description="OpenStack Epoxy from Debian 13's own packages",
     components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13},
     rabbitmq_quorum_queues=True,  # RabbitMQ 4.0 (Zed's Debian 12 has 3.10)
-    dashboard=True,
 )
 
 # Newest first: the first is the default of a new inventory.
