@@ -51,6 +51,7 @@ class Opening:
     sources: tuple[IPv4Network, ...] | None
     why: str
     to: IPv4Address | None = None
+    nodes: tuple[str, ...] = ()  # the other nodes whose addresses `sources` are
 
 
 def _net(address: str | IPv4Address) -> IPv4Network:
@@ -63,22 +64,16 @@ def ssh_sources(host: HostContext) -> tuple[IPv4Network, ...]:
     return tuple(dict.fromkeys((host.management_network, *extra)))
 
 
-def _peers(inventory: Inventory, role: str, exclude: str, network: str) -> tuple[IPv4Network, ...]:
-    found = []
-    for name in inventory.names_with(role):
-        address = inventory.nodes[name].addresses().get(network)
-        if name != exclude and address is not None:
-            found.append(_net(address))
-    return tuple(dict.fromkeys(found))
-
-
-def _tunnel_peers(host: HostContext) -> tuple[IPv4Network, ...]:
-    inventory = host.inventory
+def _others(inventory: Inventory, roles: tuple[str, ...], exclude: str, network: str) -> tuple[str, ...]:
+    """The other nodes with any of `roles` that have an address on `network`."""
+    names = [n for role in roles for n in inventory.names_with(role)]
     return tuple(
-        dict.fromkeys(
-            _peers(inventory, "network", host.name, "data") + _peers(inventory, "compute", host.name, "data")
-        )
+        n for n in dict.fromkeys(names) if n != exclude and network in inventory.nodes[n].addresses()
     )
+
+
+def _from(inventory: Inventory, nodes: tuple[str, ...], network: str) -> tuple[IPv4Network, ...]:
+    return tuple(dict.fromkeys(_net(inventory.nodes[n].addresses()[network]) for n in nodes))
 
 
 def openings(host: HostContext) -> list[Opening]:
@@ -93,47 +88,59 @@ def openings(host: HostContext) -> list[Opening]:
         if host.node.external is not None:
             found.append(Opening("tcp", ports, None, f"{names} (anyone, on the external address)",
                                  to=host.node.external))  # fmt: skip
-        network_nodes = _peers(inventory, "network", host.name, "management")
+        network_nodes = _others(inventory, ("network",), host.name, "management")
         if network_nodes:
             why = "Nova metadata API (the network nodes' metadata agents)"
-            found.append(Opening("tcp", "8775", network_nodes, why))
+            found.append(
+                Opening(
+                    "tcp", "8775", _from(inventory, network_nodes, "management"), why, nodes=network_nodes
+                )
+            )
         found += [
             Opening("tcp", "3306", management, "MariaDB"),
             Opening("tcp", "5672", management, "RabbitMQ (AMQP)"),
             Opening("tcp", "11211", management, "memcached (Keystone tokens, dashboard sessions)"),
             Opening("udp", "123", management, "NTP: the other nodes follow the controller's clock"),
         ]
-    peers = _tunnel_peers(host)
-    if (host.is_network or host.is_compute) and peers:
+    tunnel_peers = _others(inventory, ("network", "compute"), host.name, "data")
+    if (host.is_network or host.is_compute) and tunnel_peers:
         why = "tunnels from the other nodes' data addresses"
+        sources = _from(inventory, tunnel_peers, "data")
         if host.tenant_network_type == "gre":
-            found.append(Opening("gre", "", peers, f"GRE {why}"))
+            found.append(Opening("gre", "", sources, f"GRE {why}", nodes=tunnel_peers))
         else:
-            found.append(Opening("udp", VXLAN_PORT, peers, f"VXLAN {why}"))
+            found.append(Opening("udp", VXLAN_PORT, sources, f"VXLAN {why}", nodes=tunnel_peers))
     if host.is_compute:
-        controller = (_net(inventory.controller.management),)
-        found.append(Opening("tcp", VNC, controller, "guests' VNC consoles (the controller's noVNC proxy)"))
-        computes = _peers(inventory, "compute", host.name, "management")
+        controller = _others(inventory, ("controller",), host.name, "management")
+        # the proxy runs on the controller: this node itself when it is the controller too
+        sources = _from(inventory, controller, "management") or (_net(host.management_ip),)
+        found.append(
+            Opening(
+                "tcp", VNC, sources, "guests' VNC consoles (the controller's noVNC proxy)", nodes=controller
+            )
+        )
+        computes = _others(inventory, ("compute",), host.name, "management")
         if computes:
+            sources = _from(inventory, computes, "management")
             found += [
-                Opening("tcp", "16509", computes, "libvirtd (live migration from the compute peers)"),
-                Opening("tcp", QEMU_MIGRATION, computes, "QEMU live and block migration streams"),
+                Opening(
+                    "tcp",
+                    "16509",
+                    sources,
+                    "libvirtd (live migration from the compute peers)",
+                    nodes=computes,
+                ),
+                Opening(
+                    "tcp", QEMU_MIGRATION, sources, "QEMU live and block migration streams", nodes=computes
+                ),
             ]
     return found
 
 
-def peers(inventory: Inventory, name: str) -> tuple[str, ...]:
-    """The other nodes whose addresses `name`'s ruleset names: when one of them joins, this
+def peers(host: HostContext) -> tuple[str, ...]:
+    """The other nodes whose addresses the node's ruleset names: when one of them joins, this
     node's firewall must learn it (a cross-host step, also under `apply --limit`)."""
-    node = inventory.nodes[name]
-    found: list[str] = []
-    if node.has("controller"):
-        found += inventory.names_with("network")
-    if node.has("network") or node.has("compute"):
-        found += inventory.names_with("network") + inventory.names_with("compute")
-    if node.has("compute"):
-        found += [inventory.controller_name, *inventory.names_with("compute")]
-    return tuple(n for n in dict.fromkeys(found) if n != name)
+    return tuple(dict.fromkeys(n for opening in openings(host) for n in opening.nodes))
 
 
 def _rule(opening: Opening) -> str:

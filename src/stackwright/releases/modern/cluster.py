@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright import firewall
+from stackwright.context import host_contexts
 from stackwright.inventory import Inventory
 from stackwright.releases.modern.guards import as_user
 from stackwright.releases.modern.nftables import RULESET, UNIT
@@ -48,9 +49,10 @@ def _peer_firewalls(inventory: Inventory, hosts: Mapping[str, HostPlan]) -> Afte
     """When a node joins, the nodes whose firewalls name it (tunnel, migration, metadata peers)
     reload theirs with its addresses, also when this run is limited to the new node."""
     after = []
+    contexts = host_contexts(inventory)
     for name, plan in hosts.items():
         ruleset, unit = plan.files().get(RULESET), plan.files().get(UNIT)
-        peers = firewall.peers(inventory, name)
+        peers = firewall.peers(contexts[name])
         if ruleset is not None and unit is not None and peers:
             loader = next(s for s in plan.services() if s.name == "stackwright-firewall")
             after.append((name, peers, (ruleset, unit, loader)))
