@@ -2,7 +2,8 @@
 
 Run (as root, nothing else using the machine, no other lab on the seed's addresses):
 
-    .venv/bin/python benchmarks/run.py [--runs 3] [--only plan,lab,cloud,cloud-zed,scale,peer] [--no-write]
+    .venv/bin/python benchmarks/run.py [--runs 3] [--no-write] \
+        [--only plan,lab,cloud,cloud-zed,scale,peer,ui,tempest]
 
 Stages (each brings up and tears down its own lab hosts; the apt proxy's cache on disk is shared):
 - plan:  `plan` of a generated 500-node inventory, whole process, peak RSS;
@@ -16,6 +17,8 @@ Stages (each brings up and tears down its own lab hosts; the apt proxy's cache o
 - cloud-zed: the same up to `doctor` for examples/seed-zed.yaml (no floor);
 - scale: on a lab of its own (pctl, pnet, pc1..), 1 compute node from bare vs 4 in parallel,
          with the machine's CPU sampled and CPU-seconds charged to each lab host (cpu.py);
+- ui, tempest: the seed cloud with a second compute node: `verify --ui` figures and Tempest's API
+         run (compute, network, image, identity), see api_cloud.py;
 - peer:  the same compute node converged by an Ansible playbook written for this benchmark
          (benchmarks/ansible_peer/) and by stackwright, fresh and no-op, side by side.
 Medians over --runs samples (no-op, plan and doctor runs: at least 5).
@@ -38,6 +41,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_cloud import stage_api_cloud
 from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spread, ssh, stackwright, timed
 from cpu import CpuSampler, HostCpu
 
@@ -547,7 +551,7 @@ def write_doc(markdown: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="samples of each fresh-converge figure (≥ 3)")
-    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer")
+    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer,ui,tempest")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -563,6 +567,7 @@ def main() -> None:
         ({"cloud"}, lambda: stage_cloud(report, args.runs)),
         ({"cloud-zed"}, lambda: stage_cloud(report, args.runs, "seed-zed.yaml", floor=False)),
         ({"scale", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
+        ({"ui", "tempest"}, lambda: stage_api_cloud(report, args.runs, stages)),
     ]
     interrupted = False
     for names, run in runners:
