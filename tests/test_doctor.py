@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from stackwright.checks.doctor.base import CloudData, Context, HostData, Row, Se
 from stackwright.checks.doctor.clock import SKEW_FAIL_S, skew_rows
 from stackwright.checks.doctor.connectivity import probe_results
 from stackwright.checks.doctor.drift import drifted
+from stackwright.checks.doctor.front import front_ports
 from stackwright.checks.doctor.gather import host_script, parse_sections
 from stackwright.checks.doctor.options import findings, validated_files
 from stackwright.checks.doctor.runner import run_checks
@@ -55,6 +57,9 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
         sections: dict[str, list[str]] = {"units": units, "logs": [], "files": files}
         sections["options"] = [f"O {p} validated" for ps in validated_files(host_plan).values() for p in ps]
         sections["firewall"] = ["live=" + "a" * 64, "loaded=" + "a" * 64]
+        if name == inventory.controller_name:
+            a_year = f"ok {time.time() + 365 * 86400:.0f}"
+            sections["tls"] = [f"{port}={a_year}" for port in front_ports(inventory)]
         node = inventory.nodes[name]
         if node.data is not None:
             peers = [str(n.data) for o, n in inventory.nodes.items() if o != name and n.data is not None]
@@ -133,6 +138,7 @@ def test_every_check_has_an_id_a_symptom_and_an_explanation() -> None:
         "config-options",
         "compute-tools",
         "firewall",
+        "tls-front",
     }
     for spec in CHECKS.values():
         assert spec.symptom and spec.explanation, spec.id
@@ -540,3 +546,28 @@ def test_no_firewall_check_where_the_inventory_disables_it(
     assert not [r for r in rows if r.id == "firewall"]
     assert "@@sw:firewall" not in host_script(off, "network", ctx.plan.hosts["network"])
     assert "@@sw:firewall" in host_script(ctx.inventory, "network", ctx.plan.hosts["network"])
+
+
+def test_the_tls_front_names_a_closed_port_a_bad_or_expiring_certificate(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    soon = f"ok {time.time() + 10 * 86400:.0f}"
+    data["controller"].sections["tls"] = [
+        "5000=none [Errno 111] Connection refused",
+        "8774=bad certificate has expired",
+        f"8778={soon}",
+    ]
+    by_port = {r.cause.split(" ", 1)[0]: r for r in run_checks(ctx) if r.id == "tls-front"}
+    closed = by_port["https://192.168.100.51:5000:"]
+    assert closed.failed and "Connection refused" in closed.cause
+    assert closed.action is not None and closed.action.command == "systemctl restart haproxy"
+    assert "does not verify (certificate has expired)" in by_port["https://192.168.100.51:8774:"].cause
+    assert "expires in 10 days" in by_port["https://192.168.100.51:8778:"].cause
+    assert "not probed" in by_port["https://192.168.100.51:9292:"].cause
+    script = host_script(ctx.inventory, "controller", ctx.plan.hosts["controller"])
+    assert "@@sw:tls" in script and "192.168.100.51" in script
+    off = ctx.inventory.model_copy(update={"tls": ctx.inventory.tls.model_copy(update={"enabled": False})})
+    assert not [
+        r for r in run_checks(Context(off, ctx.plan, ctx.hosts, data, ctx.cloud)) if r.id == "tls-front"
+    ]

@@ -50,7 +50,9 @@ def test_each_role_opens_what_it_serves_to_who_needs_it(tmp_path: Path) -> None:
     assert opened(hosts["controller"]) == {
         "tcp 22": management,
         apis: management,
-        f"{apis} to 192.168.100.51": None,  # API clients come through the external gateway
+        # API clients come through the external gateway, to the TLS front: the APIs' ports, the
+        # dashboard over HTTPS and port 80's redirect to it
+        "tcp 5000,8774,8778,9292,9696,6080,443,80 to 192.168.100.51": None,
         "tcp 8775": ("10.10.10.52/32",),  # the network node's metadata agent only
         "tcp 3306": management,
         "tcp 5672": management,
@@ -82,7 +84,15 @@ def test_vxlan_ssh_from_and_a_release_without_dashboard(
     network = opened(hosts["network"])
     assert network["tcp 22"] == ("10.10.10.0/24", "203.0.113.7/32", "198.51.100.0/24")
     assert network["udp 4789"] == ("10.20.20.53/32",) and "gre" not in network
-    assert "tcp 5000,8774,8778,9292,9696,6080" in opened(hosts["controller"])  # no port 80
+    controller = opened(hosts["controller"])
+    assert "tcp 5000,8774,8778,9292,9696,6080" in controller  # no port 80
+    assert "tcp 5000,8774,8778,9292,9696,6080 to 192.168.100.51" in controller  # nor 443
+
+
+def test_without_tls_the_external_address_opens_the_apis_themselves(tmp_path: Path) -> None:
+    (tmp_path / "cloud.yaml").write_text("tls: {enabled: false}\n" + SEED.read_text())
+    controller = opened(host_contexts(load_inventory(tmp_path / "cloud.yaml").model)["controller"])
+    assert controller["tcp 5000,8774,8778,9292,9696,6080,80 to 192.168.100.51"] is None
 
 
 def test_ssh_from_is_an_allow_list_of_networks(tmp_path: Path) -> None:

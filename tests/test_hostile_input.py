@@ -18,6 +18,7 @@ import copy
 import functools
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,11 +31,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from stackwright.cli import app
-from stackwright.inventory import LoadedInventory, load_inventory
+from stackwright.inventory import Inventory, LoadedInventory, load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import KEY_SEEDS, SECRET_NAMES, load_passwords
 from stackwright.sinks import UnsafeValue
 from stackwright.steps import ClusterPlan, File
+from stackwright.tls import FRONT, front_names, store_for
 from tests.readback import ini_values, oslo_value, source_env, sql_literals, url_credentials
 from tests.test_inventory_fuzz import SEED as FUZZ_SEED
 
@@ -173,6 +175,9 @@ hostile = st.one_of(
 )
 
 _tmp = Path(tempfile.mkdtemp(prefix="stackwright-hostile-"))
+# One CA and front certificate for every folder: each plan is compared with the baseline's, and a
+# folder's own store would issue its own (a changed controller name reissues it in that folder).
+_shared_tls = _tmp / "shared-tls"
 
 
 def _write(inv: dict[str, Any], pw: dict[str, Any], name: str) -> tuple[Path, Path]:
@@ -183,6 +188,11 @@ def _write(inv: dict[str, Any], pw: dict[str, Any], name: str) -> tuple[Path, Pa
     inventory.write_text(yaml.safe_dump(inv, sort_keys=False), encoding="utf-8")
     passwords.write_text(yaml.safe_dump(pw), encoding="utf-8")
     passwords.chmod(0o600)
+    if not _shared_tls.exists():
+        store = store_for(_shared_tls / "inventory.yaml")
+        store.certificate(FRONT, "192.168.100.51", front_names(Inventory.model_validate(SEED)))
+    shutil.rmtree(folder / "tls", ignore_errors=True)
+    shutil.copytree(_shared_tls / "tls", folder / "tls")
     return inventory, passwords
 
 
@@ -353,7 +363,7 @@ def test_sinks_encode_what_validation_would_refuse(field: str, value: str) -> No
     else:
         pw[field.removeprefix("password ")] = value
     try:
-        plan = plan_cluster(LoadedInventory(model, loaded.path, loaded.source), pw)
+        plan = plan_cluster(LoadedInventory(model, loaded.path, loaded.source, tls=loaded.tls), pw)
     except UnsafeValue as exc:
         assert len(value) < 4 or value not in str(exc)
         return

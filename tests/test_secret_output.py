@@ -151,3 +151,14 @@ def test_secret_files_prune_their_backups_other_files_keep_theirs() -> None:
 
 def test_secret_changes_counts_lines() -> None:
     assert secret_changes("a\nb\n", "a\nc\nd\n") == "secret file changes: 3 lines (+2 -1), not shown"
+
+
+def test_private_keys_are_masked_wherever_they_show() -> None:
+    """The TLS front's key is no passwords file's value: the masker hides any PEM private key."""
+    from stackwright.secrets import MASK, Masker
+
+    body = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"
+    text = f"cert\n-----BEGIN PRIVATE KEY-----\n{body}\nABCD\n-----END PRIVATE KEY-----\nafter\n"
+    shown = Masker([])(text)
+    assert body not in shown and "ABCD" not in shown
+    assert shown == f"cert\n-----BEGIN PRIVATE KEY-----\n{MASK}\n-----END PRIVATE KEY-----\nafter\n"

@@ -42,7 +42,7 @@ def hostile_plan(region: str = "RegionOne", password: str | None = None) -> Clus
     from stackwright.secrets import SECRET_NAMES
 
     pw = {name: password or f"Generated{index}x" for index, name in enumerate(SECRET_NAMES)}
-    return plan_cluster(LoadedInventory(model, loaded.path, loaded.source), pw)
+    return plan_cluster(LoadedInventory(model, loaded.path, loaded.source, tls=loaded.tls), pw)
 
 
 @pytest.mark.parametrize("value", HOSTILE)

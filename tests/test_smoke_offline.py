@@ -196,11 +196,14 @@ def test_write_clouds_yaml_is_private_and_atomic(
     seed: Inventory, passwords: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "clouds.yaml"
-    write_clouds_yaml(path, seed, passwords)
+    write_clouds_yaml(path, seed, passwords, cacert=tmp_path / "tls" / "ca.crt")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    data = yaml.safe_load(path.read_text())
-    assert data["clouds"]["stackwright"]["auth"]["auth_url"] == "http://10.10.10.51:5000/v3"
-    write_clouds_yaml(path, seed, {**passwords, "admin_password": "Changed123"})
+    cloud = yaml.safe_load(path.read_text())["clouds"]["stackwright"]
+    # users' clouds.yaml: Keystone and the endpoints through the TLS front, verified with the CA
+    assert cloud["auth"]["auth_url"] == "https://192.168.100.51:5000/v3"
+    assert cloud["interface"] == "public"
+    assert cloud["cacert"] == str(tmp_path / "tls" / "ca.crt")
+    write_clouds_yaml(path, seed, {**passwords, "admin_password": "Changed123"}, cacert=None)
     assert "Changed123" in path.read_text()
     assert sorted(os.listdir(tmp_path)) == ["clouds.yaml"]  # no temp files or .prev left
 

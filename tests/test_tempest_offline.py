@@ -35,7 +35,7 @@ def rendered(inventory: Path = SEED) -> configparser.ConfigParser:
 
 def test_tempest_conf_points_at_the_public_endpoints_and_the_runs_resources() -> None:
     conf = rendered()
-    assert conf["identity"]["uri_v3"] == "http://192.168.100.51:5000/v3"
+    assert conf["identity"]["uri_v3"] == "https://192.168.100.51:5000/v3"
     assert conf["auth"]["admin_password"] == PASSWORDS["admin_password"]
     assert conf["auth"]["use_dynamic_credentials"] == "true"
     assert (conf["compute"]["image_ref"], conf["compute"]["flavor_ref"]) == ("img-1", "flavor-1")
@@ -60,7 +60,7 @@ def test_the_dashboard_test_logs_in_where_the_dashboard_is_and_only_where_there_
 ) -> None:
     conf = rendered()
     model = load_inventory(SEED).model
-    assert conf["dashboard"]["dashboard_url"] == f"http://{model.controller.external}/horizon/"
+    assert conf["dashboard"]["dashboard_url"] == f"https://{model.controller.external}/horizon/"
     # a release without a dashboard (both deployable ones have one today)
     monkeypatch.setitem(ALL, "zed", dataclasses.replace(ALL["zed"], dashboard=False))
     zed = rendered(SEED.parent / "seed-zed.yaml")

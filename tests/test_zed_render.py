@@ -105,7 +105,7 @@ def test_vnc_proxyclient_address_is_the_nodes_management_address() -> None:
         assert vnc["server_proxyclient_address"] == address
         assert vnc["server_listen"] == address
     compute_vnc = ini(cluster.hosts["compute1"], NOVA_CONF)["vnc"]
-    assert compute_vnc["novncproxy_base_url"] == "http://192.168.100.51:6080/vnc_lite.html"
+    assert compute_vnc["novncproxy_base_url"] == "https://192.168.100.51:6080/vnc_lite.html"
 
 
 def test_virt_type_comes_from_the_inventory(tmp_path: Path) -> None:
@@ -282,10 +282,16 @@ def test_services_restart_only_for_the_files_they_read() -> None:
     assert services["nova-conductor"] == {NOVA_CONF}
     assert services["neutron-openvswitch-agent"] == {NEUTRON_CONF, OVS_AGENT}
     assert services["neutron-l3-agent"] == {NEUTRON_CONF, "/etc/neutron/l3_agent.ini"}
-    assert services["neutron-api"] == {NEUTRON_CONF, ML2_CONF, "/etc/neutron/neutron-api-uwsgi.ini"}
+    assert services["neutron-api"] == {
+        NEUTRON_CONF,
+        ML2_CONF,
+        "/etc/neutron/neutron-api-uwsgi.ini",
+        "/etc/default/neutron-server",  # where it listens (Debian's init script reads it)
+    }
     assert services["neutron-rpc-server"] == {NEUTRON_CONF, ML2_CONF}
     assert services["glance-api"] == {"/etc/glance/glance-api.conf"}
     assert services["chrony"] == {"/etc/chrony/chrony.conf"}
+    assert services["haproxy"] == {"/etc/haproxy/haproxy.cfg", "/etc/haproxy/stackwright-front.pem"}
     assert services["openvswitch-switch"] == set()
     assert "/etc/libvirt/auth.conf" not in services["libvirtd"]  # read per connection
 
@@ -315,7 +321,7 @@ def test_aio_renders_each_shared_file_once_with_all_roles_in_view() -> None:
     nova = ini(host, NOVA_CONF)
     assert {"api_database", "database", "keystone_authtoken", "libvirt", "vnc", "placement"} <= set(nova)
     assert nova["neutron"]["service_metadata_proxy"] == "true"
-    assert nova["vnc"]["novncproxy_base_url"] == "http://192.168.200.11:6080/vnc_lite.html"
+    assert nova["vnc"]["novncproxy_base_url"] == "https://192.168.200.11:6080/vnc_lite.html"
     assert ini(host, OVS_AGENT)["ovs"]["bridge_mappings"] == "external:br-ex"
     names = [s.name for s in host.steps if isinstance(s, Service)]
     assert len(names) == len(set(names))
@@ -459,13 +465,13 @@ def test_keystone_endpoints_public_on_public_address_internal_on_management() ->
     services = {s["type"]: s for s in catalog["services"]}
     assert set(services) == {"image", "placement", "compute", "network"}
     assert services["compute"]["endpoints"] == {
-        "public": "http://192.168.100.51:8774/v2.1",
+        "public": "https://192.168.100.51:8774/v2.1",
         "internal": "http://10.10.10.51:8774/v2.1",
         "admin": "http://10.10.10.51:8774/v2.1",
     }
     assert {u["name"] for u in catalog["users"]} == {"glance", "placement", "nova", "neutron"}
     env = files["/etc/stackwright/keystone-bootstrap.env"].content
-    assert "OS_BOOTSTRAP_PUBLIC_URL=http://192.168.100.51:5000/v3/\n" in env
+    assert "OS_BOOTSTRAP_PUBLIC_URL=https://192.168.100.51:5000/v3/\n" in env
     assert "OS_BOOTSTRAP_INTERNAL_URL=http://10.10.10.51:5000/v3/\n" in env
 
 

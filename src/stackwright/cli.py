@@ -23,7 +23,6 @@ from stackwright.lab.cli import lab_app
 from stackwright.yamlsource import UserError, UserErrors
 
 if TYPE_CHECKING:
-    from stackwright.inventory import Inventory
     from stackwright.smoke.browser import UiReport
     from stackwright.smoke.run import UiCheck, UiTarget
 
@@ -70,7 +69,13 @@ def user_errors_exit_2(func: F) -> F:
 
 
 def _load(path: Path) -> LoadedInventory:
-    return load_inventory(path)
+    loaded = load_inventory(path)
+    why = loaded.tls.issued_because if loaded.tls else None
+    if why not in (None, "new"):  # a renewal (first use says nothing): the next apply serves it
+        err.print(
+            f"TLS front: certificate issued ({escape(why)}) in {loaded.path.parent / 'tls'}", highlight=False
+        )
+    return loaded
 
 
 def _passwords(loaded: LoadedInventory, path: Path | None) -> Any:
@@ -361,9 +366,10 @@ def apply(
     print_summary(console, reports, mask, time.monotonic() - started)
     if all(r.ok for r in reports.values()):
         from stackwright.cloud import write_clouds_yaml
+        from stackwright.tls import client_ca
 
         clouds = loaded.path.parent / "clouds.yaml"
-        write_clouds_yaml(clouds, loaded.model, pw)
+        write_clouds_yaml(clouds, loaded.model, pw, cacert=client_ca(loaded.model, loaded.path))
         console.print(
             f"admin credentials: {clouds} (OS_CLIENT_CONFIG_FILE={clouds} openstack --os-cloud stackwright)"
         )
@@ -378,12 +384,13 @@ def _apply_rolling(
     session: Any, options: Any, console: Console, pw: Any, as_json: bool, health_wait: float, verbose: bool
 ) -> None:
     from stackwright.applyview import ProgressView
-    from stackwright.checks.verify import http_get
+    from stackwright.checks.verify import http_getter
     from stackwright.cloud import connect
     from stackwright.deploy import write_run_log
     from stackwright.engine.converge import upgrade_summary
     from stackwright.engine.stop import StopRequest
     from stackwright.rolling import roll
+    from stackwright.tls import client_ca
 
     failed = [n for n, p in session.preflights.items() if not p.ok]
     if failed:
@@ -399,7 +406,7 @@ def _apply_rolling(
             options,
             view,
             lambda m: console.print(f"[dim]{escape(mask(m))}[/dim]"),
-            get=http_get,
+            get=http_getter(client_ca(session.loaded.model, session.loaded.path)),
             health_wait_s=health_wait,
             stop=stop,
         )
@@ -502,16 +509,19 @@ def verify(
     """
     import dataclasses
 
-    from stackwright.checks.verify import all_ok, show_verify
+    from stackwright.checks.verify import all_ok, http_getter, show_verify
     from stackwright.checks.verify import verify as run_verify
     from stackwright.cloud import connect
+    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
     smoke = smoke or ui
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
-    lines = _verify_until(lambda: run_verify(connect(loaded.model, pw), loaded.model), wait, console)
+    cafile = client_ca(loaded.model, loaded.path)
+    get = http_getter(cafile)
+    lines = _verify_until(lambda: run_verify(connect(loaded.model, pw), loaded.model, get=get), wait, console)
     show_verify(lines, console)
     ok = all_ok(lines)
     result: dict[str, Any] = {
@@ -531,7 +541,7 @@ def verify(
             guest,
             keep,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
-            ui_check=_browser_check(loaded.model, console) if ui else None,
+            ui_check=_browser_check(loaded, console) if ui else None,
         )
         show_smoke(report, console)
         ok = report.ok
@@ -553,6 +563,7 @@ def verify(
             concurrency=concurrency,
             log_dir=default_log_dir(),
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+            ca_file=cafile,
         )
         show_tempest(tempest_report, console)
         counted = tempest_report.summary
@@ -569,13 +580,17 @@ def verify(
     raise typer.Exit(0 if ok else 1)
 
 
-def _browser_check(model: Inventory, console: Console) -> UiCheck:
+def _browser_check(loaded: LoadedInventory, console: Console) -> UiCheck:
     """verify --ui's browser run, its screenshots kept beside the run logs."""
     import time as _time
 
     from stackwright.dashboard import dashboard_url
     from stackwright.deploy import default_log_dir
     from stackwright.smoke.browser import check_console
+    from stackwright.tls import client_ca
+
+    model = loaded.model
+    trust = (loaded.tls.spki_sha256 if loaded.tls else None, client_ca(model, loaded.path))
 
     out_dir = default_log_dir() / f"ui-{_time.strftime('%Y%m%dT%H%M%S')}"
 
@@ -589,6 +604,7 @@ def _browser_check(model: Inventory, console: Console) -> UiCheck:
             target.marker,
             out_dir,
             say=lambda m: console.print(f"[dim]{escape(m)}[/dim]"),
+            trust=trust,
         )
 
     return check

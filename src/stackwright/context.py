@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from stackwright.inventory import Inventory, Node
+from stackwright.tls import TlsFront
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class HostContext:
     # Every node's recorded SSH host keys (LoadedInventory.host_keys): compute nodes trust their
     # peers' keys from it.
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The TLS front's certificate (LoadedInventory.tls): the controller serves it.
+    tls: TlsFront | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -114,6 +117,26 @@ class HostContext:
         return str(c.external or c.management)
 
     @property
+    def tls_front(self) -> bool:
+        """The controller's HAProxy serves every public endpoint over HTTPS (the APIs themselves
+        then listen on the management address only)."""
+        return self.inventory.tls.enabled
+
+    @property
+    def public_scheme(self) -> str:
+        return "https" if self.tls_front else "http"
+
+    @property
+    def public_url_base(self) -> str:
+        """scheme://address of the public endpoints, without a port."""
+        return f"{self.public_scheme}://{self.controller_public_ip}"
+
+    @property
+    def api_listen_ip(self) -> str:
+        """Where the controller's APIs listen: management behind the TLS front, else everywhere."""
+        return str(self.inventory.controller.management) if self.tls_front else "0.0.0.0"
+
+    @property
     def virt_type(self) -> str:
         """kvm or qemu; `auto` offline renders kvm, preflight decides for real."""
         if self.facts.virt_type:
@@ -161,6 +184,7 @@ def host_contexts(
     inventory: Inventory,
     facts: Mapping[str, HostFacts] | None = None,
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] | None = None,
+    tls: TlsFront | None = None,
 ) -> dict[str, HostContext]:
     facts = facts or {}
     return {
@@ -170,6 +194,7 @@ def host_contexts(
             inventory=inventory,
             facts=facts.get(name, HostFacts()),
             host_keys=host_keys or {},
+            tls=tls,
         )
         for name, node in inventory.nodes.items()
     }

@@ -13,8 +13,17 @@ def has_dashboard(inventory: Inventory) -> bool:
 
 
 def dashboard_url(inventory: Inventory) -> str:
+    """Where users open it: https through the TLS front, unless the inventory turns TLS off."""
     controller = inventory.controller
-    return f"http://{controller.external or controller.management}{WEBROOT}"
+    scheme = "https" if inventory.tls.enabled else "http"
+    return f"{scheme}://{controller.external or controller.management}{WEBROOT}"
+
+
+def internal_login_url(inventory: Inventory) -> str:
+    """The login page as Apache serves it on the controller (what apply waits for there)."""
+    controller = inventory.controller
+    address = controller.management if inventory.tls.enabled else controller.external or controller.management
+    return f"http://{address}{WEBROOT}auth/login/"
 
 
 def login_url(inventory: Inventory) -> str:

@@ -40,6 +40,11 @@ PUBLIC_APIS: tuple[tuple[str, str], ...] = (
     ("6080", "noVNC console proxy"),
 )
 HORIZON = ("80", "the dashboard (Apache)")
+# What the TLS front (HAProxy) serves on the external address besides the APIs' own ports.
+FRONT_DASHBOARD: tuple[tuple[str, str], ...] = (
+    ("443", "the dashboard over HTTPS"),
+    ("80", "its redirect to HTTPS"),
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,18 @@ def openings(host: HostContext) -> list[Opening]:
         ports = ",".join(port for port, _ in apis)
         names = ", ".join(name for _, name in apis)
         found.append(Opening("tcp", ports, management, f"{names} (the management network)"))
-        if host.node.external is not None:
+        if host.node.external is not None and host.tls_front:
+            front = [*PUBLIC_APIS, *(FRONT_DASHBOARD if has_dashboard(inventory) else ())]
+            found.append(
+                Opening(
+                    "tcp",
+                    ",".join(port for port, _ in front),
+                    None,
+                    ", ".join(name for _, name in front) + " (anyone, over HTTPS from the TLS front)",
+                    to=host.node.external,
+                )
+            )
+        elif host.node.external is not None:
             found.append(Opening("tcp", ports, None, f"{names} (anyone, on the external address)",
                                  to=host.node.external))  # fmt: skip
         network_nodes = _others(inventory, ("network",), host.name, "management")

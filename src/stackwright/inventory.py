@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,6 +29,9 @@ from stackwright.allowlists import InterfaceName, NodeName, Region, SshHost, Ssh
 from stackwright.overrides import Overrides
 from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
+
+if TYPE_CHECKING:
+    from stackwright.tls import TlsFront
 
 NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
 Role = Literal["controller", "network", "compute"]
@@ -102,6 +105,21 @@ class Firewall(_Strict):
     )
 
 
+class Tls(_Strict):
+    enabled: bool = Field(
+        default=True,
+        description="HTTPS on the controller's external address for every API, the console and the "
+        "dashboard (README: TLS).",
+    )
+    cert: Path | None = Field(
+        default=None,
+        description="Your own certificate (PEM, relative to the inventory); default: one from the "
+        "cloud's private CA, made beside the passwords file.",
+    )
+    key: Path | None = Field(default=None, description="The private key of `cert` (PEM).")
+    ca: Path | None = Field(default=None, description="The CA certificate that issued `cert` (PEM).")
+
+
 class Node(_Strict):
     roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute.")
     management: IPv4Address
@@ -148,6 +166,7 @@ class Inventory(_Strict):
         description="Options set on top of rendered INI files: {path: {section: {option: value}}}.",
     )
     firewall: Firewall = Field(default_factory=Firewall)
+    tls: Tls = Field(default_factory=Tls)
     nodes: dict[NodeName, Node] = Field(min_length=1)
 
     @property
@@ -176,6 +195,8 @@ class LoadedInventory:
     # (`stackwright trust`, `lab up`): {"compute1": (("ssh-ed25519", "AAAAC3..."),)}. Compute nodes
     # trust each other's keys from here (nova copies instances between them over SSH).
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The TLS front's certificate, CA and key (tls.py); None when the inventory turns TLS off.
+    tls: TlsFront | None = None
 
     def error(self, message: str, loc: Loc) -> UserError:
         return UserError(message, file=str(self.path), line=self.source.line_of(loc))
@@ -216,7 +237,9 @@ def load_inventory(path: Path) -> LoadedInventory:
     problems = list(check_topology(loaded))
     if problems:
         raise UserErrors(problems)
-    return loaded
+    from stackwright.tls import front_material
+
+    return replace(loaded, tls=front_material(model, path))
 
 
 def recorded_host_keys(model: Inventory, path: Path) -> dict[str, tuple[tuple[str, str], ...]]:
@@ -356,6 +379,22 @@ def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
     yield from network_errors
     if not network_errors:
         yield from _check_nodes(inv)
+    yield from _check_tls(inv)
+
+
+def _check_tls(inv: LoadedInventory) -> Iterator[UserError]:
+    tls = inv.model.tls
+    given = [name for name in ("cert", "key", "ca") if getattr(tls, name) is not None]
+    if given and len(given) < 3:
+        missing = ", ".join(n for n in ("cert", "key", "ca") if n not in given)
+        yield inv.error(f"tls: {missing} missing — give cert, key and ca together, or none", ("tls",))
+    controllers = inv.model.names_with("controller")
+    if tls.enabled and controllers and inv.model.nodes[controllers[0]].external is None:
+        yield inv.error(
+            f"tls: the TLS front needs an external address on {controllers[0]} (the APIs keep their "
+            "ports on management) — add `external:` to it, or set tls: {enabled: false}",
+            ("tls",),
+        )
 
 
 def _check_release_and_networks(inv: LoadedInventory) -> Iterator[UserError]:

@@ -105,7 +105,11 @@ class Masker:
         for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
-        return text
+        # Private keys (the TLS front's) are no passwords file's values: masked wherever they show.
+        return _PRIVATE_KEY.sub(lambda m: f"{m.group(1)}\n{MASK}\n{m.group(2)}", text)
+
+
+_PRIVATE_KEY = re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)")
 
 
 def _written_forms(value: str) -> set[str]:

@@ -23,6 +23,7 @@ from stackwright.secrets import generate_password
 from stackwright.smoke.browser import UiReport, check_console
 from stackwright.smoke.image import MARK
 from stackwright.smoke.run import SERVER, USER, cleanup
+from stackwright.tls import client_ca
 from tests.lab.cli import stackwright
 from tests.lab.cloudkit import admin, apply_json
 from tests.lab.conftest import SeedLab
@@ -49,8 +50,10 @@ def browser_check(lab: SeedLab, smoke: dict[str, Any], out_dir: Path) -> UiRepor
     identity = identity_v3(conn)
     user = identity.find_user(USER, domain_id="default", ignore_missing=False)
     identity.update_user(user, password=password)
-    inventory = load_inventory(lab.inventory).model
+    loaded = load_inventory(lab.inventory)
+    inventory = loaded.model
     marker = f"{MARK} lease {smoke['smoke']['lease']}"
+    trust = (loaded.tls.spki_sha256 if loaded.tls else None, client_ca(inventory, loaded.path))
     return check_console(
         dashboard_url(inventory),
         USER,
@@ -60,6 +63,7 @@ def browser_check(lab: SeedLab, smoke: dict[str, Any], out_dir: Path) -> UiRepor
         marker,
         out_dir,
         console_timeout=60,
+        trust=trust,
     )
 
 

@@ -19,12 +19,14 @@ The `check_*` functions are pure (rows in, lines out); `verify` gathers the rows
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -373,9 +375,15 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
-def http_get(url: str, timeout: float = ENDPOINT_TIMEOUT_S) -> tuple[int | None, str]:
-    """A plain GET, bypassing any proxy from the environment; (status, "") or (None, error)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def http_get(
+    url: str, timeout: float = ENDPOINT_TIMEOUT_S, *, cafile: Path | None = None
+) -> tuple[int | None, str]:
+    """A plain GET, bypassing any proxy from the environment; (status, "") or (None, error).
+    https is verified against the system's CAs, or against `cafile` (the cloud's CA) when given."""
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
     try:
         with opener.open(urllib.request.Request(url, method="GET"), timeout=timeout) as response:
             return int(response.status), ""
@@ -384,6 +392,11 @@ def http_get(url: str, timeout: float = ENDPOINT_TIMEOUT_S) -> tuple[int | None,
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return None, f"no answer ({reason})"
+
+
+def http_getter(cafile: Path | None) -> Callable[[str], tuple[int | None, str]]:
+    """http_get that trusts the cloud's CA (tls.client_ca)."""
+    return lambda url: http_get(url, cafile=cafile)
 
 
 def _str(value: Any) -> str:

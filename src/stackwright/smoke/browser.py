@@ -82,7 +82,9 @@ def marker_seen(text: str, marker: str) -> bool:
 
 
 @contextmanager
-def chromium() -> Iterator[WebDriver]:
+def chromium(spki: str | None = None) -> Iterator[WebDriver]:
+    """Headless chromium; with `spki`, the one certificate whose public key hashes to it (the TLS
+    front's, from the cloud's private CA) is trusted, and no other certificate error is ignored."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -97,6 +99,7 @@ def chromium() -> Iterator[WebDriver]:
         "--window-size=1280,900",
         f"--force-device-scale-factor={SCALE}",
         "--no-proxy-server",  # the lab's addresses must not go through an environment's proxy
+        *((f"--ignore-certificate-errors-spki-list={spki}",) if spki else ()),
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -136,6 +139,7 @@ def check_console(
     *,
     console_timeout: float = CONSOLE_TIMEOUT_S,
     say: Callable[[str], None] = lambda _m: None,
+    trust: tuple[str | None, Path | None] = (None, None),
 ) -> UiReport:
     """Log in at `dashboard` (its web root URL), find the server ACTIVE, read `marker` off its console."""
     report = UiReport()
@@ -147,7 +151,7 @@ def check_console(
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.monotonic()
     try:
-        with chromium() as driver:
+        with chromium(trust[0]) as driver:
             say("dashboard: login …")
             _login(driver, dashboard, username, password, out_dir, report)
             report.login_s = time.monotonic() - started
@@ -155,7 +159,7 @@ def check_console(
             _instance_active(driver, dashboard, server_name, out_dir, report)
             report.instances_s = time.monotonic() - started
             say("dashboard: the Console tab …")
-            _console_shows(driver, dashboard, server_id, marker, console_timeout, out_dir, report)
+            _console_shows(driver, dashboard, server_id, marker, console_timeout, out_dir, report, trust[1])
             report.console_s = time.monotonic() - started
         report.ok = True
     except UiFailure as exc:
@@ -231,8 +235,8 @@ def _console_shows(
     console_timeout: float,
     out_dir: Path,
     report: UiReport,
+    cafile: Path | None,
 ) -> None:
-
     driver.get(f"{dashboard}project/instances/{server_id}/?tab=instance_details__console")
     frame = _wait(lambda: _one(driver, "iframe#console_embed"), PAGE_TIMEOUT_S)
     if frame is None:
@@ -244,7 +248,7 @@ def _console_shows(
     console_url = frame.get_attribute("src") or ""
     # A page that cannot load leaves the frame blank (chromium's error page is not readable from
     # here): ask for it the way the browser does, to name the cause at once.
-    status_code, error = http_get(console_url)
+    status_code, error = http_get(console_url, cafile=cafile)
     if status_code != 200:
         _shot(driver, out_dir, "console", report)
         raise UiFailure(

@@ -14,7 +14,8 @@ NOVA_CONF = "/etc/nova/nova.conf"
 
 def novnc_url(inventory: Inventory) -> str:
     controller = inventory.controller
-    return f"http://{controller.external or controller.management}:6080/vnc_lite.html"
+    scheme = "https" if inventory.tls.enabled else "http"
+    return f"{scheme}://{controller.external or controller.management}:6080/vnc_lite.html"
 
 
 def controller_script(inventory: Inventory) -> str:

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from importlib import resources
 
-from stackwright.checks.doctor import console, fence
+from stackwright.checks.doctor import console, fence, front
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
 from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
@@ -191,6 +191,8 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
         parts.append(console.compute_script())
     if name == inventory.controller_name:
         parts.append(console.controller_script(inventory))
+        if inventory.tls.enabled:
+            parts.append(front.front_script(inventory))
     if is_tunnel_endpoint(inventory, name):
         parts.append(tunnel_script(peers(inventory, name)))
     if node.has("compute") and compute_peers(inventory, name):

@@ -4,8 +4,21 @@ admin's OS_* environment for the openstacksdk scripts (keystone-catalog.py, neut
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
+from stackwright.steps import File
+
+if TYPE_CHECKING:
+    from stackwright.releases.base import Release
+
+
+def listen_default(release: Release, host: HostContext, name: str, port: int, ini: str, ip: str) -> File:
+    """/etc/default/<name>: where Debian's init script for a uwsgi API binds it (its own default,
+    `--http-socket :<port>`, is every address, which the TLS front needs for itself)."""
+    path = f"/etc/default/{name}"
+    content = release.render("uwsgi-listen.default.j2", host, {}, service=name, ip=ip, port=port, ini=ini)
+    return File(path, content, format="text")
 
 
 def answers(url: str) -> str:

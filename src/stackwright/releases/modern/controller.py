@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from stackwright.context import HostContext
 from stackwright.dashboard import has_dashboard
 from stackwright.releases.modern import horizon, neutron, nova
-from stackwright.releases.modern.api import admin_env, answers
+from stackwright.releases.modern.api import admin_env, answers, listen_default
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
 from stackwright.sinks import env_file, single_line
@@ -34,6 +34,8 @@ CATALOG_JSON = f"{SECRETS_DIR}/keystone-catalog.json"
 GLANCE_API_CONF = "/etc/glance/glance-api.conf"
 PLACEMENT_CONF = "/etc/placement/placement.conf"
 PLACEMENT_UWSGI = "/etc/placement/placement-api-uwsgi.ini"
+KEYSTONE_LISTEN = "/etc/default/keystone"
+PLACEMENT_LISTEN = "/etc/default/placement-api"
 
 # (database, account, password name)
 DATABASES: tuple[tuple[str, str, str], ...] = (
@@ -154,7 +156,7 @@ def keystone_endpoints(host: HostContext, port: int, path: str = "") -> dict[str
     """Public on the controller's public address, internal and admin on management."""
     internal = f"http://{host.controller_ip}:{port}{path}"
     return {
-        "public": f"http://{host.controller_public_ip}:{port}{path}",
+        "public": f"{host.public_url_base}:{port}{path}",
         "internal": internal,
         "admin": internal,
     }
@@ -178,6 +180,7 @@ def keystone(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
     return [
         rendered(release, host, pw, KEYSTONE_CONF, group="keystone"),
         rendered(release, host, pw, KEYSTONE_UWSGI),
+        listen_default(release, host, "keystone", 5000, KEYSTONE_UWSGI, host.api_listen_ip),
         Command(
             "Keystone database schema",
             as_user("keystone", "keystone-manage db_sync"),
@@ -202,7 +205,7 @@ def keystone(host: HostContext, release: Release, pw: Mapping[str, str]) -> list
             (KEYSTONE_BOOTSTRAP_ENV,),
             f"set -a; . {KEYSTONE_BOOTSTRAP_ENV}; set +a\nkeystone-manage bootstrap",
         ),
-        Service("keystone", restart_when=(KEYSTONE_CONF, KEYSTONE_UWSGI)),
+        Service("keystone", restart_when=(KEYSTONE_CONF, KEYSTONE_UWSGI, KEYSTONE_LISTEN)),
         Wait("Keystone answers", answers(identity["internal"]), timeout_s=120),
         *catalog(host, release, pw),
     ]
@@ -262,12 +265,13 @@ def placement(host: HostContext, release: Release, pw: Mapping[str, str]) -> lis
     return [
         rendered(release, host, pw, PLACEMENT_CONF, group="placement"),
         rendered(release, host, pw, PLACEMENT_UWSGI),
+        listen_default(release, host, "placement-api", 8778, PLACEMENT_UWSGI, host.api_listen_ip),
         Command(
             "Placement database schema",
             as_user("placement", "placement-manage db sync"),
             once_marker=marker(release, "placement-db-sync"),
         ),
-        Service("placement-api", restart_when=(PLACEMENT_CONF, PLACEMENT_UWSGI)),
+        Service("placement-api", restart_when=(PLACEMENT_CONF, PLACEMENT_UWSGI, PLACEMENT_LISTEN)),
         # nova-conductor and nova-scheduler loop on "placement ... does not have any
         # supported versions" until it answers (DESIGN §5b).
         Wait("Placement answers", answers(f"http://{host.controller_ip}:8778/"), timeout_s=120),

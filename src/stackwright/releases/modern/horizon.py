@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.dashboard import login_url
+from stackwright.dashboard import internal_login_url
 from stackwright.releases.modern.api import answers
 from stackwright.releases.modern.files import rendered
 from stackwright.steps import Command, Service, Step, Wait
@@ -69,5 +69,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
             ),
         ),
         Service("apache2", restart_when=(LOCAL_SETTINGS, DEBIAN_CACHE_SNIPPET, SITE, PORTS)),
-        Wait("the dashboard's login page answers", answers(login_url(host.inventory)), timeout_s=120),
+        Wait(
+            "the dashboard's login page answers", answers(internal_login_url(host.inventory)), timeout_s=120
+        ),
     ]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.modern import common, compute, controller, guards, network, nftables
+from stackwright.releases.modern import common, compute, controller, guards, network, nftables, tls_front
 from stackwright.steps import File, Packages, Step
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         names += nftables.packages(host)
     if host.is_controller:
         names += controller.packages(host)
+        names += tls_front.packages(host)
     if host.is_network:
         names += network.packages(host)
     if host.is_compute:
@@ -36,11 +37,13 @@ def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
     steps += nftables.steps(host, release, pw)  # before any service of ours listens
     steps += common.base(host, release, pw)
     if host.is_controller:
+        steps += tls_front.trust(host)
         steps += controller.steps(host, release, pw)
     if host.is_network:
         steps += network.steps(host, release, pw)
     if host.is_compute:
         steps += compute.steps(host, release, pw)
+    steps += tls_front.steps(host, release, pw)
     steps += common.network_config(host, release, pw)  # last: it can cut the host off
     return once_each(steps)
 

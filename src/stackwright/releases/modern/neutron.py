@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 from stackwright.context import HostContext
-from stackwright.releases.modern.api import admin_env, answers
+from stackwright.releases.modern.api import admin_env, answers, listen_default
 from stackwright.releases.modern.common import DATA_BRIDGE, EXTERNAL_BRIDGE, PHYSNET_EXTERNAL
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
@@ -24,6 +24,8 @@ NEUTRON_CONF = "/etc/neutron/neutron.conf"
 # Debian's neutron-api and neutron-rpc-server load this file for core_plugin = ml2.
 ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"
 NEUTRON_API_UWSGI = "/etc/neutron/neutron-api-uwsgi.ini"
+# Debian's /etc/init.d/neutron-api names itself neutron-server: it reads /etc/default/neutron-server.
+NEUTRON_API_LISTEN = "/etc/default/neutron-server"
 OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 L3_AGENT_INI = "/etc/neutron/l3_agent.ini"
 DHCP_AGENT_INI = "/etc/neutron/dhcp_agent.ini"
@@ -61,6 +63,7 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
         neutron_conf(host, release, pw),
         rendered(release, host, pw, ML2_CONF),
         rendered(release, host, pw, NEUTRON_API_UWSGI),
+        listen_default(release, host, "neutron-server", 9696, NEUTRON_API_UWSGI, host.api_listen_ip),
         Command(
             "Neutron database schema",
             as_user(
@@ -70,7 +73,7 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
             once_marker=marker(release, "neutron-db-sync"),
         ),
         # Debian leaves both disabled: enabled here, or they are gone after a reboot.
-        Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI)),
+        Service("neutron-api", restart_when=(NEUTRON_CONF, ML2_CONF, NEUTRON_API_UWSGI, NEUTRON_API_LISTEN)),
         Service("neutron-rpc-server", restart_when=(NEUTRON_CONF, ML2_CONF)),
         # Started is not listening: an agent's first call published before the RPC server has
         # declared its queue is dropped and times out (60 s, then a back-off): on Epoxy the

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
+from stackwright.releases.modern.api import listen_default
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import as_user, marker
 from stackwright.steps import AwaitHost, Command, File, Milestone, Service, Step
@@ -22,6 +23,8 @@ NOVA_COMPUTE_CONF = "/etc/nova/nova-compute.conf"
 NOVA_API_UWSGI = "/etc/nova/nova-api-uwsgi.ini"
 NOVA_METADATA_UWSGI = "/etc/nova/nova-api-metadata-uwsgi.ini"
 CONSOLEPROXY_DEFAULT = "/etc/default/nova-consoleproxy"
+NOVA_API_LISTEN = "/etc/default/nova-api"
+NOVA_METADATA_LISTEN = "/etc/default/nova-api-metadata"
 
 
 def controller_packages() -> tuple[str, ...]:
@@ -52,6 +55,9 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
         nova_conf(host, release, pw),
         rendered(release, host, pw, NOVA_API_UWSGI),
         rendered(release, host, pw, NOVA_METADATA_UWSGI),
+        listen_default(release, host, "nova-api", 8774, NOVA_API_UWSGI, host.api_listen_ip),
+        # Only the network nodes' metadata agents call the metadata API: management only, always.
+        listen_default(release, host, "nova-api-metadata", 8775, NOVA_METADATA_UWSGI, host.controller_ip),
         rendered(release, host, pw, CONSOLEPROXY_DEFAULT, template="nova-consoleproxy.j2", format="text"),
         Command(
             "Nova API database schema",
@@ -73,8 +79,8 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
             as_user("nova", "nova-manage db sync"),
             once_marker=marker(release, "nova-db-sync"),
         ),
-        Service("nova-api", restart_when=(NOVA_CONF, NOVA_API_UWSGI)),
-        Service("nova-api-metadata", restart_when=(NOVA_CONF, NOVA_METADATA_UWSGI)),
+        Service("nova-api", restart_when=(NOVA_CONF, NOVA_API_UWSGI, NOVA_API_LISTEN)),
+        Service("nova-api-metadata", restart_when=(NOVA_CONF, NOVA_METADATA_UWSGI, NOVA_METADATA_LISTEN)),
         Service("nova-conductor", restart_when=(NOVA_CONF,)),
         Service("nova-scheduler", restart_when=(NOVA_CONF,)),
         Milestone(CONDUCTOR_READY),

@@ -1,0 +1,96 @@
+"""The TLS front: HAProxy on the controller's external address serves every public endpoint with a
+certificate that verifies (the controller trusts the cloud's CA) and is not about to expire."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from stackwright.checks.doctor.base import Context, Fix, Row, check, ok
+from stackwright.dashboard import has_dashboard
+from stackwright.inventory import Inventory
+from stackwright.releases.modern.tls_front import APIS, DASHBOARD_PORT
+
+RENEW_DAYS = 30
+
+
+def front_ports(inventory: Inventory) -> list[int]:
+    return [port for _, port in APIS] + ([DASHBOARD_PORT] if has_dashboard(inventory) else [])
+
+
+def front_script(inventory: Inventory) -> str:
+    """On the controller: a TLS handshake with each public port, verified as a client would."""
+    address = str(inventory.controller.external)
+    probe = (
+        "import socket, ssl\n"
+        "context = ssl.create_default_context()\n"
+        f"for port in {front_ports(inventory)!r}:\n"
+        "    try:\n"
+        f"        with socket.create_connection(({address!r}, port), timeout=5) as raw:\n"
+        f"            with context.wrap_socket(raw, server_hostname={address!r}) as tls:\n"
+        "                after = ssl.cert_time_to_seconds(tls.getpeercert()['notAfter'])\n"
+        "        print(f'{port}=ok {after:.0f}')\n"
+        "    except ssl.SSLCertVerificationError as exc:\n"
+        "        print(f'{port}=bad {exc.verify_message}')\n"
+        "    except (OSError, ssl.SSLError) as exc:\n"
+        "        print(f'{port}=none {exc}'.replace(chr(10), ' '))\n"
+    )
+    return f"echo '@@sw:tls'\ntimeout 60 python3 -c {shlex.quote(probe)} 2>/dev/null\n"
+
+
+@check("tls-front")
+def tls_front(ctx: Context) -> list[Row]:
+    """Clients fail with `CERTIFICATE_VERIFY_FAILED`, `certificate has expired` or `connection
+    refused` on the public endpoints (https://<external>:5000 ...).
+
+    On the controller, each port the TLS front serves must complete a TLS handshake whose
+    certificate verifies against the cloud's CA for the external address and is valid for more than
+    30 days (`apply` renews a certificate of the cloud's own CA within 30 days of its expiry; an
+    operator's own must be replaced in the inventory's tls.cert). The safe fix restarts HAProxy."""
+    rows: list[Row] = []
+    if not ctx.inventory.tls.enabled:
+        return rows
+    address = ctx.inventory.controller.external
+    for host in ctx.examined("controller"):
+        values = ctx.data[host].values("tls")
+        for port in front_ports(ctx.inventory):
+            state, _, detail = (values.get(str(port)) or ["none not probed"])[0].partition(" ")
+            where = f"https://{address}:{port}"
+            if state == "ok":
+                days = (float(detail) - time.time()) / 86400
+                if days > RENEW_DAYS:
+                    rows.append(ok("tls-front", host, f"{where}: certificate verifies, {days:.0f} days left"))
+                    continue
+                rows.append(
+                    Row(
+                        "tls-front",
+                        host,
+                        "fail",
+                        f"{where}: the certificate expires in {days:.0f} days",
+                        "`stackwright apply` renews a certificate of the cloud's CA; replace your own "
+                        "(tls.cert) and apply",
+                    )
+                )
+            elif state == "bad":
+                rows.append(
+                    Row(
+                        "tls-front",
+                        host,
+                        "fail",
+                        f"{where}: the certificate does not verify ({detail})",
+                        "`stackwright apply` writes the front's certificate and the CA again",
+                    )
+                )
+            else:
+                rows.append(
+                    Row(
+                        "tls-front",
+                        host,
+                        "fail",
+                        f"{where}: no TLS answer ({detail})",
+                        "on the controller: `systemctl status haproxy`; "
+                        "`haproxy -c -f /etc/haproxy/haproxy.cfg` names a wrong line",
+                        Fix(host, "systemctl restart haproxy", "restart HAProxy"),
+                    )
+                )
+    return rows
