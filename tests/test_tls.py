@@ -197,6 +197,14 @@ def test_a_wrong_certificate_is_one_line_and_exit_2(tmp_path: Path, top: str, sa
     assert "PRIVATE KEY" not in result.output
 
 
+@pytest.mark.parametrize("name", ["c pem", "c.pem;id", "$(id).pem", "c.pem\\n"])
+def test_a_certificate_path_is_an_allow_listed_file_name(tmp_path: Path, name: str) -> None:
+    path = inventory(tmp_path, f'tls: {{cert: "{name}", key: k.pem, ca: ca.pem}}\n')
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "tls.cert" in result.output and "not a valid file name" in result.output
+
+
 def test_tls_needs_the_controllers_external_address(tmp_path: Path) -> None:
     text = SEED.read_text().replace("    external: 192.168.100.51\n", "", 1)
     path = tmp_path / "cloud.yaml"

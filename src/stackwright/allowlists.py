@@ -29,6 +29,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 SSH_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 # Absolute paths of rendered files: no empty, "." or ".." segment.
 FILE_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9_.+@-]+)+")
+# A PEM file on the operator's machine, relative to the inventory or absolute.
+LOCAL_FILE = re.compile(r"/?(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+")
 # INI section and option names (oslo.config's, and paste's `filter:authtoken`).
 SECTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -122,6 +124,12 @@ FilePath = Annotated[
         fullmatching(
             FILE_PATH, "file path", "absolute; letters, digits, '_.+@-' and '/'", "/etc/nova/nova.conf"
         )
+    ),
+]
+LocalFile = Annotated[
+    str,
+    AfterValidator(
+        fullmatching(LOCAL_FILE, "file name", "letters, digits, '_.+@-' and '/'", "tls/cloud.example.org.pem")
     ),
 ]
 SectionName = Annotated[

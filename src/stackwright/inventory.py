@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stackwright.allowlists import InterfaceName, NodeName, Region, SshHost, SshUser, TimeZone, shown
+from stackwright.allowlists import (
+    InterfaceName,
+    LocalFile,
+    NodeName,
+    Region,
+    SshHost,
+    SshUser,
+    TimeZone,
+    shown,
+)
 from stackwright.overrides import Overrides
 from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
@@ -111,13 +120,13 @@ class Tls(_Strict):
         description="HTTPS on the controller's external address for every API, the console and the "
         "dashboard (README: TLS).",
     )
-    cert: Path | None = Field(
+    cert: LocalFile | None = Field(
         default=None,
         description="Your own certificate (PEM, relative to the inventory); default: one from the "
-        "cloud's private CA, made beside the passwords file.",
+        "cloud's private CA, made in tls/ beside the inventory.",
     )
-    key: Path | None = Field(default=None, description="The private key of `cert` (PEM).")
-    ca: Path | None = Field(default=None, description="The CA certificate that issued `cert` (PEM).")
+    key: LocalFile | None = Field(default=None, description="The private key of `cert` (PEM).")
+    ca: LocalFile | None = Field(default=None, description="The CA certificate that issued `cert` (PEM).")
 
 
 class Node(_Strict):

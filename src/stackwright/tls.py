@@ -1,5 +1,5 @@
 """The TLS front's certificate: the operator's own (`tls: {cert, key, ca}` in the inventory) or one
-issued by the cloud's private CA (certs.py) into `tls/` beside the passwords file.
+issued by the cloud's private CA (certs.py) into `tls/` beside the inventory (and its passwords).
 
     front = front_material(inventory, inventory_path)  # TlsFront | None
 
