@@ -525,6 +525,7 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
             "sudo id -u",
             "ping -c1 -w1 -s56 169.254.169.2",
             "blkid -L config-2 -o device",  # then mount it, as Tempest reads a config drive
+            "lsblk -lb --nodeps",  # Tempest counts the disks (an ephemeral disk adds one)
             "sudo mount /dev/sr0 /mnt && sudo cat /mnt/openstack/latest/meta_data.json && sudo umount /mnt",
         ):
             _, stdout, stderr = client.exec_command(f"{prologue} {command}", timeout=30)
@@ -537,4 +538,9 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
     assert outputs["sudo id -u"] == "0"
     assert posted.read_text() == "secretpassword"
     assert outputs["blkid -L config-2 -o device"] == "/dev/sr0"
+    # remote_client.get_disks: the header, then the rows whose TYPE column says disk
+    header, *rows = outputs["lsblk -lb --nodeps"].splitlines()
+    at = header.find("TYPE")
+    assert at > 0 and [r.split()[0] for r in rows if r[at : at + 4] == "disk"] == ["vda"], rows
+    assert any(r.split()[0] == "sr0" and r[at : at + 3] == "rom" for r in rows), rows
     assert uuid in outputs[next(c for c in outputs if c.startswith("sudo mount"))]

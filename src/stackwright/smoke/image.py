@@ -217,6 +217,21 @@ done
 if [ -n "$data" ]; then exec wget -q -O - --post-data="$data" "$url"; fi
 exec wget -q -O - "$url"
 """,
+    "usr/bin/lsblk": """\
+#!/bin/sh
+# lsblk [-l] [-b] [--nodeps]: the whole disks in util-linux's columns, sizes in bytes (Tempest
+# counts the rows whose TYPE column says disk: remote_client.get_disks). Options are ignored.
+row() { printf '%-6s %-7s %2s %14s %2s %-4s %s\\n' "$@"; }
+row NAME MAJ:MIN RM SIZE RO TYPE MOUNTPOINTS
+for dir in /sys/block/*; do
+  name="${dir##*/}"
+  case "$name" in loop*|ram*|zram*) continue ;; esac
+  type=disk
+  case "$name" in sr*) type=rom ;; esac
+  row "$name" "$(cat "$dir/dev")" "$(cat "$dir/removable")" "$(( $(cat "$dir/size") * 512 ))" \\
+    "$(cat "$dir/ro")" "$type" ""
+done
+""",
     "usr/bin/blkid": """\
 #!/bin/sh
 # blkid -L LABEL -o device (also -t LABEL=x): the disk whose ISO 9660 volume id or FAT label is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Literal
 
 from stackwright.context import HostContext
@@ -84,6 +85,12 @@ def server(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
 
 
 EXTERNAL_NETWORK = "public"
+# The default subnet pool projects' auto-allocated networks ("Get Me a Network": `openstack server
+# create --nic auto`, nova's `networks: auto`) take a /26 from: the first of these that overlaps no
+# inventory network (none of them is a range the smoke test or Tempest uses for its own networks).
+SUBNET_POOL = "default-ipv4"
+SUBNET_POOL_PREFIXES = ("10.128.0.0/16", "172.29.0.0/16", "10.228.0.0/16")
+SUBNET_POOL_PREFIXLEN = 26
 EXTERNAL_SCRIPT = "/usr/local/lib/stackwright/neutron-external.py"
 EXTERNAL_JSON = f"{SECRETS_DIR}/neutron-external.json"
 
@@ -104,7 +111,18 @@ def external_network_json(host: HostContext) -> str | None:
         "gateway": str(gateway),
         "pool": {"start": str(pool[0]), "end": str(pool[-1])},
     }
+    prefix = subnet_pool_prefix(host)
+    if prefix is not None:
+        document["subnetpool"] = {"name": SUBNET_POOL, "prefix": prefix, "prefixlen": SUBNET_POOL_PREFIXLEN}
     return json.dumps(document, indent=2) + "\n"
+
+
+def subnet_pool_prefix(host: HostContext) -> str | None:
+    used = [net.cidr for _, net in host.inventory.networks.items()]
+    for candidate in map(IPv4Network, SUBNET_POOL_PREFIXES):
+        if not any(candidate.overlaps(net) for net in used):
+            return str(candidate)
+    return None
 
 
 def external_network(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
@@ -119,7 +137,7 @@ def external_network(host: HostContext, release: Release, pw: Mapping[str, str])
         ),
         File(EXTERNAL_JSON, spec, mode=0o600),
         applied_when_unchanged(
-            f"external network '{EXTERNAL_NETWORK}' with the floating-IP pool",
+            f"external network '{EXTERNAL_NETWORK}' with the floating-IP pool, the default subnet pool",
             "neutron-external",
             (EXTERNAL_SCRIPT, EXTERNAL_JSON),
             f"python3 {EXTERNAL_SCRIPT} {EXTERNAL_JSON}",
