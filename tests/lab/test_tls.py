@@ -91,7 +91,9 @@ def reachable(source: str, address: str, port: int) -> str:
         return "filtered"
 
 
-def test_public_ports_answer_https_that_verifies_against_the_clouds_ca(epoxy_cloud: SeedLab) -> None:
+def test_public_ports_answer_https_that_verifies_against_the_clouds_ca(
+    epoxy_cloud: SeedLab, tmp_path: Path
+) -> None:
     inventory = model(epoxy_cloud)
     source, address = client_address(inventory), str(inventory.controller.external)
     cafile = client_ca(inventory, epoxy_cloud.inventory)
@@ -104,7 +106,7 @@ def test_public_ports_answer_https_that_verifies_against_the_clouds_ca(epoxy_clo
         status = https_status(source, address, port, cafile, path)
         assert status < 500, f"https://{address}:{port}{path}: HTTP {status}"
     # another CA does not vouch for it: verification fails
-    other = Path(epoxy_cloud.inventory.parent / "other-ca.crt")
+    other = tmp_path / "other-ca.crt"
     other.write_text(make_authority("another CA", dt.datetime.now(dt.UTC)).cert_pem)
     with pytest.raises(ssl.SSLCertVerificationError):
         served_certificate(source, address, 5000, other)
