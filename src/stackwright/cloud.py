@@ -32,9 +32,7 @@ Interface = Literal["internal", "public"]
 def public_auth_url(inventory: Inventory) -> str:
     """Keystone as users reach it: through the TLS front on the controller's external address
     (plain HTTP when the inventory turns TLS off; management without an external address)."""
-    controller = inventory.controller
-    scheme = "https" if inventory.tls.enabled else "http"
-    return f"{scheme}://{controller.external or controller.management}:5000/v3"
+    return f"{inventory.public_url_base}:5000/v3"
 
 
 def auth_url(inventory: Inventory) -> str:

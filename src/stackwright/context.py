@@ -123,13 +123,9 @@ class HostContext:
         return self.inventory.tls.enabled
 
     @property
-    def public_scheme(self) -> str:
-        return "https" if self.tls_front else "http"
-
-    @property
     def public_url_base(self) -> str:
         """scheme://address of the public endpoints, without a port."""
-        return f"{self.public_scheme}://{self.controller_public_ip}"
+        return self.inventory.public_url_base
 
     @property
     def api_listen_ip(self) -> str:

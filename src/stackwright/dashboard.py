@@ -14,9 +14,7 @@ def has_dashboard(inventory: Inventory) -> bool:
 
 def dashboard_url(inventory: Inventory) -> str:
     """Where users open it: https through the TLS front, unless the inventory turns TLS off."""
-    controller = inventory.controller
-    scheme = "https" if inventory.tls.enabled else "http"
-    return f"{scheme}://{controller.external or controller.management}{WEBROOT}"
+    return f"{inventory.public_url_base}{WEBROOT}"
 
 
 def internal_login_url(inventory: Inventory) -> str:

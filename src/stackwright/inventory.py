@@ -186,6 +186,14 @@ class Inventory(_Strict):
     def controller(self) -> Node:
         return self.nodes[self.controller_name]
 
+    @property
+    def public_url_base(self) -> str:
+        """scheme://address users reach the cloud at: https through the TLS front on the
+        controller's external address (http when TLS is off; management without an external one)."""
+        controller = self.controller
+        scheme = "https" if self.tls.enabled else "http"
+        return f"{scheme}://{controller.external or controller.management}"
+
     def names_with(self, role: str) -> list[str]:
         return [name for name, node in self.nodes.items() if node.has(role)]
 

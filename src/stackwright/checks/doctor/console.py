@@ -13,9 +13,7 @@ NOVA_CONF = "/etc/nova/nova.conf"
 
 
 def novnc_url(inventory: Inventory) -> str:
-    controller = inventory.controller
-    scheme = "https" if inventory.tls.enabled else "http"
-    return f"{scheme}://{controller.external or controller.management}:6080/vnc_lite.html"
+    return f"{inventory.public_url_base}:6080/vnc_lite.html"
 
 
 def controller_script(inventory: Inventory) -> str:

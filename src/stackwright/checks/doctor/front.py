@@ -6,12 +6,13 @@ from __future__ import annotations
 import shlex
 import time
 
+from stackwright.certs import RENEW_WITHIN
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok
 from stackwright.dashboard import has_dashboard
 from stackwright.inventory import Inventory
 from stackwright.releases.modern.tls_front import APIS, DASHBOARD_PORT
 
-RENEW_DAYS = 30
+RENEW_DAYS = RENEW_WITHIN.days  # apply renews a certificate of the cloud's CA inside it
 
 
 def front_ports(inventory: Inventory) -> list[int]:
@@ -56,41 +57,26 @@ def tls_front(ctx: Context) -> list[Row]:
         for port in front_ports(ctx.inventory):
             state, _, detail = (values.get(str(port)) or ["none not probed"])[0].partition(" ")
             where = f"https://{address}:{port}"
+            fix = None
             if state == "ok":
                 days = (float(detail) - time.time()) / 86400
                 if days > RENEW_DAYS:
                     rows.append(ok("tls-front", host, f"{where}: certificate verifies, {days:.0f} days left"))
                     continue
-                rows.append(
-                    Row(
-                        "tls-front",
-                        host,
-                        "fail",
-                        f"{where}: the certificate expires in {days:.0f} days",
-                        "`stackwright apply` renews a certificate of the cloud's CA; replace your own "
-                        "(tls.cert) and apply",
-                    )
+                cause = f"{where}: the certificate expires in {days:.0f} days"
+                hint = (
+                    "`stackwright apply` renews a certificate of the cloud's CA; replace your own "
+                    "(tls.cert) and apply"
                 )
             elif state == "bad":
-                rows.append(
-                    Row(
-                        "tls-front",
-                        host,
-                        "fail",
-                        f"{where}: the certificate does not verify ({detail})",
-                        "`stackwright apply` writes the front's certificate and the CA again",
-                    )
-                )
+                cause = f"{where}: the certificate does not verify ({detail})"
+                hint = "`stackwright apply` writes the front's certificate and the CA again"
             else:
-                rows.append(
-                    Row(
-                        "tls-front",
-                        host,
-                        "fail",
-                        f"{where}: no TLS answer ({detail})",
-                        "on the controller: `systemctl status haproxy`; "
-                        "`haproxy -c -f /etc/haproxy/haproxy.cfg` names a wrong line",
-                        Fix(host, "systemctl restart haproxy", "restart HAProxy"),
-                    )
+                cause = f"{where}: no TLS answer ({detail})"
+                hint = (
+                    "on the controller: `systemctl status haproxy`; "
+                    "`haproxy -c -f /etc/haproxy/haproxy.cfg` names a wrong line"
                 )
+                fix = Fix(host, "systemctl restart haproxy", "restart HAProxy")
+            rows.append(Row("tls-front", host, "fail", cause, hint, fix))
     return rows
