@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 
+from stackwright import certs
 from stackwright.checks.doctor.base import CloudData, Context, HostData, InstanceState
-from stackwright.checks.doctor.gather import host_script
-from stackwright.checks.doctor.maintenance import compute_disabled, migration_path, stuck_rows
+from stackwright.checks.doctor.gather import LIBVIRT_SERVER_CERT, host_script
+from stackwright.checks.doctor.maintenance import compute_disabled, migration_cert, migration_path, stuck_rows
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import SECRET_NAMES
+from stackwright.tls import store_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
@@ -63,7 +66,9 @@ def test_migration_script_probes_each_peer_s_listener_and_nova_s_ssh(tmp_path: P
     ctx = two_computes(tmp_path)
     script = host_script(ctx.inventory, "compute1", ctx.plan.hosts["compute1"])
     section = script.split("@@sw:migration")[1].split("@@sw:")[0]
-    assert "for ip in 10.10.10.54; do" in section and "/dev/tcp/$ip/16509" in section
+    assert "for ip in 10.10.10.54; do" in section and "/dev/tcp/$ip/16514" in section
+    assert 'virsh -c "qemu+tls://$ip/system" hostname' in section  # a TLS connection, as a migration's
+    assert "base64 -w0 /etc/pki/libvirt/servercert.pem" in section
     assert "runuser -u nova -- ssh -o BatchMode=yes" in section
     # one compute node: nothing to migrate to, no probe
     alone = context(CloudData())
@@ -76,7 +81,10 @@ def test_a_peer_s_unreachable_listener_or_refused_key_fails_naming_the_peer(tmp_
     ctx.data["compute2"] = HostData("compute2", {"migration": ["peer=10.10.10.53 yes no"]})
     rows = {r.host: r for r in migration_path(ctx)}
     assert rows["compute1"].status == "fail"
-    assert "compute2's libvirtd listener 10.10.10.54:16509 does not answer" in rows["compute1"].cause
+    assert "compute2's libvirtd listener 10.10.10.54:16514 does not answer" in rows["compute1"].cause
+    ctx.data["compute1"] = HostData("compute1", {"migration": ["peer=10.10.10.54 tls yes"]})
+    (row,) = [r for r in migration_path(ctx) if r.host == "compute1"]
+    assert "compute2's libvirtd (10.10.10.54:16514) refuses the TLS connection" in row.cause, row
     assert (
         rows["compute2"].status == "fail"
         and "nova's SSH to compute1 (10.10.10.53) fails" in rows["compute2"].cause
@@ -85,3 +93,33 @@ def test_a_peer_s_unreachable_listener_or_refused_key_fails_naming_the_peer(tmp_
     ctx.data["compute2"] = HostData("compute2", {})  # the probe printed nothing: not a pass
     rows = {r.host: r for r in migration_path(ctx)}
     assert rows["compute1"].status == "ok" and rows["compute2"].status == "fail"
+
+
+def _cert_line(pem: str) -> str:
+    return "cert=" + base64.b64encode(pem.encode()).decode()
+
+
+def test_a_migration_certificate_near_expiry_missing_or_not_the_cas_fails(tmp_path: Path) -> None:
+    ctx = two_computes(tmp_path)
+    planned = {h: ctx.plan.hosts[h].files()[LIBVIRT_SERVER_CERT].content for h in ("compute1", "compute2")}
+    ctx.data["compute1"] = HostData("compute1", {"migration": [_cert_line(planned["compute1"])]})
+    ctx.data["compute2"] = HostData("compute2", {"migration": ["cert="]})
+    rows = {r.host: r for r in migration_cert(ctx)}
+    assert rows["compute1"].status == "ok" and "days left" in rows["compute1"].cause
+    assert rows["compute2"].status == "fail" and "servercert.pem: missing" in rows["compute2"].cause
+    # compute1's certificate served by compute2: issued by the CA, but not for compute2
+    ctx.data["compute2"] = HostData("compute2", {"migration": [_cert_line(planned["compute1"])]})
+    (row,) = [r for r in migration_cert(ctx) if r.host == "compute2"]
+    assert row.status == "fail" and "not the certificate the cloud's CA issued for compute2" in row.cause
+    # one issued by the same CA that ends in 10 days
+    store = store_for(tmp_path / "cloud.yaml")
+    soon = certs.issue(
+        store.authority(),
+        "libvirt-compute2",
+        ["10.10.10.54", "compute2"],
+        certs.now() - dt.timedelta(days=387),
+        client=True,
+    )
+    ctx.data["compute2"] = HostData("compute2", {"migration": [_cert_line(soon.cert_pem)]})
+    (row,) = [r for r in migration_cert(ctx) if r.host == "compute2"]
+    assert row.status == "fail" and "expires in 10 days" in row.cause, row.cause

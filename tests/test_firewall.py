@@ -67,7 +67,7 @@ def test_each_role_opens_what_it_serves_to_who_needs_it(tmp_path: Path) -> None:
         "tcp 22": management,
         "gre": ("10.20.20.52/32", "10.20.20.54/32"),
         "tcp 5900-5999": ("10.10.10.51/32",),  # VNC from the controller's noVNC proxy only
-        "tcp 16509": ("10.10.10.54/32",),  # libvirt from the compute peer only
+        "tcp 16514": ("10.10.10.54/32",),  # libvirt's TLS listener from the compute peer only
         "tcp 49152-49215": ("10.10.10.54/32",),
     }
 

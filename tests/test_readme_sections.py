@@ -29,7 +29,7 @@ def test_readme_generated_sections_are_current() -> None:
 def test_port_matrix_names_every_role_s_openings() -> None:
     text = load_script().ports()
     assert "| controller (controller) | tcp 3306 | 10.10.10.0/24: MariaDB |" in text
-    assert "| compute1 (compute) | tcp 16509 | 10.10.10.54/32: libvirtd" in text
+    assert "| compute1 (compute) | tcp 16514 | 10.10.10.54/32: libvirtd" in text
     assert "| network (network) | GRE (IP protocol 47) |" in text
 
 

@@ -47,6 +47,16 @@ def test_existing_values_are_kept_and_missing_ones_added(tmp_path: Path) -> None
     assert (tmp_path / "passwords.yaml.prev").read_text() == "nova_password: MyOwnNovaPassword1\n"
 
 
+def test_a_retired_name_from_an_older_stackwright_is_accepted_and_masked(tmp_path: Path) -> None:
+    """An existing cloud's passwords.yaml still holds the libvirt SASL password (live migration
+    moved to TLS certificates): it loads, nothing uses it, and it stays masked."""
+    path = tmp_path / "passwords.yaml"
+    path.write_text("libvirt_sasl_password: OldSaslPassword1\nnova_password: MyOwnNovaPassword1\n")
+    passwords = load_passwords(path)
+    assert "libvirt_sasl_password" not in passwords and passwords["nova_password"] == "MyOwnNovaPassword1"
+    assert passwords.masker()("was OldSaslPassword1") == f"was {MASK}"
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

@@ -5,11 +5,12 @@ file's allow-lists, and every sink must still read them back as exactly themselv
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from stackwright.inventory import LoadedInventory, load_inventory
+from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.render import apply_ini_overrides
 from stackwright.sinks import UnsafeValue, ini_value, shell_word, sql_string, url_part
@@ -42,7 +43,7 @@ def hostile_plan(region: str = "RegionOne", password: str | None = None) -> Clus
     from stackwright.secrets import SECRET_NAMES
 
     pw = {name: password or f"Generated{index}x" for index, name in enumerate(SECRET_NAMES)}
-    return plan_cluster(LoadedInventory(model, loaded.path, loaded.source, tls=loaded.tls), pw)
+    return plan_cluster(replace(loaded, model=model), pw)
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -113,8 +114,6 @@ def test_hand_set_password_reads_back_as_itself_in_every_sink(tmp_path: Path, pa
     env.write_text(controller["/etc/stackwright/keystone-bootstrap.env"].content)
     assert source_env(env, ["OS_BOOTSTRAP_PASSWORD"], tmp_path) == {"OS_BOOTSTRAP_PASSWORD": password}
     assert not (tmp_path / "CANARY").exists()
-    auth_conf = plan.hosts["compute1"].files()["/etc/libvirt/auth.conf"].content
-    assert f"\npassword={password}\n" in auth_conf  # libvirt's key files take the line as it is
 
 
 def test_override_value_with_a_newline_is_refused_naming_the_key() -> None:

@@ -163,7 +163,13 @@ def test_the_operators_own_certificate_is_used_as_given(tmp_path: Path) -> None:
         ca.cert_pem,
     )
     assert client_ca(loaded.model, path) == tmp_path / "ca.pem"
-    assert not (tmp_path / "tls").exists()  # no CA of ours is made
+    # our CA issues only the compute nodes' migration certificates
+    assert sorted(f.name for f in (tmp_path / "tls").iterdir()) == [
+        "ca.crt",
+        "ca.key",
+        "libvirt-compute1.crt",
+        "libvirt-compute1.key",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -238,7 +244,7 @@ def test_without_tls_the_apis_listen_everywhere_and_nothing_fronts_them(tmp_path
     assert "Listen 192.168.100.51:80\n" in controller["/etc/apache2/ports.conf"].content
     nova = ini(files(plan, "compute1")["/etc/nova/nova.conf"].content)
     assert nova["vnc"]["novncproxy_base_url"] == "http://192.168.100.51:6080/vnc_lite.html"
-    assert not (tmp_path / "tls").exists()
+    assert not (tmp_path / "tls" / "front.crt").exists()
 
 
 def test_haproxy_may_bind_the_external_address_before_it_is_up(tmp_path: Path) -> None:

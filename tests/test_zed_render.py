@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stackwright.context import HostFacts
 from stackwright.inventory import load_inventory
@@ -223,7 +227,8 @@ def test_service_config_files_are_readable_by_their_service_group() -> None:
         "/etc/glance/glance-api.conf": "glance",
         "/etc/placement/placement.conf": "placement",
         "/etc/neutron/metadata_agent.ini": "neutron",
-        "/etc/libvirt/auth.conf": "nova",
+        "/etc/pki/qemu/server-key.pem": "libvirt-qemu",  # QEMU reads its own key, as libvirt-qemu
+        "/etc/pki/qemu/client-key.pem": "libvirt-qemu",
     }
     for path, group in expected.items():
         assert (files[path].mode, files[path].owner, files[path].group, files[path].secret) == (
@@ -515,27 +520,95 @@ def test_nothing_world_writable_nor_unauthenticated(label: str, cluster: Cluster
             assert "777" not in " ".join(step.argv)
 
 
-def test_libvirt_listens_on_management_only_with_sasl() -> None:
+def test_libvirt_listens_for_migration_over_tls_on_management_only() -> None:
     files = plan().hosts["compute1"].files()
     conf = files["/etc/libvirt/libvirtd.conf"].content
-    assert 'auth_tcp = "sasl"' in conf and 'listen_addr = "10.10.10.53"' in conf
-    socket = files["/etc/systemd/system/libvirtd-tcp.socket.d/stackwright.conf"].content
-    assert re.findall(r"^ListenStream=(.*)$", socket, re.MULTILINE) == ["", "10.10.10.53:16509"]
+    assert "listen_tcp = 0" in conf and 'listen_addr = "10.10.10.53"' in conf
+    assert 'tls_allowed_dn_list = ["CN=libvirt-*"]' in conf and "tls_no_verify_certificate = 0" in conf
+    assert 'auth_unix_ro = "polkit"' in conf  # not every local user (root passes without polkitd)
+    socket = files["/etc/systemd/system/libvirtd-tls.socket.d/stackwright.conf"].content
+    assert re.findall(r"^ListenStream=(.*)$", socket, re.MULTILINE) == ["", "10.10.10.53:16514"]
+    assert not [f for f in files if "sasl" in f or "libvirtd-tcp" in f or f == "/etc/libvirt/auth.conf"]
     unix = files["/etc/systemd/system/libvirtd.socket.d/stackwright.conf"].content
     assert "SocketMode=0660" in unix and "SocketGroup=libvirt" in unix
-    assert "mech_list: digest-md5" in files["/etc/sasl2/libvirt.conf"].content
-    bind = next(
-        s for s in plan().hosts["compute1"].steps if isinstance(s, Command) and "sockets" in s.description
+    steps = plan().hosts["compute1"].steps
+    bind = next(s for s in steps if isinstance(s, Command) and "sockets" in s.description)
+    assert bind.unless is not None and "10.10.10.53:16514" in bind.unless and "sport = :16509" in bind.unless
+    tcp = next(s for s in steps if isinstance(s, Service) and s.name == "libvirtd-tcp.socket")
+    assert (tcp.enabled, tcp.running) == (False, False)
+    qemu = files["/etc/libvirt/qemu.conf"].content
+    assert "default_tls_x509_verify = 1" in qemu and "migrate_tls_force = 1" in qemu
+    nova = ini(plan().hosts["compute1"], NOVA_CONF)["libvirt"]
+    assert (nova["live_migration_scheme"], nova["live_migration_with_native_tls"]) == ("tls", "true")
+    assert nova["live_migration_inbound_addr"] == "10.10.10.53"
+
+
+def test_each_compute_node_gets_its_own_migration_certificate_from_the_cloud_ca(tmp_path: Path) -> None:
+    text = (
+        SEED.read_text()
+        + "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
     )
-    assert bind.unless is not None and "10.10.10.53:16509" in bind.unless
+    cluster = plan(write_inventory(tmp_path, text))
+    ca = x509.load_pem_x509_certificate((tmp_path / "tls" / "ca.crt").read_bytes())
+    for host, address in (("compute1", "10.10.10.53"), ("compute2", "10.10.10.54")):
+        files = cluster.hosts[host].files()
+        cert = x509.load_pem_x509_certificate(files["/etc/pki/libvirt/servercert.pem"].content.encode())
+        cert.verify_directly_issued_by(ca)
+        assert cert.subject.rfc4514_string() == f"CN=libvirt-{host}"
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address(address)]
+        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        assert usages == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+        # libvirtd (root) and QEMU (libvirt-qemu) read the same pair from their own places
+        for path in (
+            "/etc/pki/libvirt/clientcert.pem",
+            "/etc/pki/qemu/server-cert.pem",
+            "/etc/pki/qemu/client-cert.pem",
+        ):
+            assert files[path].content == files["/etc/pki/libvirt/servercert.pem"].content, path
+        for path, mode, group in (
+            ("/etc/pki/libvirt/private/serverkey.pem", 0o600, "root"),
+            ("/etc/pki/libvirt/private/clientkey.pem", 0o600, "root"),
+            ("/etc/pki/qemu/server-key.pem", 0o640, "libvirt-qemu"),
+        ):
+            assert (files[path].mode, files[path].group, files[path].secret) == (mode, group, True), path
+        assert files["/etc/pki/qemu/ca-cert.pem"].content == files["/etc/pki/CA/cacert.pem"].content
+        assert files["/etc/pki/CA/cacert.pem"].content == (tmp_path / "tls" / "ca.crt").read_text()
+    assert "/etc/pki/libvirt/servercert.pem" not in cluster.hosts["controller"].files()
+    # the store keeps them: the next plan writes the same files
+    again = plan(write_inventory(tmp_path, text))
+    assert again.hosts["compute2"].files() == cluster.hosts["compute2"].files()
 
 
-def test_libvirt_sasl_user_from_a_root_file() -> None:
+def test_rabbitmq_s_erlang_distribution_and_epmd_bind_management_only() -> None:
+    files = plan().hosts["controller"].files()
+    advanced = files["/etc/rabbitmq/advanced.config"].content
+    assert "[{kernel, [{inet_dist_use_interface, {10,10,10,51}}]}]." in advanced
+    epmd = files["/etc/systemd/system/epmd.socket.d/stackwright.conf"].content
+    assert re.findall(r"^ListenStream=(.*)$", epmd, re.MULTILINE) == [
+        "",
+        "127.0.0.1:4369",
+        "10.10.10.51:4369",
+    ]
+    rabbit = next(
+        s for s in plan().hosts["controller"].steps if isinstance(s, Service) and s.name == "rabbitmq-server"
+    )
+    assert set(rabbit.restart_when) >= {
+        "/etc/rabbitmq/advanced.config",
+        "/etc/systemd/system/epmd.socket.d/stackwright.conf",
+    }
+
+
+def test_an_upgraded_node_loses_the_sasl_credentials() -> None:
     host = plan().hosts["compute1"]
-    sasl = next(s for s in host.steps if isinstance(s, Command) and "saslpasswd2" in " ".join(s.argv))
-    assert "< /etc/stackwright/libvirt-sasl.password" in sasl.argv[-1]
-    password = host.files()["/etc/stackwright/libvirt-sasl.password"]
-    assert (password.content, password.mode) == (PASSWORDS["libvirt_sasl_password"], 0o600)
+    cleanup = next(s for s in host.steps if isinstance(s, Command) and "SASL" in s.description)
+    for leftover in (
+        "/etc/libvirt/passwd.db",
+        "/etc/libvirt/auth.conf",
+        "/etc/stackwright/libvirt-sasl.password",
+    ):
+        assert leftover in cleanup.argv[-1] and f"! test -e {leftover}" in (cleanup.unless or "")
+    assert not [p for p in host.packages() if "sasl" in p]
 
 
 def test_qemu_conf_device_acl_and_cgroups_only_in_containers() -> None:
@@ -581,6 +654,8 @@ def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
         SEED.read_text()
         + "  compute2:\n    roles: [compute]\n    management: 10.10.10.54\n    data: 10.20.20.54\n"
     )
+    before = plan().hosts["compute1"]
+    shutil.copytree(SEED.parent / "tls", tmp_path / "tls")  # the same CA: compute1's certificate stands
     cluster = plan(write_inventory(tmp_path, text))
     (_, waits_for, steps), *cross = cluster.after
     assert waits_for == ("compute1", "compute2")
@@ -601,7 +676,7 @@ def test_second_compute_node_joins_discovery(tmp_path: Path) -> None:
     assert "compute2" in waits[1].check
     # compute1's plan changes only in the peers nova's SSH trusts and its firewall lets in when
     # compute2 is added
-    before, after = plan().hosts["compute1"], cluster.hosts["compute1"]
+    after = cluster.hosts["compute1"]
     changed = {p for p in before.files() | after.files() if before.files().get(p) != after.files().get(p)}
     assert changed == {NOVA_KNOWN_HOSTS, RULESET}
     assert [s for s in before.steps if not isinstance(s, File)] == [

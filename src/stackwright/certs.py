@@ -31,7 +31,7 @@ from stackwright.yamlsource import UserError
 CA_DAYS = 3650
 CERT_DAYS = 397  # what public CAs may issue at most; private or not, a year is what clients expect
 RENEW_WITHIN = dt.timedelta(days=30)
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a certificate's file stem
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")  # a certificate's file stem ("libvirt-" + a node name)
 _DNS = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from stackwright.inventory import Inventory, Node
-from stackwright.tls import TlsFront
+from stackwright.tls import NodeCert, TlsFront
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ class HostContext:
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # The TLS front's certificate (LoadedInventory.tls): the controller serves it.
     tls: TlsFront | None = None
+    # This compute node's live-migration certificate (LoadedInventory.migration_certs).
+    migration_cert: NodeCert | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -181,6 +183,7 @@ def host_contexts(
     facts: Mapping[str, HostFacts] | None = None,
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] | None = None,
     tls: TlsFront | None = None,
+    migration_certs: Mapping[str, NodeCert] | None = None,
 ) -> dict[str, HostContext]:
     facts = facts or {}
     return {
@@ -191,6 +194,7 @@ def host_contexts(
             facts=facts.get(name, HostFacts()),
             host_keys=host_keys or {},
             tls=tls,
+            migration_cert=(migration_certs or {}).get(name),
         )
         for name, node in inventory.nodes.items()
     }

@@ -141,9 +141,9 @@ def openings(host: HostContext) -> list[Opening]:
             found += [
                 Opening(
                     "tcp",
-                    "16509",
+                    "16514",
                     sources,
-                    "libvirtd (live migration from the compute peers)",
+                    "libvirtd's TLS listener (live migration from the compute peers)",
                     nodes=computes,
                 ),
                 Opening(

@@ -40,7 +40,7 @@ from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
 
 if TYPE_CHECKING:
-    from stackwright.tls import TlsFront
+    from stackwright.tls import NodeCert, TlsFront
 
 NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
 Role = Literal["controller", "network", "compute"]
@@ -214,6 +214,8 @@ class LoadedInventory:
     host_keys: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # The TLS front's certificate, CA and key (tls.py); None when the inventory turns TLS off.
     tls: TlsFront | None = None
+    # Each compute node's live-migration certificate from the cloud's CA (tls.py).
+    migration_certs: Mapping[str, NodeCert] = field(default_factory=dict)
 
     def error(self, message: str, loc: Loc) -> UserError:
         return UserError(message, file=str(self.path), line=self.source.line_of(loc))
@@ -254,9 +256,9 @@ def load_inventory(path: Path) -> LoadedInventory:
     problems = list(check_topology(loaded))
     if problems:
         raise UserErrors(problems)
-    from stackwright.tls import front_material
+    from stackwright.tls import front_material, migration_material
 
-    return replace(loaded, tls=front_material(model, path))
+    return replace(loaded, tls=front_material(model, path), migration_certs=migration_material(model, path))
 
 
 def recorded_host_keys(model: Inventory, path: Path) -> dict[str, tuple[tuple[str, str], ...]]:

@@ -29,7 +29,8 @@ def plan_cluster(
         raise UserError(f"unknown release '{name}' — known releases: {', '.join(KNOWN_RELEASES)}")
     release = get_release(name)
     hosts: dict[str, HostPlan] = {}
-    for host_name, host in host_contexts(inventory, facts, loaded.host_keys, loaded.tls).items():
+    contexts = host_contexts(inventory, facts, loaded.host_keys, loaded.tls, loaded.migration_certs)
+    for host_name, host in contexts.items():
         steps = release.host_steps(host, release, passwords)
         hosts[host_name] = HostPlan(host=host_name, roles=host.roles, release=name, steps=tuple(steps))
 

@@ -47,10 +47,15 @@ SECRET_NAMES: dict[str, str] = {
     "nova_password": "nova service user",
     "neutron_password": "neutron service user",
     "metadata_secret": "shared secret between nova metadata and the neutron metadata agent",
-    "libvirt_sasl_password": "libvirt SASL user for live migration",
     "horizon_secret_key": "Horizon's Django SECRET_KEY (signs sessions and CSRF tokens)",
     "memcache_secret_key": "encrypts and authenticates the services' token cache in memcached",
     "nova_ssh_key": "seed of nova's SSH key between compute nodes (resize, cold migration)",
+}
+
+# Names an older stackwright wrote that nothing reads now: accepted in the file (an existing cloud's
+# passwords.yaml keeps working) and masked like the others, never written into a plan.
+RETIRED_NAMES: dict[str, str] = {
+    "libvirt_sasl_password": "live migration authenticates with TLS certificates instead of SASL",
 }
 
 # Secrets only hashed into key material (never written as text into a file), so any value is inert.
@@ -164,9 +169,10 @@ def load_passwords(path: Path, *, create: bool = True) -> Passwords:
 
     The file and its `.prev` are made private (0600) first if group or others could read them."""
     values: dict[str, str] = {}
+    retired: dict[str, str] = {}
     warnings = [w for p in (path, previous_path(path)) if (w := make_private(p))]
     if path.exists():
-        values = _parse(path)
+        values, retired = _parse(path)
     elif not create:
         raise UserError("passwords file not found — run `stackwright plan` once to create it", file=str(path))
     missing = [name for name in SECRET_NAMES if name not in values]
@@ -178,7 +184,7 @@ def load_passwords(path: Path, *, create: bool = True) -> Passwords:
         raise UserError(
             f"missing {', '.join(missing)} — add them or let stackwright generate them", file=str(path)
         )
-    history = _values_in(previous_path(path))
+    history = [*_values_in(previous_path(path)), *retired.values()]
     return Passwords(values=values, path=path, history=history, warnings=warnings)
 
 
@@ -207,7 +213,8 @@ def _values_in(path: Path) -> list[str]:
     return [v for v in data.values() if isinstance(v, str)] if isinstance(data, dict) else []
 
 
-def _parse(path: Path) -> dict[str, str]:
+def _parse(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(the passwords, the retired names' values)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -216,7 +223,7 @@ def _parse(path: Path) -> dict[str, str]:
         ) from None
     source = load_located(text, str(path))
     if source.data is None:
-        return {}
+        return {}, {}
     if not isinstance(source.data, dict):
         raise UserError(
             "the passwords file must be a mapping of name: password — fix or delete it",
@@ -224,8 +231,13 @@ def _parse(path: Path) -> dict[str, str]:
             line=1,
         )
     values: dict[str, str] = {}
+    retired: dict[str, str] = {}
     for key, value in source.data.items():
         line = source.line_of((key,))
+        if key in RETIRED_NAMES:
+            if isinstance(value, str):
+                retired[str(key)] = value
+            continue
         if key not in SECRET_NAMES:
             guess = difflib.get_close_matches(str(key), SECRET_NAMES, n=1)
             fix = f"did you mean '{guess[0]}'?" if guess else "remove it"
@@ -240,7 +252,7 @@ def _parse(path: Path) -> dict[str, str]:
                 line=line,
             )
         values[str(key)] = value
-    return values
+    return values, retired
 
 
 def write_passwords(path: Path, values: Mapping[str, str]) -> None:

@@ -6,7 +6,6 @@ One function per sink; templates use them as jinja2 filters (render.py registers
     mysql+pymysql://nova:{{ pw.nova_db_password | url_part }}@...   URL user or password
     IDENTIFIED BY {{ password | sql_string }}               MariaDB string literal
     OS_BOOTSTRAP_PASSWORD={{ value | shell_word }}          a word `sh` reads
-    password={{ pw.libvirt_sasl_password | keyfile_value }} libvirt's key files (auth.conf)
     SECRET_KEY = {{ pw.horizon_secret_key | python_string }}  a Python string literal
 
 Validation (inventory.py, secrets.py) keeps hostile values out with allow-lists; these functions
@@ -99,16 +98,8 @@ def env_file(pairs: tuple[tuple[str, str], ...]) -> str:
     return "".join(f"{name}={shell_word(value, name)}\n" for name, value in pairs)
 
 
-def keyfile_value(value: object, key: str = "value") -> str:
-    """A value in a libvirt key file (auth.conf): libvirt takes the rest of the line as it is
-    (src/util/virkeyfile.c has no escapes), so only line breaks and control characters are refused."""
-    text = str(value)
-    _printable(text, "a libvirt key file", key)
-    return text
-
-
 def single_line(value: object, key: str = "value") -> str:
-    """A value read as one line (a password file fed to rabbitmqctl or saslpasswd2 on stdin,
+    """A value read as one line (a password file fed to rabbitmqctl on stdin,
     a comment naming a host)."""
     text = str(value)
     _printable(text, "a one-line file", key)
@@ -129,6 +120,5 @@ FILTERS = {
     "url_part": url_part,
     "sql_string": sql_string,
     "shell_word": shell_word,
-    "keyfile_value": keyfile_value,
     "single_line": single_line,
 }

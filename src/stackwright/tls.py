@@ -1,7 +1,10 @@
-"""The TLS front's certificate: the operator's own (`tls: {cert, key, ca}` in the inventory) or one
-issued by the cloud's private CA (certs.py) into `tls/` beside the inventory (and its passwords).
+"""The cloud's certificates. The TLS front's: the operator's own (`tls: {cert, key, ca}` in the
+inventory) or one issued by the cloud's private CA (certs.py) into `tls/` beside the inventory (and
+its passwords). Each compute node's, for live migration over TLS (libvirtd's 16514 listener and
+QEMU's migration streams): always from the cloud's private CA, whoever's certificate the front uses.
 
-    front = front_material(inventory, inventory_path)  # TlsFront | None
+    front = front_material(inventory, inventory_path)      # TlsFront | None
+    nodes = migration_material(inventory, inventory_path)  # {"compute1": NodeCert, ...}
 
 Loaded with the inventory (`LoadedInventory.tls`), like its known_hosts, so the plan itself stays
 pure: it writes HAProxy's bundle (certificate, CA, key) and the CA into the controller's trust. A
@@ -25,6 +28,7 @@ from stackwright.inventory import Inventory
 from stackwright.yamlsource import UserError
 
 FRONT = "front"  # the certificate's file stem in the store
+MIGRATION_PREFIX = "libvirt-"  # + the node's name: a compute node's certificate in the store
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,41 @@ class TlsFront:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+@dataclass(frozen=True)
+class NodeCert:
+    """A compute node's certificate, key and the CA that issued it: libvirtd serves it on 16514
+    and presents it to its peers' libvirtd, QEMU to its peers' QEMU (server and client both)."""
+
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+    issued_because: str | None = None  # why our CA issued the certificate in this run (None: kept)
+
+
+def migration_names(inventory: Inventory, node: str) -> list[str]:
+    """The names a peer reaches a compute node's libvirtd by: nova's migration URI names its
+    management address (live_migration_inbound_addr), then its name."""
+    return [str(inventory.nodes[node].management), node]
+
+
+def migration_material(inventory: Inventory, inventory_path: Path) -> dict[str, NodeCert]:
+    """Every compute node's migration certificate from the cloud's CA, issued on first use and
+    again when its names change or within 30 days of its expiry (as the front's)."""
+    computes = inventory.names_with("compute")
+    if not computes:
+        return {}
+    store = store_for(inventory_path)
+    ca_pem = store.authority().cert_pem
+    material = {}
+    for node in computes:
+        names = migration_names(inventory, node)
+        # CN libvirt-<node>: libvirtd's tls_allowed_dn_list lets in these and no other certificate
+        stem = f"{MIGRATION_PREFIX}{node}"
+        pair, why = store.certificate(stem, stem, names, client=True)
+        material[node] = NodeCert(ca_pem, pair.cert_pem, pair.key_pem, why)
+    return material
 
 
 def front_names(inventory: Inventory) -> list[str]:

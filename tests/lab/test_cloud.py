@@ -9,14 +9,17 @@ compute node added from bare (its SSH connection cut while it installs packages,
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 
 import pytest
 
+from stackwright import certs
 from stackwright.inventory import load_inventory
 from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
+from stackwright.tls import store_for
 from tests.lab.cli import cli_argv, stackwright
 from tests.lab.cloudkit import add_compute, apply_json, assert_compute_node, expected_plan, live_plan
 from tests.lab.conftest import Converged, SeedLab
@@ -201,13 +204,28 @@ def test_changing_one_option_restarts_only_the_services_that_read_it(epoxy_cloud
 
 def test_default_and_anonymous_credentials_are_rejected(epoxy_cloud: SeedLab) -> None:
     """The guide's choices, closed: libvirt TCP without auth, MySQL and RabbitMQ default users."""
-    tcp = "timeout 20 virsh -c qemu+tcp://10.10.10.53/system list </dev/null"
-    anonymous = epoxy_cloud.exec("compute1", f"LIBVIRT_AUTH_FILE=/dev/null {tcp}")
-    assert anonymous.returncode != 0, anonymous
-    # the same listener lets in a client with the SASL credentials (/etc/libvirt/auth.conf): the
-    # anonymous one was turned away for want of them, not because nothing listens
-    authenticated = epoxy_cloud.exec("compute1", tcp)
-    assert authenticated.returncode == 0, authenticated
+    # libvirt: no TCP listener at all; the TLS one lets in the node's own certificate and turns
+    # away one from another CA and one from the cloud's CA that is not a compute node's
+    assert epoxy_cloud.check("compute1", "ss -Hltn 'sport = :16509'").strip() == ""
+    tls = "timeout 20 virsh -c 'qemu+tls://10.10.10.53/system{}' list </dev/null 2>&1"
+    assert epoxy_cloud.exec("compute1", tls.format("")).returncode == 0
+    cloud_ca = store_for(epoxy_cloud.inventory).authority()
+    other_ca = certs.make_authority("another CA", certs.now())
+    for name, ca, cn in (("other-ca", other_ca, "libvirt-compute1"), ("not-libvirt", cloud_ca, "intruder")):
+        pair = certs.issue(ca, cn, ["10.10.10.53", "compute1"], certs.now(), client=True)
+        files = {
+            "cacert.pem": cloud_ca.cert_pem,
+            "clientcert.pem": pair.cert_pem,
+            "clientkey.pem": pair.key_pem,
+        }
+        folder = f"/root/pki-{name}"
+        writes = "".join(f"printf %s {shlex.quote(text)} > {folder}/{file}\n" for file, text in files.items())
+        epoxy_cloud.check("compute1", f"mkdir -p -m 700 {folder}\n{writes}")
+        try:
+            refused = epoxy_cloud.exec("compute1", tls.format(f"?pkipath={folder}"))
+        finally:
+            epoxy_cloud.exec("compute1", f"rm -rf {folder}")
+        assert refused.returncode != 0, (name, refused.stdout)
     for user, password in (("root", ""), ("novaUser", "novaPass"), ("nova", "novaPass"), ("root", "root")):
         mysql = epoxy_cloud.exec(
             "controller",

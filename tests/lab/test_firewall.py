@@ -5,10 +5,16 @@ removed behind stackwright's back is named by doctor and loaded again by its fix
 
 from __future__ import annotations
 
+import asyncio
+import resource
 import shlex
+from collections.abc import Iterable
 
 import pytest
 
+from stackwright.context import host_contexts
+from stackwright.firewall import openings
+from stackwright.inventory import load_inventory
 from tests.lab.cloudkit import second_compute_node
 from tests.lab.conftest import SeedLab
 from tests.lab.figures import record
@@ -43,8 +49,9 @@ CASES = (
     ("compute1", "10.10.10.53", "10.10.10.51", 4369, {"filtered"}),  # epmd: nobody
     ("compute1", "10.10.10.53", "10.10.10.51", 8775, {"filtered"}),  # metadata: network nodes only
     ("network", "10.10.10.52", "10.10.10.51", 8775, {"open"}),
-    ("compute2", "10.10.10.54", "10.10.10.53", 16509, {"open"}),  # libvirt: compute peers only
-    ("network", "10.10.10.52", "10.10.10.53", 16509, {"filtered"}),
+    ("compute2", "10.10.10.54", "10.10.10.53", 16514, {"open"}),  # libvirt's TLS: compute peers only
+    ("network", "10.10.10.52", "10.10.10.53", 16514, {"filtered"}),
+    ("compute2", "10.10.10.54", "10.10.10.53", 16509, {"filtered"}),  # the seed's TCP listener: none
     ("controller", "10.10.10.51", "10.10.10.53", 5900, {"open", "refused"}),  # VNC: the proxy only
     ("network", "10.10.10.52", "10.10.10.53", 5900, {"filtered"}),
     ("compute1", "10.20.20.53", "10.20.20.52", 22, {"filtered"}),  # the data network: tunnels only
@@ -69,6 +76,91 @@ def test_connections_open_only_where_the_port_matrix_says(epoxy_cloud: SeedLab) 
     record("firewall", "probes", seen)
 
 
+def matrix_ports(ports: str) -> set[int]:
+    found: set[int] = set()
+    for part in ports.split(","):
+        low, _, high = part.partition("-")
+        found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+async def answering(source: str, target: str, ports: Iterable[int], timeout: float) -> set[int]:
+    """The TCP ports of `target` that answer from `source` (open, or refused by an absent
+    listener: either way the firewall let the SYN through); a dropped one times out."""
+    gate = asyncio.Semaphore(1500)
+
+    async def one(port: int) -> int | None:
+        async with gate:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(target, port, local_addr=(source, 0)), timeout
+                )
+            except ConnectionRefusedError:
+                return port
+            except (TimeoutError, OSError):
+                return None
+            writer.close()
+            return port
+
+    return {p for p in await asyncio.gather(*(one(p) for p in ports)) if p is not None}
+
+
+async def scan(source: str, expected: dict[str, tuple[str, set[int]]]) -> dict[str, set[int]]:
+    """Every node's 65,535 ports at once; an expected port that missed the short timeout on a busy
+    machine is asked again with a longer one."""
+    names = list(expected)
+    first = await asyncio.gather(*(answering(source, expected[n][0], range(1, 65536), 1.0) for n in names))
+    again = await asyncio.gather(
+        *(
+            answering(source, expected[n][0], expected[n][1] - got, 5.0)
+            for n, got in zip(names, first, strict=True)
+        )
+    )
+    return {n: got | more for n, got, more in zip(names, first, again, strict=True)}
+
+
+def test_a_scan_of_every_tcp_port_from_the_management_network_matches_the_matrix(
+    epoxy_cloud: SeedLab,
+) -> None:
+    """From this machine's address on the management network (a management host that is not a
+    node): every node's 65,535 TCP ports on its management address; those that answer are
+    exactly the ones the port matrix opens to the management network."""
+    second_compute_node(epoxy_cloud)
+    loaded = load_inventory(epoxy_cloud.inventory)
+    source = loaded.model.networks.management.lab_address
+    expected = {
+        name: (
+            str(host.node.management),
+            {
+                port
+                for o in openings(host)
+                if o.proto == "tcp"
+                and (o.sources is None or any(source in net for net in o.sources))
+                and o.to in (None, host.node.management)
+                for port in matrix_ports(o.ports)
+            },
+        )
+        for name, host in host_contexts(loaded.model).items()
+    }
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)), hard))
+    try:
+        got = asyncio.run(scan(str(source), expected))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for name, (_, want) in expected.items():
+        assert got[name] == want, (
+            name,
+            f"unexpected {sorted(got[name] - want)}",
+            f"missing {sorted(want - got[name])}",
+        )
+    record(
+        "firewall",
+        "management-network scan: TCP ports answering per node",
+        {n: sorted(p) for n, p in got.items()},
+    )
+
+
 def test_a_removed_table_is_named_by_doctor_and_loaded_again_by_its_fix(epoxy_cloud: SeedLab) -> None:
     healthy_after(epoxy_cloud, 180)
     epoxy_cloud.check("compute1", "nft delete table inet stackwright")
@@ -81,5 +173,5 @@ def test_a_removed_table_is_named_by_doctor_and_loaded_again_by_its_fix(epoxy_cl
         assert code == 0, failing(data)
     finally:
         epoxy_cloud.exec("compute1", "systemctl restart stackwright-firewall")
-    assert probe(epoxy_cloud, "network", "10.10.10.52", "10.10.10.53", 16509) == "filtered"
+    assert probe(epoxy_cloud, "network", "10.10.10.52", "10.10.10.53", 16514) == "filtered"
     healthy_after(epoxy_cloud, 180)

@@ -49,7 +49,7 @@ RELEASE_STAMP = int(time.time())
 CLIENTS_LOG = "/tmp/stackwright-libvirt-clients.log"
 CLIENT_WATCH = (
     "for i in $(seq 300); do"
-    " for id in $(virt-admin srv-clients-list libvirtd | awk '$2 == \"tcp\" {print $1}');"
+    " for id in $(virt-admin srv-clients-list libvirtd | awk '$2 == \"tls\" {print $1}');"
     " do virt-admin client-info libvirtd $id; done; sleep 1; done"
 )
 
@@ -105,18 +105,22 @@ def test_drain_moves_the_vm_with_its_address_and_undrain_takes_new_ones(
     assert (service.status, service.disabled_reason) == ("disabled", "stackwright drain: maintenance")
 
     record("maintenance", "drain: live migration s", moved["seconds"])
-    # until the TLS listener lands: libvirtd's TCP socket, the source authenticated by SASL as nova
+    # the channel: libvirtd's TLS listener, the source let in by its certificate from the cloud's CA
     source_ip = str(load_inventory(lab.inventory).model.nodes[source].management)
     channel = [
         c
         for c in re.split(r"\n(?=id\s*:)", clients)
-        if re.search(r"transport\s*:\s*tcp", c) and re.search(rf"sock_addr\s*:\s*{re.escape(source_ip)}:", c)
+        if re.search(r"transport\s*:\s*tls", c) and re.search(rf"sock_addr\s*:\s*{re.escape(source_ip)}:", c)
     ]
     assert channel, (
-        f"no TCP client from {source_ip} on {target}'s libvirtd during the drain: {clients[-2000:]}"
+        f"no TLS client from {source_ip} on {target}'s libvirtd during the drain: {clients[-2000:]}"
     )
-    assert re.search(r"sasl_user_name\s*:\s*nova\b", channel[0]), channel[0]
-    record("maintenance", "drain: migration channel", "libvirtd TCP 16509, SASL (digest-md5) as nova")
+    assert re.search(rf"tls_x509_dname\s*:\s*CN=libvirt-{source}\b", channel[0]), channel[0]
+    # and no other: nothing listens on libvirt's TCP port; libvirt refuses a migration without TLS
+    for host in (source, target):
+        assert lab.check(host, "ss -Hltn 'sport = :16509'").strip() == "", host
+        assert "migrate_tls_force = 1" in lab.check(host, "cat /etc/libvirt/qemu.conf")
+    record("maintenance", "drain: migration channel", f"libvirtd TLS 16514, certificate CN=libvirt-{source}")
     record("maintenance", "drain: pings lost (100 ms apart) during the migration, s", round(lost_s, 1))
     # answers again after the move
     assert _answers_now(lab, namespace, vm["fixed_ip"])
@@ -294,7 +298,7 @@ def test_doctor_names_a_peer_whose_migration_listener_cannot_be_reached(epoxy_cl
     finally:
         lab.check("compute1", f"ip route del blackhole {peer}/32")
     assert rows["compute1"]["status"] == "fail", rows
-    assert f"compute2's libvirtd listener {peer}:16509 does not answer" in rows["compute1"]["cause"]
+    assert f"compute2's libvirtd listener {peer}:16514 does not answer" in rows["compute1"]["cause"]
     assert f"nova's SSH to compute2 ({peer}) fails" in rows["compute1"]["cause"]
     # TCP needs both ways: compute2's probes of compute1 get no answer back either
     assert (

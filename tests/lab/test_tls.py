@@ -165,6 +165,14 @@ def test_the_apis_listen_on_management_and_haproxy_on_the_external_address(epoxy
         if port not in (8775,):
             expected.add(str(inventory.controller.external))
         assert local == expected, (port, owners)
+    # RabbitMQ's Erlang distribution and epmd: management (and loopback, where RabbitMQ registers)
+    management = str(inventory.controller.management)
+    for port, expected in ((25672, {management}), (4369, {management, "127.0.0.1"})):
+        local = {
+            line.split()[3].rsplit(":", 1)[0] for line in listening if line.split()[3].endswith(f":{port}")
+        }
+        assert local == expected, (port, local)
+    epoxy_cloud.check(controller, "rabbitmqctl --quiet status >/dev/null")  # the CLI still finds the node
     epoxy_cloud.check(controller, "haproxy -c -f /etc/haproxy/haproxy.cfg")  # exits 0: valid
 
 

@@ -30,7 +30,8 @@ OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 LOG_DIRS = ("/var/log/nova", "/var/log/neutron", "/var/log/glance", "/var/log/keystone", "/var/log/placement")
 # libvirtd is socket-activated on Debian 12: these sockets start it on demand.
 LIBVIRT_SOCKETS = ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "libvirtd-tcp.socket")
-LIBVIRT_TCP_PORT = 16509
+LIBVIRT_TLS_PORT = 16514
+LIBVIRT_SERVER_CERT = "/etc/pki/libvirt/servercert.pem"
 
 
 def watched_units(plan: HostPlan) -> list[str]:
@@ -142,8 +143,10 @@ def compute_peers(inventory: Inventory, name: str) -> list[str]:
 
 
 def migration_script(peer_addresses: list[str], nova_ssh: bool) -> str:
-    """Per peer: does its libvirtd migration listener accept a connection from here, and (when
-    nova moves disks over SSH) does nova's key log in there (`true`, host key checked)?"""
+    """Per peer: does its libvirtd TLS listener answer, does a TLS connection with this node's
+    certificate get in (`virsh -c qemu+tls://`: both certificates verified, as a migration's), and
+    (when nova moves disks over SSH) does nova's key log in there (`true`, host key checked)? And
+    the certificate this node serves, for its expiry and names."""
     ssh = (
         'if runuser -u nova -- ssh -o BatchMode=yes -o ConnectTimeout=3 "nova@$ip" true '
         "</dev/null >/dev/null 2>&1; then s=yes; else s=no; fi\n"
@@ -153,12 +156,15 @@ def migration_script(peer_addresses: list[str], nova_ssh: bool) -> str:
     return (
         _section("migration") + f"for ip in {' '.join(map(shlex.quote, peer_addresses))}; do\n"
         "  (\n"
-        f'  if timeout 3 bash -c "</dev/tcp/$ip/{LIBVIRT_TCP_PORT}" 2>/dev/null; then l=yes; else l=no; fi\n'
+        f'  if ! timeout 3 bash -c "</dev/tcp/$ip/{LIBVIRT_TLS_PORT}" 2>/dev/null; then l=no\n'
+        '  elif timeout 10 virsh -c "qemu+tls://$ip/system" hostname </dev/null >/dev/null 2>&1; then l=yes\n'
+        "  else l=tls; fi\n"
         f"  {ssh}"
         '  echo "peer=$ip $l $s"\n'
         "  ) &\n"
         "done\n"
         "wait\n"
+        f'echo "cert=$(base64 -w0 {LIBVIRT_SERVER_CERT} 2>/dev/null)"\n'
     )
 
 

@@ -3,10 +3,15 @@ that cannot reach a peer's migration listener."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 
+from cryptography import x509
+
+from stackwright.certs import RENEW_WITHIN, now
 from stackwright.checks.doctor.base import Context, Row, check, ok
-from stackwright.checks.doctor.gather import LIBVIRT_TCP_PORT, compute_peers
+from stackwright.checks.doctor.gather import LIBVIRT_SERVER_CERT, LIBVIRT_TLS_PORT, compute_peers
 from stackwright.maintenance import DRAIN_REASON
 
 STUCK_AFTER = dt.timedelta(minutes=15)  # a live migration of the lab's guests takes under one
@@ -105,14 +110,16 @@ def _parse(stamp: str) -> dt.datetime | None:
 @check("migration-path")
 def migration_path(ctx: Context) -> list[Row]:
     """Live migration (drain) or cold migration and resize from a compute node to a peer fails
-    while both nodes look healthy: the node cannot reach the peer's libvirtd migration listener
-    (TCP 16509 on the management address), or nova's SSH key is refused there.
+    while both nodes look healthy: the node cannot reach the peer's libvirtd TLS listener (16514 on
+    the management address), the TLS connection is refused (a certificate that does not verify),
+    or nova's SSH key is refused there.
 
-    Each compute node connects to every peer's listener and, as the nova user, runs `true` over
-    SSH with the migration key (host key checked). Fix: on the peer, `systemctl status
-    libvirtd-tcp.socket` (and its address on the management network); between them, routes and
-    firewalls on the management network; a refused SSH key or host key: `stackwright apply`
-    (after `stackwright trust FILE` for a reinstalled peer)."""
+    Each compute node connects to every peer's listener, opens a libvirt connection over TLS
+    with its own certificate (`virsh -c qemu+tls://PEER/system`, as a migration does) and, as the
+    nova user, runs `true` over SSH with the migration key (host key checked). Fix: on the peer,
+    `systemctl status libvirtd-tls.socket` (and its address on the management network); between
+    them, routes and firewalls on the management network; a refused TLS connection, SSH key or host
+    key: `stackwright apply` (after `stackwright trust FILE` for a reinstalled peer)."""
     rows: list[Row] = []
     names = {str(n.management): name for name, n in ctx.inventory.nodes.items()}
     for host in ctx.examined("compute"):
@@ -128,8 +135,13 @@ def migration_path(ctx: Context) -> list[Row]:
         for address in peers:
             listener, ssh = (seen.get(address) or ["no", "no"])[:2]
             peer = names.get(address, address)
-            if listener != "yes":
-                broken.append(f"{peer}'s libvirtd listener {address}:{LIBVIRT_TCP_PORT} does not answer")
+            if listener == "tls":
+                broken.append(
+                    f"{peer}'s libvirtd ({address}:{LIBVIRT_TLS_PORT}) refuses the TLS connection "
+                    "(a certificate does not verify)"
+                )
+            elif listener != "yes":
+                broken.append(f"{peer}'s libvirtd listener {address}:{LIBVIRT_TLS_PORT} does not answer")
             if ssh == "no":
                 broken.append(f"nova's SSH to {peer} ({address}) fails")
         if broken:
@@ -139,11 +151,49 @@ def migration_path(ctx: Context) -> list[Row]:
                     host,
                     "fail",
                     f"no migration from {host}: " + "; ".join(broken),
-                    "on the peer: `systemctl status libvirtd-tcp.socket`, its management address; "
-                    "between them: routes, firewalls; SSH alone failing (a refused key or host key): "
+                    "on the peer: `systemctl status libvirtd-tls.socket`, its management address; "
+                    "between them: routes, firewalls; TLS refused (`virsh -c qemu+tls://PEER/system "
+                    "hostname` on the node says why) or SSH failing (a refused key or host key): "
                     "`stackwright apply`",
                 )
             )
         else:
-            rows.append(ok("migration-path", host, f"reaches {len(peers)} peer(s): listener and nova's SSH"))
+            rows.append(
+                ok("migration-path", host, f"reaches {len(peers)} peer(s): libvirt over TLS and nova's SSH")
+            )
+    return rows
+
+
+@check("migration-cert")
+def migration_cert(ctx: Context) -> list[Row]:
+    """Live migration fails with `The certificate has expired` or `certificate does not match
+    hostname` in nova-compute.log, or doctor's migration-path names a peer refusing TLS.
+
+    Each compute node that has a peer serves its migration certificate (/etc/pki/libvirt/servercert.pem,
+    also QEMU's): it must be valid for more than 30 days and be the one the cloud's CA issued for
+    the node's management address (the plan's). `apply` issues a new one within 30 days of its
+    expiry, or when the node's address changed, and writes it."""
+    rows: list[Row] = []
+    for host in ctx.examined("compute"):
+        if not compute_peers(ctx.inventory, host):
+            rows.append(ok("migration-cert", host, "the only compute node: no peer uses its certificate"))
+            continue
+        planned = ctx.plan.hosts[host].files().get(LIBVIRT_SERVER_CERT) if host in ctx.plan.hosts else None
+        encoded = ctx.data[host].value("migration", "cert")
+        where = f"{host}:{LIBVIRT_SERVER_CERT}"
+        try:
+            pem = base64.b64decode(encoded, validate=True).decode()
+            cert = x509.load_pem_x509_certificate(pem.encode())
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            rows.append(Row("migration-cert", host, "fail", f"{where}: missing", "`stackwright apply`"))
+            continue
+        days = (cert.not_valid_after_utc - now()) / dt.timedelta(days=1)
+        if days <= RENEW_WITHIN.days:
+            cause = f"{where}: the certificate expires in {days:.0f} days"
+        elif planned is not None and planned.content != pem:
+            cause = f"{where}: not the certificate the cloud's CA issued for {host} (in tls/)"
+        else:
+            rows.append(ok("migration-cert", host, f"{where}: the CA's certificate, {days:.0f} days left"))
+            continue
+        rows.append(Row("migration-cert", host, "fail", cause, "`stackwright apply` issues and writes it"))
     return rows

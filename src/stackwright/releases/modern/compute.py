@@ -1,4 +1,4 @@
-"""A compute node: libvirt (the guide's qemu.conf, libvirtd listening for live migration,
+"""A compute node: libvirt (the guide's qemu.conf, libvirtd's TLS listener for live migration,
 its default network removed), Open vSwitch with the neutron agent, and nova-compute."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from stackwright.context import HostContext
 from stackwright.releases.modern import neutron, nova, nova_ssh
 from stackwright.releases.modern.files import rendered
-from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged
-from stackwright.sinks import single_line
+from stackwright.releases.modern.guards import SECRETS_DIR
 from stackwright.steps import Command, Directory, File, Service, Step
 
 if TYPE_CHECKING:
@@ -19,16 +18,32 @@ if TYPE_CHECKING:
 QEMU_CONF = "/etc/libvirt/qemu.conf"
 LIBVIRTD_CONF = "/etc/libvirt/libvirtd.conf"
 LIBVIRTD_DEFAULT = "/etc/default/libvirtd"
-LIBVIRT_SASL_CONF = "/etc/sasl2/libvirt.conf"
-LIBVIRT_SASL_DB = "/etc/libvirt/passwd.db"
-LIBVIRT_AUTH_CONF = "/etc/libvirt/auth.conf"
-SASL_PASSWORD = f"{SECRETS_DIR}/libvirt-sasl.password"
 SOCKET_DROPIN = "/etc/systemd/system/libvirtd.socket.d/stackwright.conf"
-TCP_SOCKET_DROPIN = "/etc/systemd/system/libvirtd-tcp.socket.d/stackwright.conf"
+RO_SOCKET_DROPIN = "/etc/systemd/system/libvirtd-ro.socket.d/stackwright.conf"
+TLS_SOCKET_DROPIN = "/etc/systemd/system/libvirtd-tls.socket.d/stackwright.conf"
+TCP_DROPIN_DIR = "/etc/systemd/system/libvirtd-tcp.socket.d"
 BR_NETFILTER = "/etc/modules-load.d/neutron-br_netfilter.conf"
 INSTANCES_DIR = "/var/lib/nova/instances"
-LIBVIRT_PORT = 16509
-SASL_USER = "nova"
+LIBVIRT_TLS_PORT = 16514
+LIBVIRT_TCP_PORT = 16509  # the seed's listener: nothing may listen there now
+# libvirt's default certificate paths (libvirtd serves and, migrating, connects to its peers with
+# them), and QEMU's (default_tls_x509_cert_dir): QEMU runs as libvirt-qemu and reads its own.
+LIBVIRT_CA = "/etc/pki/CA/cacert.pem"
+LIBVIRT_CERTS = (
+    ("/etc/pki/libvirt/servercert.pem", "/etc/pki/libvirt/private/serverkey.pem"),
+    ("/etc/pki/libvirt/clientcert.pem", "/etc/pki/libvirt/private/clientkey.pem"),
+)
+QEMU_PKI = "/etc/pki/qemu"
+QEMU_GROUP = "libvirt-qemu"
+# What the SASL listener (stackwright before TLS migration) left: its credentials, its password
+# database and the TCP socket's drop-in.
+SASL_LEFTOVERS = (
+    "/etc/sasl2/libvirt.conf",
+    "/etc/libvirt/passwd.db",
+    "/etc/libvirt/auth.conf",
+    f"{SECRETS_DIR}/libvirt-sasl.password",
+    f"{TCP_DROPIN_DIR}/stackwright.conf",
+)
 
 
 # Programs nova-compute runs for a feature users reach through the API, and the Debian package that
@@ -46,9 +61,6 @@ def packages(host: HostContext) -> tuple[str, ...]:
         *(package for package, _ in COMPUTE_TOOLS.values()),
         *nova_ssh.packages(),
         *neutron.l2_packages(),
-        # saslpasswd2, and the digest-md5 mechanism libvirtd's TCP socket uses.
-        "sasl2-bin",
-        "libsasl2-modules",
         *(("ethtool",) if host.ovs_datapath == "netdev" else ()),
     )
 
@@ -105,41 +117,91 @@ def bridge_netfilter(host: HostContext) -> list[Step]:
 
 
 def sockets_bound(host: HostContext) -> str:
-    """True when the unix socket is root:libvirt 0660 and TCP listens on management only."""
+    """True when the unix sockets are root:libvirt 0660, TLS listens on management only and
+    nothing listens on libvirt's TCP port."""
     return (
-        'test "$(stat -c %a:%G /run/libvirt/libvirt-sock 2>/dev/null)" = 660:libvirt'
-        f" && test \"$(ss -Hltn 'sport = :{LIBVIRT_PORT}' | awk '{{print $4}}')\""
-        f" = {host.management_ip}:{LIBVIRT_PORT}"
-        " && ! systemctl show -P NeedDaemonReload libvirtd.socket libvirtd-tcp.socket | grep -qx yes"
+        'test "$(stat -c %a:%G /run/libvirt/libvirt-sock /run/libvirt/libvirt-sock-ro 2>/dev/null'
+        " | paste -sd ' ')\" = '660:libvirt 660:libvirt'"
+        f" && test \"$(ss -Hltn 'sport = :{LIBVIRT_TLS_PORT}' | awk '{{print $4}}')\""
+        f" = {host.management_ip}:{LIBVIRT_TLS_PORT}"
+        f" && test -z \"$(ss -Hltn 'sport = :{LIBVIRT_TCP_PORT}')\""
+        " && ! systemctl show -P NeedDaemonReload libvirtd.socket libvirtd-ro.socket libvirtd-tls.socket"
+        " | grep -qx yes"
     )
 
 
-def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
-    daemon_files = (LIBVIRTD_CONF, QEMU_CONF, LIBVIRT_SASL_CONF, LIBVIRTD_DEFAULT)
+def migration_certificates(host: HostContext) -> list[Step]:
+    """The node's certificate, key and CA where libvirtd and QEMU look for them."""
+    cert = host.migration_cert
+    if cert is None:
+        raise ValueError(f"{host.name} is a compute node but the plan was given no migration certificate")
+    qemu = (
+        ("ca-cert.pem", cert.ca_pem, False),
+        ("server-cert.pem", cert.cert_pem, False),
+        ("server-key.pem", cert.key_pem, True),
+        ("client-cert.pem", cert.cert_pem, False),
+        ("client-key.pem", cert.key_pem, True),
+    )
     return [
+        Directory("/etc/pki"),
+        Directory("/etc/pki/CA"),
+        Directory("/etc/pki/libvirt"),
+        Directory("/etc/pki/libvirt/private", mode=0o700),
+        Directory(QEMU_PKI, mode=0o750, group=QEMU_GROUP),
+        File(LIBVIRT_CA, cert.ca_pem),
+        *(File(cert_path, cert.cert_pem) for cert_path, _ in LIBVIRT_CERTS),
+        *(File(key_path, cert.key_pem, mode=0o600, secret=True) for _, key_path in LIBVIRT_CERTS),
+        *(
+            File(f"{QEMU_PKI}/{name}", text, mode=0o640, group=QEMU_GROUP, secret=secret)
+            for name, text, secret in qemu
+        ),
+    ]
+
+
+def certificate_paths() -> tuple[str, ...]:
+    """The files libvirtd reads when it starts: a new certificate restarts it."""
+    return (LIBVIRT_CA, *(path for pair in LIBVIRT_CERTS for path in pair))
+
+
+def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    daemon_files = (LIBVIRTD_CONF, QEMU_CONF, LIBVIRTD_DEFAULT, *certificate_paths())
+    leftovers = " ".join(SASL_LEFTOVERS)
+    return [
+        Command(
+            "remove the SASL migration credentials and the TCP listener's drop-in (TLS replaced them)",
+            (
+                "sh",
+                "-c",
+                f"rm -f {leftovers}\n"
+                f"if [ -d {TCP_DROPIN_DIR} ]; then rmdir --ignore-fail-on-non-empty {TCP_DROPIN_DIR}; fi",
+            ),
+            unless=" && ".join(f"! test -e {path}" for path in SASL_LEFTOVERS),
+        ),
+        *migration_certificates(host),
         rendered(release, host, pw, QEMU_CONF, mode=0o600, format="text"),
         rendered(release, host, pw, LIBVIRTD_CONF, format="text"),
-        rendered(release, host, pw, LIBVIRT_SASL_CONF, template="libvirt-sasl.conf.j2", format="text"),
         rendered(release, host, pw, LIBVIRTD_DEFAULT, template="libvirtd.default.j2", format="text"),
         rendered(release, host, pw, SOCKET_DROPIN, template="libvirtd.socket.conf.j2", format="text"),
-        rendered(release, host, pw, TCP_SOCKET_DROPIN, template="libvirtd-tcp.socket.conf.j2", format="text"),
-        # Debian 12's libvirtd is socket-activated (`--listen` is refused then). A socket
+        rendered(release, host, pw, RO_SOCKET_DROPIN, template="libvirtd-ro.socket.conf.j2", format="text"),
+        rendered(release, host, pw, TLS_SOCKET_DROPIN, template="libvirtd-tls.socket.conf.j2", format="text"),
+        # Debian's libvirtd is socket-activated (`--listen` is refused then). A socket
         # cannot be (re)started while libvirtd.service runs ("Socket service ... already
         # active, refusing"), so libvirtd stops for the moment it takes; guests keep running.
         Command(
-            "libvirtd sockets: unix root:libvirt 0660, TCP on the management address",
+            "libvirtd sockets: unix ones root:libvirt 0660, TLS on the management address, no TCP",
             (
                 "sh",
                 "-c",
                 "set -e\n"
                 "systemctl daemon-reload\n"
-                "systemctl stop libvirtd.service\n"
-                "systemctl restart libvirtd.socket libvirtd-tcp.socket\n"
+                "systemctl stop libvirtd.service libvirtd-tcp.socket\n"
+                "systemctl restart libvirtd.socket libvirtd-ro.socket libvirtd-tls.socket\n"
                 "systemctl start libvirtd.service",
             ),
             unless=sockets_bound(host),
         ),
-        Service("libvirtd-tcp.socket"),
+        Service("libvirtd-tls.socket"),
+        Service("libvirtd-tcp.socket", enabled=False, running=False),
         Service("libvirtd", restart_when=daemon_files),
         # nova manages its guests; libvirt-guests would hold host shutdown 300 s (DESIGN §5b).
         Service("libvirt-guests", enabled=False, running=False),
@@ -147,20 +209,5 @@ def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
             "remove libvirt's default network (neutron provides the guests' networks)",
             ("sh", "-c", "virsh net-destroy default >/dev/null 2>&1 || true\nvirsh net-undefine default"),
             unless="! virsh net-uuid default >/dev/null 2>&1",
-        ),
-        File(
-            SASL_PASSWORD,
-            single_line(pw["libvirt_sasl_password"], "libvirt_sasl_password"),
-            mode=0o600,
-            secret=True,
-        ),
-        applied_when_unchanged(
-            f"libvirt SASL user '{SASL_USER}' for live migration",
-            "libvirt-sasl-user",
-            (SASL_PASSWORD,),
-            f"saslpasswd2 -p -c -a libvirt -f {LIBVIRT_SASL_DB} {SASL_USER} < {SASL_PASSWORD}",
-        ),
-        rendered(
-            release, host, pw, LIBVIRT_AUTH_CONF, template="libvirt-auth.conf.j2", group="nova", format="text"
         ),
     ]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MARIADB_CNF = "/etc/mysql/mariadb.conf.d/99-openstack.cnf"
 DATABASES_SQL = f"{SECRETS_DIR}/openstack-databases.sql"
 RABBITMQ_CONF = "/etc/rabbitmq/rabbitmq.conf"
+RABBITMQ_ADVANCED = "/etc/rabbitmq/advanced.config"
+EPMD_DROPIN = "/etc/systemd/system/epmd.socket.d/stackwright.conf"
 RABBITMQ_PASSWORD = f"{SECRETS_DIR}/rabbitmq-openstack.password"
 MEMCACHED_CONF = "/etc/memcached.conf"
 KEYSTONE_CONF = "/etc/keystone/keystone.conf"
@@ -119,9 +121,27 @@ def mariadb(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
 
 def rabbitmq(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     password = RABBITMQ_PASSWORD
+    epmd = sorted(f"{address}:4369" for address in ("127.0.0.1", host.management_ip))
     return [
         rendered(release, host, pw, RABBITMQ_CONF, format="text"),
-        Service("rabbitmq-server", restart_when=(RABBITMQ_CONF,)),
+        rendered(release, host, pw, RABBITMQ_ADVANCED, template="rabbitmq-advanced.config.j2", format="text"),
+        rendered(release, host, pw, EPMD_DROPIN, template="epmd.socket.conf.j2", format="text"),
+        # A socket is rebound only by stopping it and its service; RabbitMQ restarts right after
+        # (below: the drop-in changed) and registers with the new epmd.
+        Command(
+            "epmd on loopback and the management address only",
+            (
+                "sh",
+                "-c",
+                "set -e\nsystemctl daemon-reload\n"
+                "systemctl stop epmd.service epmd.socket\nsystemctl start epmd.socket",
+            ),
+            unless=(
+                "test \"$(ss -Hltn 'sport = :4369' | awk '{print $4}' | LC_ALL=C sort | paste -sd ' ')\" = "
+                f"'{' '.join(epmd)}' && ! systemctl show -P NeedDaemonReload epmd.socket | grep -qx yes"
+            ),
+        ),
+        Service("rabbitmq-server", restart_when=(RABBITMQ_CONF, RABBITMQ_ADVANCED, EPMD_DROPIN)),
         # The AMQP listener opens once the broker has booted; asking rabbitmqctl costs an Erlang
         # VM start (about 1 s) on every apply.
         Wait("RabbitMQ accepts AMQP connections", "ss -Hltn 'sport = :5672' | grep -q .", timeout_s=120),
