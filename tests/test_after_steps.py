@@ -62,3 +62,16 @@ def test_a_node_outside_the_run_reloads_its_firewall_only_where_it_has_one(tmp_p
     assert files_for_deployed(steps, lambda f: True) == steps
     assert files_for_deployed(steps, lambda f: False) == ()
     assert "10.10.10.54/32" in firewalls["compute1"][1][0].content  # type: ignore[union-attr]
+
+
+def test_the_controller_converges_first_when_hosts_queue_for_slots() -> None:
+    """`apply --parallel N`: every other host waits for the controller's services (AwaitHost);
+    queued behind them it would never start."""
+    from stackwright.deploy import converge_order
+
+    assert converge_order("controller", ["compute1", "network", "controller", "compute2"]) == [
+        "controller",
+        "compute1",
+        "network",
+        "compute2",
+    ]

@@ -176,6 +176,8 @@ def reports_json(reports: Mapping[str, HostReport], mask: Masker) -> str:
             "restarted": r.restarted,
             "reboot_required": r.reboot_required,
             "phases": {k: round(v, 3) for k, v in r.phases.items()},
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
             "error": None
             if r.error is None
             else {

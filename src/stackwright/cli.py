@@ -299,6 +299,15 @@ def apply(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show every step, changed or not.")
     ] = False,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel",
+            min=0,
+            max=1000,
+            help="Converge at most N hosts at once (0, the default: all); the controller starts first.",
+        ),
+    ] = 0,
     release: ReleaseOpt = None,
     passwords: PasswordsOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
@@ -331,7 +340,7 @@ def apply(
     run_preflight(session)
     print_preflight(console, session.preflights)
     if not yes:
-        dry = converge(session, Options(dry_run=True), lambda *_: None)
+        dry = converge(session, Options(dry_run=True, parallel=parallel), lambda *_: None)
         planned = print_live_plan(console, dry, mask)
         if planned == 0:
             console.print("\nno changes: hosts match the plan")
@@ -349,7 +358,7 @@ def apply(
             )
         if not typer.confirm("\napply these changes?", default=False):
             raise typer.Exit(1)
-    options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot)
+    options = Options(upgrade=not no_upgrade, allow_reboot=allow_reboot, parallel=parallel)
     if rolling:
         _apply_rolling(session, options, console, pw, as_json, health_wait, verbose)
     stop = StopRequest()

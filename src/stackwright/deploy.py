@@ -84,6 +84,7 @@ def open_session(
 
 def run_preflight(session: Session) -> None:
     import gevent
+    import gevent.pool
 
     jobs = {
         name: gevent.spawn(preflight_host, session.remotes[name], session.loaded.model, session.release)
@@ -117,10 +118,15 @@ def converge(
     options = replace(
         options, known_secrets=frozenset([*session.passwords.values(), *session.passwords.history])
     )
-    runnable = [name for name in session.hosts if name in session.remotes and session.preflights[name].ok]
+    runnable = converge_order(
+        session.loaded.model.controller_name,
+        [name for name in session.hosts if name in session.remotes and session.preflights[name].ok],
+    )
     milestones = Milestones(set(runnable))
+    # `--parallel N`: a pool's spawn waits for a free slot, so hosts start in converge_order
+    spawn = gevent.pool.Pool(options.parallel).spawn if options.parallel else gevent.spawn
     jobs = {
-        name: gevent.spawn(
+        name: spawn(
             converge_host,
             session.remotes[name],
             plan.hosts[name],
@@ -164,6 +170,12 @@ def converge(
             stop=stop,
         )
     return reports
+
+
+def converge_order(controller: str, hosts: list[str]) -> list[str]:
+    """The controller first: the other hosts' steps wait for its services (AwaitHost), so with
+    fewer slots than hosts (`apply --parallel N`) it must never queue behind a host waiting for it."""
+    return sorted(hosts, key=lambda name: name != controller)
 
 
 def files_for_deployed(steps: tuple[Step, ...], deployed: Callable[[File], bool]) -> tuple[Step, ...]:

@@ -8,6 +8,7 @@ compute node added from bare (its SSH connection cut while it installs packages,
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import subprocess
@@ -58,6 +59,15 @@ def test_reapply_changes_nothing_and_restarts_nothing(epoxy_cloud: SeedLab) -> N
         assert result["restarted"] == [], host
     plan = live_plan(epoxy_cloud)
     assert all(h["changed"] == 0 for h in plan["hosts"].values()), plan
+
+
+def test_apply_parallel_1_converges_one_host_at_a_time_the_controller_first(epoxy_cloud: SeedLab) -> None:
+    report = apply_json(epoxy_cloud, "--no-upgrade", "--parallel", "1")
+    spans = sorted((r["started_at"], r["finished_at"], host) for host, r in report["hosts"].items())
+    assert all(r["ok"] and r["changed"] == 0 for r in report["hosts"].values()), report
+    assert spans[0][2] == "controller", spans
+    for (_, ended, host), (began, _, following) in itertools.pairwise(spans):
+        assert ended <= began, f"{following} began before {host} ended: {spans}"
 
 
 def test_second_apply_is_refused_while_another_holds_the_host(epoxy_cloud: SeedLab) -> None:

@@ -38,6 +38,9 @@ class HostReport:
     phases: dict[str, float] = field(default_factory=dict)
     reboot_required: bool = False
     upgraded: list[str] = field(default_factory=list)  # `name version` the full-upgrade set up
+    # when this host's own converge began and ended (epoch seconds): `apply --parallel` shows in them
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def changed(self) -> int:
@@ -65,6 +68,7 @@ class Options:
     upgrade: bool = True
     allow_reboot: bool = False
     known_secrets: frozenset[str] = frozenset()  # to recognise old values in secret files on hosts
+    parallel: int = 0  # hosts converging at once (`apply --parallel N`); 0: every host
 
 
 def lock_holder() -> str:
@@ -195,6 +199,7 @@ def converge_host(
             locked = True
         if steps is None:
             start = time.monotonic()
+            report.started_at = time.time()
             progress(plan.host, "node preparation", None)
             prepare_node(remote, plan, options, report)
             report.phases["prepare"] = time.monotonic() - start
@@ -242,6 +247,8 @@ def converge_host(
             milestones.finish(plan.host)
         if locked and not remote.lost:
             release_lock(remote)  # a lost connection leaves it to the next run (its holder is gone)
+        if report.started_at is not None and report.finished_at is None:
+            report.finished_at = time.time()
     return report
 
 
