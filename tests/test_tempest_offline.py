@@ -139,3 +139,21 @@ def test_two_compute_nodes_enable_cold_and_live_migration(tmp_path: Path) -> Non
     assert parser["compute"]["min_compute_nodes"] == "2"
     for feature in ("cold_migration", "live_migration", "block_migration_for_live_migration"):
         assert parser["compute-feature-enabled"][feature] == "true", feature
+
+
+def test_tempest_knows_the_scheduler_filters_nova_runs_and_the_release_s_fqdn_hostnames() -> None:
+    from stackwright.planner import plan_cluster
+
+    filters = rendered()["compute-feature-enabled"]["scheduler_enabled_filters"].split(",")
+    assert {"SameHostFilter", "DifferentHostFilter", "ComputeFilter"} <= set(filters)
+    nova = configparser.ConfigParser(interpolation=None)
+    nova.read_string(
+        plan_cluster(load_inventory(SEED), PASSWORDS)
+        .hosts["controller"]
+        .files()["/etc/nova/nova.conf"]
+        .content
+    )
+    assert [f.strip() for f in nova["filter_scheduler"]["enabled_filters"].split(",")] == filters
+    assert rendered()["compute-feature-enabled"]["hostname_fqdn_sanitization"] == "true"  # epoxy
+    zed = rendered(SEED.parent / "seed-zed.yaml")
+    assert zed["compute-feature-enabled"]["hostname_fqdn_sanitization"] == "false"

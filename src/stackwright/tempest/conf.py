@@ -14,6 +14,7 @@ from pathlib import Path
 from stackwright.cloud import public_auth_url
 from stackwright.dashboard import dashboard_url, has_dashboard
 from stackwright.inventory import Inventory
+from stackwright.releases.modern.nova import SCHEDULER_FILTERS
 from stackwright.render import render_template
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -84,4 +85,5 @@ def tempest_conf(
         project_network_cidr=project_cidr(inventory),
         services=services(inventory),
         dashboard_url=dashboard_url(inventory) if has_dashboard(inventory) else "",
+        scheduler_filters=SCHEDULER_FILTERS,
     )

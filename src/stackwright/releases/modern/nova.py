@@ -40,8 +40,22 @@ def compute_packages() -> tuple[str, ...]:
     return ("nova-compute", "nova-compute-kvm")
 
 
+# nova's default scheduler filters plus the host-affinity hints users pass with a server
+# (`--hint same_host=ID`, `--hint different_host=ID`), which nova otherwise ignores without a word;
+# DevStack enables them too. Tempest's scheduler_enabled_filters says the same list.
+SCHEDULER_FILTERS = (
+    "ComputeFilter",
+    "ComputeCapabilitiesFilter",
+    "ImagePropertiesFilter",
+    "ServerGroupAntiAffinityFilter",
+    "ServerGroupAffinityFilter",
+    "SameHostFilter",
+    "DifferentHostFilter",
+)
+
+
 def nova_conf(host: HostContext, release: Release, pw: Mapping[str, str]) -> File:
-    return rendered(release, host, pw, NOVA_CONF, group="nova")
+    return rendered(release, host, pw, NOVA_CONF, group="nova", scheduler_filters=SCHEDULER_FILTERS)
 
 
 def cell_exists(name: str) -> str:
