@@ -24,7 +24,7 @@ from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
-LIBVIRT_UNITS = "libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket libvirtd-tcp.socket"
+LIBVIRT_UNITS = "libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket libvirtd-tls.socket"
 
 
 def doctor(lab: SeedLab, *args: str) -> tuple[int, dict[str, Any]]:

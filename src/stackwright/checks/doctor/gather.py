@@ -29,7 +29,7 @@ QEMU_USER = "libvirt-qemu"
 OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 LOG_DIRS = ("/var/log/nova", "/var/log/neutron", "/var/log/glance", "/var/log/keystone", "/var/log/placement")
 # libvirtd is socket-activated on Debian 12: these sockets start it on demand.
-LIBVIRT_SOCKETS = ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "libvirtd-tcp.socket")
+LIBVIRT_SOCKETS = ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "libvirtd-tls.socket")
 LIBVIRT_TLS_PORT = 16514
 LIBVIRT_SERVER_CERT = "/etc/pki/libvirt/servercert.pem"
 

@@ -6,7 +6,7 @@ from stackwright.checks.doctor.base import Context, Fix, HostData, Row, check, o
 from stackwright.checks.verify import AGENT_UNITS
 
 # libvirtd has its own check (`libvirtd`), which knows about its sockets.
-OWN_CHECK = {"libvirtd", "libvirtd.socket", "libvirtd-tcp.socket"}
+OWN_CHECK = {"libvirtd", "libvirtd.socket", "libvirtd-tls.socket"}
 
 
 def unit_states(data: HostData) -> dict[str, str]:
