@@ -157,3 +157,8 @@ def test_tempest_knows_the_scheduler_filters_nova_runs_and_the_release_s_fqdn_ho
     assert rendered()["compute-feature-enabled"]["hostname_fqdn_sanitization"] == "true"  # epoxy
     zed = rendered(SEED.parent / "seed-zed.yaml")
     assert zed["compute-feature-enabled"]["hostname_fqdn_sanitization"] == "false"
+    # tests of microversions the release's nova does not serve skip rather than fail with 406
+    assert (rendered()["compute"]["max_microversion"], zed["compute"]["max_microversion"]) == (
+        "2.100",
+        "2.93",
+    )

@@ -31,6 +31,9 @@ class ReleaseTraits:
     rabbitmq_quorum_queues: bool = False
     # Horizon on the controller (both deployable releases; the render-only Grizzly row has none).
     dashboard: bool = False
+    # The newest compute API microversion its nova serves (nova/api/openstack/api_version_request.py
+    # _MAX_API_VERSION): Tempest is told it, so tests of later microversions skip instead of failing.
+    nova_max_microversion: str = ""
 
 
 GRIZZLY = ReleaseTraits(
@@ -49,6 +52,7 @@ ZED = ReleaseTraits(
     description="OpenStack Zed from Debian 12's own packages",
     components={"nova": 26, "neutron": 21, "keystone": 22, "glance": 25, "placement": 8},
     dashboard=True,
+    nova_max_microversion="2.93",
 )
 
 # What Epoxy changes against Zed: nothing else differs in what stackwright renders or runs.
@@ -61,6 +65,7 @@ EPOXY = replace(
     description="OpenStack Epoxy from Debian 13's own packages",
     components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13},
     rabbitmq_quorum_queues=True,  # RabbitMQ 4.0 (Zed's Debian 12 has 3.10)
+    nova_max_microversion="2.100",
 )
 
 # Newest first: the first is the default of a new inventory.

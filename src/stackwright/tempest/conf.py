@@ -14,6 +14,7 @@ from pathlib import Path
 from stackwright.cloud import public_auth_url
 from stackwright.dashboard import dashboard_url, has_dashboard
 from stackwright.inventory import Inventory
+from stackwright.release_table import ALL
 from stackwright.releases.modern.nova import SCHEDULER_FILTERS
 from stackwright.render import render_template
 
@@ -55,6 +56,11 @@ def services(inventory: Inventory) -> dict[str, bool]:
     return {**DEPLOYED, "horizon": has_dashboard(inventory), **dict.fromkeys(NOT_DEPLOYED, False)}
 
 
+def microversion(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
+
+
 def tempest_conf(
     inventory: Inventory,
     passwords: Mapping[str, str],
@@ -64,6 +70,7 @@ def tempest_conf(
     log_file: Path,
     ca_file: Path | None = None,
 ) -> str:
+    traits = ALL[release]
     return render_template(
         TEMPLATES,
         "tempest.conf.j2",
@@ -86,4 +93,6 @@ def tempest_conf(
         services=services(inventory),
         dashboard_url=dashboard_url(inventory) if has_dashboard(inventory) else "",
         scheduler_filters=SCHEDULER_FILTERS,
+        nova_max_microversion=traits.nova_max_microversion,
+        fqdn_hostnames=microversion(traits.nova_max_microversion) >= (2, 94),
     )

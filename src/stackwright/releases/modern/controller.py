@@ -277,6 +277,14 @@ def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
             as_user("glance", "glance-manage db_sync"),
             once_marker=marker(release, "glance-db-sync"),
         ),
+        # The metadata definitions (image and flavor properties the dashboard offers, Glance's
+        # metadefs API) from the package's /etc/glance/metadefs: Glance's schema alone holds none.
+        # A namespace already in the database is skipped, never duplicated.
+        Command(
+            "Glance metadata definitions",
+            as_user("glance", "glance-manage db_load_metadefs"),
+            once_marker=marker(release, "glance-metadefs"),
+        ),
         Service("glance-api", restart_when=(GLANCE_API_CONF,)),
     ]
 
