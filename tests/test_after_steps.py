@@ -75,3 +75,22 @@ def test_the_controller_converges_first_when_hosts_queue_for_slots() -> None:
         "network",
         "compute2",
     ]
+
+
+def test_a_controller_that_computes_waits_for_its_own_registration_before_discover_hosts() -> None:
+    """An all-in-one node ran no discover_hosts at all (it waits for no other host), and a
+    controller beside other compute nodes was mapped before its own nova-compute registered."""
+    from stackwright.deploy import involved_hosts
+    from stackwright.inventory import load_inventory
+    from stackwright.planner import plan_cluster
+    from stackwright.secrets import SECRET_NAMES
+    from tests.conftest import AIO, SEED
+
+    pw = {name: "x" * 16 for name in SECRET_NAMES}
+    ((runner, waits_for, steps),) = plan_cluster(load_inventory(AIO), pw).after
+    assert (runner, waits_for) == ("aio", ())
+    assert involved_hosts(runner, waits_for, steps, ["aio"]) == {"aio"}
+    seed = plan_cluster(load_inventory(SEED), pw).after
+    runner, waits_for, steps = next(a for a in seed if a[0] == "controller")
+    assert involved_hosts(runner, waits_for, steps, ["controller", "network", "compute1"]) == {"compute1"}
+    assert involved_hosts(runner, waits_for, steps, ["controller"]) == set()  # nothing to discover

@@ -144,7 +144,7 @@ def converge(
             hint = "" if " — " in why else UNREACHABLE_HINT
             reports[name] = HostReport(name, error=RemoteError(name, "connect", Result(1, "", why), hint))
     for runner, waits_for, steps in plan.after:
-        involved = set(waits_for) & set(session.hosts)
+        involved = involved_hosts(runner, waits_for, steps, session.hosts)
         if not involved or runner not in session.remotes:
             continue
         if not all(name in reports and reports[name].ok for name in involved):
@@ -170,6 +170,18 @@ def converge(
             stop=stop,
         )
     return reports
+
+
+def involved_hosts(
+    runner: str, waits_for: tuple[str, ...], steps: tuple[Step, ...], hosts: list[str]
+) -> set[str]:
+    """The hosts of this run a cross-host step waits for. A controller that is a compute node too
+    waits for its own nova-compute to register before discover_hosts: an all-in-one node has no
+    other host to wait for, and a controller beside other compute nodes must not be mapped last."""
+    involved = set(waits_for) & set(hosts)
+    if runner in hosts and any(isinstance(s, Wait) and s.about_host == runner for s in steps):
+        involved.add(runner)
+    return involved
 
 
 def converge_order(controller: str, hosts: list[str]) -> list[str]:

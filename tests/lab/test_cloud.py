@@ -221,21 +221,22 @@ def test_default_and_anonymous_credentials_are_rejected(epoxy_cloud: SeedLab) ->
     assert epoxy_cloud.exec("compute1", tls.format("")).returncode == 0
     cloud_ca = store_for(epoxy_cloud.inventory).authority()
     other_ca = certs.make_authority("another CA", certs.now())
-    for name, ca, cn in (("other-ca", other_ca, "libvirt-compute1"), ("not-libvirt", cloud_ca, "intruder")):
+    # the same way in, three certificates: one like the node's (let in: the way itself works), one
+    # from another CA, one from the cloud's CA not named libvirt-* (both turned away by the server)
+    cases = (("good", cloud_ca, "libvirt-compute1", 0), ("other-ca", other_ca, "libvirt-compute1", 1))
+    for name, ca, cn, expected in (*cases, ("not-libvirt", cloud_ca, "intruder", 1)):
         pair = certs.issue(ca, cn, ["10.10.10.53", "compute1"], certs.now(), client=True)
-        files = {
-            "cacert.pem": cloud_ca.cert_pem,
-            "clientcert.pem": pair.cert_pem,
-            "clientkey.pem": pair.key_pem,
-        }
+        # both CAs: the client's own check of its certificate passes, so a refusal is the server's
+        bundle = cloud_ca.cert_pem + other_ca.cert_pem
+        files = {"cacert.pem": bundle, "clientcert.pem": pair.cert_pem, "clientkey.pem": pair.key_pem}
         folder = f"/root/pki-{name}"
         writes = "".join(f"printf %s {shlex.quote(text)} > {folder}/{file}\n" for file, text in files.items())
         epoxy_cloud.check("compute1", f"mkdir -p -m 700 {folder}\n{writes}")
         try:
-            refused = epoxy_cloud.exec("compute1", tls.format(f"?pkipath={folder}"))
+            got = epoxy_cloud.exec("compute1", tls.format(f"?pkipath={folder}"))
         finally:
             epoxy_cloud.exec("compute1", f"rm -rf {folder}")
-        assert refused.returncode != 0, (name, refused.stdout)
+        assert (got.returncode != 0) == bool(expected), (name, got.stdout)
     for user, password in (("root", ""), ("novaUser", "novaPass"), ("nova", "novaPass"), ("root", "root")):
         mysql = epoxy_cloud.exec(
             "controller",
