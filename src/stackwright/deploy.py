@@ -84,7 +84,6 @@ def open_session(
 
 def run_preflight(session: Session) -> None:
     import gevent
-    import gevent.pool
 
     jobs = {
         name: gevent.spawn(preflight_host, session.remotes[name], session.loaded.model, session.release)
@@ -112,6 +111,7 @@ def converge(
 ) -> dict[str, HostReport]:
     """Every limited host in parallel; then cross-host steps whose hosts all converged."""
     import gevent
+    import gevent.pool
 
     assert session.plan is not None
     plan = session.plan
