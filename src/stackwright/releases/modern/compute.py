@@ -10,6 +10,7 @@ from stackwright.context import HostContext
 from stackwright.releases.modern import neutron, nova, nova_ssh
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR
+from stackwright.releases.modern.sockets import listening, rebind
 from stackwright.steps import Command, Directory, File, Service, Step
 
 if TYPE_CHECKING:
@@ -122,11 +123,7 @@ def sockets_bound(host: HostContext) -> str:
     return (
         'test "$(stat -c %a:%G /run/libvirt/libvirt-sock /run/libvirt/libvirt-sock-ro 2>/dev/null'
         " | paste -sd ' ')\" = '660:libvirt 660:libvirt'"
-        f" && test \"$(ss -Hltn 'sport = :{LIBVIRT_TLS_PORT}' | awk '{{print $4}}')\""
-        f" = {host.management_ip}:{LIBVIRT_TLS_PORT}"
-        f" && test -z \"$(ss -Hltn 'sport = :{LIBVIRT_TCP_PORT}')\""
-        " && ! systemctl show -P NeedDaemonReload libvirtd.socket libvirtd-ro.socket libvirtd-tls.socket"
-        " | grep -qx yes"
+        f" && {listening(LIBVIRT_TLS_PORT, (host.management_ip,))} && {listening(LIBVIRT_TCP_PORT, ())}"
     )
 
 
@@ -184,21 +181,15 @@ def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
         rendered(release, host, pw, SOCKET_DROPIN, template="libvirtd.socket.conf.j2", format="text"),
         rendered(release, host, pw, RO_SOCKET_DROPIN, template="libvirtd-ro.socket.conf.j2", format="text"),
         rendered(release, host, pw, TLS_SOCKET_DROPIN, template="libvirtd-tls.socket.conf.j2", format="text"),
-        # Debian's libvirtd is socket-activated (`--listen` is refused then). A socket
-        # cannot be (re)started while libvirtd.service runs ("Socket service ... already
-        # active, refusing"), so libvirtd stops for the moment it takes; guests keep running.
-        Command(
+        # Debian's libvirtd is socket-activated (`--listen` is refused then); guests keep running
+        # while it stops for the moment the rebind takes.
+        rebind(
             "libvirtd sockets: unix ones root:libvirt 0660, TLS on the management address, no TCP",
-            (
-                "sh",
-                "-c",
-                "set -e\n"
-                "systemctl daemon-reload\n"
-                "systemctl stop libvirtd.service libvirtd-tcp.socket\n"
-                "systemctl restart libvirtd.socket libvirtd-ro.socket libvirtd-tls.socket\n"
-                "systemctl start libvirtd.service",
-            ),
-            unless=sockets_bound(host),
+            "libvirtd.service",
+            ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-tls.socket"),
+            sockets_bound(host),
+            also_stop=("libvirtd-tcp.socket",),
+            start_service=True,
         ),
         Service("libvirtd-tls.socket"),
         Service("libvirtd-tcp.socket", enabled=False, running=False),

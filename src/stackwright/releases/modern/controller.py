@@ -14,6 +14,7 @@ from stackwright.releases.modern import horizon, neutron, nova
 from stackwright.releases.modern.api import admin_env, answers, listen_default
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
+from stackwright.releases.modern.sockets import listening, rebind
 from stackwright.sinks import env_file, single_line
 from stackwright.steps import Command, Directory, File, Service, Step, Wait
 
@@ -121,25 +122,16 @@ def mariadb(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
 
 def rabbitmq(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     password = RABBITMQ_PASSWORD
-    epmd = sorted(f"{address}:4369" for address in ("127.0.0.1", host.management_ip))
     return [
         rendered(release, host, pw, RABBITMQ_CONF, format="text"),
         rendered(release, host, pw, RABBITMQ_ADVANCED, template="rabbitmq-advanced.config.j2", format="text"),
         rendered(release, host, pw, EPMD_DROPIN, template="epmd.socket.conf.j2", format="text"),
-        # A socket is rebound only by stopping it and its service; RabbitMQ restarts right after
-        # (below: the drop-in changed) and registers with the new epmd.
-        Command(
+        # RabbitMQ restarts right after (below: the drop-in changed) and registers with the new epmd.
+        rebind(
             "epmd on loopback and the management address only",
-            (
-                "sh",
-                "-c",
-                "set -e\nsystemctl daemon-reload\n"
-                "systemctl stop epmd.service epmd.socket\nsystemctl start epmd.socket",
-            ),
-            unless=(
-                "test \"$(ss -Hltn 'sport = :4369' | awk '{print $4}' | LC_ALL=C sort | paste -sd ' ')\" = "
-                f"'{' '.join(epmd)}' && ! systemctl show -P NeedDaemonReload epmd.socket | grep -qx yes"
-            ),
+            "epmd.service",
+            ("epmd.socket",),
+            listening(4369, ("127.0.0.1", host.management_ip)),
         ),
         Service("rabbitmq-server", restart_when=(RABBITMQ_CONF, RABBITMQ_ADVANCED, EPMD_DROPIN)),
         # The AMQP listener opens once the broker has booted; asking rabbitmqctl costs an Erlang
