@@ -13,7 +13,7 @@ from stackwright.checks.doctor.base import CloudData, Context, HostData, Row, Se
 from stackwright.checks.doctor.clock import SKEW_FAIL_S, skew_rows
 from stackwright.checks.doctor.connectivity import probe_results
 from stackwright.checks.doctor.drift import drifted
-from stackwright.checks.doctor.front import front_ports
+from stackwright.checks.doctor.front import front_endpoints
 from stackwright.checks.doctor.gather import host_script, parse_sections
 from stackwright.checks.doctor.options import findings, validated_files
 from stackwright.checks.doctor.runner import run_checks
@@ -59,7 +59,7 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
         sections["firewall"] = ["live=" + "a" * 64, "loaded=" + "a" * 64]
         if name == inventory.controller_name:
             a_year = f"ok {time.time() + 365 * 86400:.0f}"
-            sections["tls"] = [f"{port}={a_year}" for port in front_ports(inventory)]
+            sections["tls"] = [f"{address}:{port}={a_year}" for address, port in front_endpoints(inventory)]
         node = inventory.nodes[name]
         if node.data is not None:
             peers = [str(n.data) for o, n in inventory.nodes.items() if o != name and n.data is not None]
@@ -554,9 +554,9 @@ def test_the_tls_front_names_a_closed_port_a_bad_or_expiring_certificate(
     ctx, data = cluster
     soon = f"ok {time.time() + 10 * 86400:.0f}"
     data["controller"].sections["tls"] = [
-        "5000=none [Errno 111] Connection refused",
-        "8774=bad certificate has expired",
-        f"8778={soon}",
+        "192.168.100.51:5000=none [Errno 111] Connection refused",
+        "192.168.100.51:8774=bad certificate has expired",
+        f"192.168.100.51:8778={soon}",
     ]
     by_port = {r.cause.split(" ", 1)[0]: r for r in run_checks(ctx) if r.id == "tls-front"}
     closed = by_port["https://192.168.100.51:5000:"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import ipaddress
 import re
 import stat
 from pathlib import Path
@@ -15,12 +16,14 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from stackwright.certs import CertStore, issue, make_authority
+from stackwright.checks.doctor.front import front_endpoints
 from stackwright.cli import app
+from stackwright.cloud import cloud_config
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.releases.modern.controller import CATALOG_JSON
 from stackwright.secrets import SECRET_NAMES
-from stackwright.steps import ClusterPlan, File, Service, Sysctl
+from stackwright.steps import ClusterPlan, Command, File, Service, Sysctl
 from stackwright.tls import FRONT, client_ca, front_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +43,13 @@ APIS = {
 def inventory(tmp_path: Path, top: str = "", source: Path = SEED) -> Path:
     path = tmp_path / "cloud.yaml"
     path.write_text(top + source.read_text())
+    return path
+
+
+def subdir(tmp_path: Path, name: str) -> Path:
+    """A second inventory's directory (its own tls/ store)."""
+    path = tmp_path / name
+    path.mkdir()
     return path
 
 
@@ -238,7 +248,10 @@ def test_without_tls_the_apis_listen_everywhere_and_nothing_fronts_them(tmp_path
     assert (
         "/etc/haproxy/haproxy.cfg" not in controller and "haproxy" not in plan.hosts["controller"].packages()
     )
-    assert not [s for s in plan.hosts["controller"].steps if isinstance(s, Service) and s.name == "haproxy"]
+    # an HAProxy an earlier apply started (TLS on) gives the ports back; on a fresh host: nothing to do
+    assert [s for s in plan.hosts["controller"].steps if isinstance(s, Service) and s.name == "haproxy"] == [
+        Service("haproxy", enabled=False, running=False)
+    ]
     assert "--http-socket 0.0.0.0:5000 " in controller["/etc/default/keystone"].content
     assert "--http-socket 10.10.10.51:8775 " in controller["/etc/default/nova-api-metadata"].content
     assert "Listen 192.168.100.51:80\n" in controller["/etc/apache2/ports.conf"].content
@@ -256,3 +269,129 @@ def test_haproxy_may_bind_the_external_address_before_it_is_up(tmp_path: Path) -
     assert "net.ipv4.ip_nonlocal_bind" not in {
         s.key for s in plan.hosts["compute1"].steps if isinstance(s, Sysctl)
     }
+
+
+INTERNAL = "tls: {internal: true}\n"
+
+
+def test_tls_internal_puts_the_internal_endpoints_behind_the_front(tmp_path: Path) -> None:
+    plan = plan_of(inventory(tmp_path, INTERNAL))
+    controller = files(plan, "controller")
+    cfg = controller["/etc/haproxy/haproxy.cfg"].content
+    for port, name in APIS.items():
+        block = cfg.split(f"listen {name}\n", 1)[1].split("\n\n", 1)[0]
+        assert f"bind 192.168.100.51:{port} ssl crt" in block and f"bind 10.10.10.51:{port} ssl crt" in block
+        assert f"server controller 127.0.0.1:{port}" in block
+    dashboard = cfg.split("listen dashboard\n", 1)[1].split("\n\n", 1)[0]
+    assert "bind 10.10.10.51" not in dashboard and "server controller 127.0.0.1:80" in dashboard
+    assert "8775" not in cfg  # the metadata API stays plain HTTP on management
+    # every API and the dashboard on loopback; the metadata API on management
+    for name, port in (
+        ("keystone", 5000),
+        ("nova-api", 8774),
+        ("placement-api", 8778),
+        ("neutron-server", 9696),
+    ):
+        assert f"--http-socket 127.0.0.1:{port} " in controller[f"/etc/default/{name}"].content
+    assert "--http-socket 10.10.10.51:8775 " in controller["/etc/default/nova-api-metadata"].content
+    assert ini(controller["/etc/glance/glance-api.conf"].content)["DEFAULT"]["bind_host"] == "127.0.0.1"
+    assert ini(controller["/etc/nova/nova.conf"].content)["vnc"]["novncproxy_host"] == "127.0.0.1"
+    assert "Listen 127.0.0.1:80\n" in controller["/etc/apache2/ports.conf"].content
+    assert (
+        "<VirtualHost 127.0.0.1:80>"
+        in controller["/etc/apache2/sites-available/stackwright-dashboard.conf"].content
+    )
+    settings = controller["/etc/openstack-dashboard/local_settings.py"].content
+    assert 'OPENSTACK_KEYSTONE_URL = "https://%s:5000/v3" % OPENSTACK_HOST' in settings
+    # the catalog's internal and admin endpoints, and every service's Keystone, over https
+    catalog = controller[CATALOG_JSON].content
+    assert re.findall(r'"internal": "([^"]+)"', catalog) == [
+        "https://10.10.10.51:9292",
+        "https://10.10.10.51:8778",
+        "https://10.10.10.51:8774/v2.1",
+        "https://10.10.10.51:9696",
+    ]
+    assert '"http://' not in catalog
+    bootstrap = controller["/etc/stackwright/keystone-bootstrap.env"].content
+    assert "OS_BOOTSTRAP_INTERNAL_URL=https://10.10.10.51:5000/v3/" in bootstrap
+    for host, path in (
+        ("controller", "/etc/nova/nova.conf"),
+        ("controller", "/etc/neutron/neutron.conf"),
+        ("controller", "/etc/glance/glance-api.conf"),
+        ("compute1", "/etc/nova/nova.conf"),
+    ):
+        text = files(plan, host)[path].content
+        assert "http://10.10.10.51:5000" not in text and "auth_url = https://10.10.10.51:5000" in text, path
+    # the transport and the database stay as they are (RabbitMQ and MariaDB are not HTTP)
+    assert "rabbit://openstack:" in files(plan, "compute1")["/etc/nova/nova.conf"].content
+
+
+def test_tls_internal_every_node_trusts_the_ca_before_its_services_start(tmp_path: Path) -> None:
+    plan = plan_of(inventory(tmp_path, INTERNAL))
+    ca = (tmp_path / "tls" / "ca.crt").read_text()
+    first_service = {"controller": "mariadb", "network": "openvswitch-switch", "compute1": "libvirtd"}
+    for host, service in first_service.items():
+        steps = plan.hosts[host].steps
+        trust = files(plan, host)["/usr/local/share/ca-certificates/stackwright-cloud-ca.crt"]
+        assert trust.content == ca
+        assert "ca-certificates" in plan.hosts[host].packages()
+        names = [getattr(s, "name", getattr(s, "description", "")) for s in steps]
+        assert names.index("the host trusts the cloud's CA") < names.index(service), host
+    # without tls.internal only the controller trusts it (its own clients of the public URLs)
+    plain = plan_of(inventory(subdir(tmp_path, "plain")))
+    assert "/usr/local/share/ca-certificates/stackwright-cloud-ca.crt" not in files(plain, "compute1")
+    assert "/usr/local/share/ca-certificates/stackwright-cloud-ca.crt" in files(plain, "controller")
+
+
+def test_the_front_starts_before_the_services_behind_it_and_frees_its_ports(tmp_path: Path) -> None:
+    for top in ("", INTERNAL):
+        steps = plan_of(inventory(subdir(tmp_path, str(len(top))), top)).hosts["controller"].steps
+        names = [getattr(s, "name", getattr(s, "description", "")) for s in steps]
+        free = names.index("services give the TLS front's addresses up to it")
+        assert free < names.index("haproxy") < names.index("keystone") < names.index("Keystone answers")
+        command = steps[free]
+        assert isinstance(command, Command) and command.unless is not None
+        assert command.argv[:2] == ("systemctl", "stop") and "keystone" in command.argv
+        # it looks for holders on the addresses the front binds, and on the wildcards
+        assert "192\\.168\\.100\\.51" in command.unless and "0\\.0\\.0\\.0" in command.unless
+        assert ("10\\.10\\.10\\.51" in command.unless) == bool(top)
+
+
+def test_tls_internal_needs_tls(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["validate", str(inventory(tmp_path, "tls: {enabled: false, internal: true}\n"))]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "tls.internal" in result.output and "enable TLS, or drop internal" in result.output
+
+
+def test_tls_internal_certificate_names_the_management_address(tmp_path: Path) -> None:
+    loaded = load_inventory(inventory(tmp_path, INTERNAL))
+    assert front_names(loaded.model) == ["192.168.100.51", "controller", "10.10.10.51"]
+    assert loaded.tls is not None
+    sans = loaded.tls.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert x509.IPAddress(ipaddress.ip_address("10.10.10.51")) in sans
+    # an operator's own certificate must name it too
+    now = dt.datetime.now(dt.UTC)
+    ca = make_authority("Example Corp CA", now)
+    leaf = issue(ca, "cloud.example.org", ["192.168.100.51", "cloud.example.org"], now)
+    (tmp_path / "c.pem").write_text(leaf.cert_pem)
+    (tmp_path / "k.pem").write_text(leaf.key_pem)
+    (tmp_path / "ca.pem").write_text(ca.cert_pem)
+    top = "tls: {internal: true, cert: c.pem, key: k.pem, ca: ca.pem}\n"
+    result = CliRunner().invoke(app, ["validate", str(inventory(tmp_path, top))])
+    assert result.exit_code == 2 and "does not name 10.10.10.51" in result.output
+
+
+def test_tls_internal_the_admin_connection_verifies_the_internal_endpoints(tmp_path: Path) -> None:
+    path = inventory(tmp_path, INTERNAL)
+    loaded = load_inventory(path)
+    cafile = client_ca(loaded.model, path)
+    config = cloud_config(loaded.model, PASSWORDS, cacert=cafile)
+    assert config["auth"]["auth_url"] == "https://10.10.10.51:5000/v3"
+    assert config["interface"] == "internal" and config["cacert"] == str(tmp_path / "tls" / "ca.crt")
+    endpoints = front_endpoints(loaded.model)
+    assert ("10.10.10.51", 5000) in endpoints and ("10.10.10.51", 443) not in endpoints
+    assert ("10.10.10.51", 5000) not in front_endpoints(
+        load_inventory(inventory(subdir(tmp_path, "plain"))).model
+    )

@@ -411,7 +411,7 @@ def _apply_rolling(
     with _cloud_api("apply --rolling"), ProgressView(console, session.hosts, mask, verbose) as view:
         report = roll(
             session,
-            connect(session.loaded.model, pw),
+            connect(session.loaded.model, pw, cacert=client_ca(session.loaded.model, session.loaded.path)),
             options,
             view,
             lambda m: console.print(f"[dim]{escape(mask(m))}[/dim]"),
@@ -530,7 +530,9 @@ def verify(
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     cafile = client_ca(loaded.model, loaded.path)
     get = http_getter(cafile)
-    lines = _verify_until(lambda: run_verify(connect(loaded.model, pw), loaded.model, get=get), wait, console)
+    lines = _verify_until(
+        lambda: run_verify(connect(loaded.model, pw, cacert=cafile), loaded.model, get=get), wait, console
+    )
     show_verify(lines, console)
     ok = all_ok(lines)
     result: dict[str, Any] = {
@@ -545,7 +547,7 @@ def verify(
 
         guest = build_guest(progress=lambda m: console.print(f"[dim]{m}[/dim]"))
         report = run_smoke(
-            connect(loaded.model, pw),
+            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
             loaded.model,
             guest,
             keep,
@@ -731,6 +733,7 @@ def drain(
     """
     from stackwright.cloud import connect
     from stackwright.maintenance import drain as run_drain
+    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
@@ -739,7 +742,9 @@ def drain(
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     with _cloud_api(f"drain {node}"):
         report = run_drain(
-            connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
+            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
+            node,
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         )
     _finish_moves(report, console, "drained", as_json)
 
@@ -781,6 +786,7 @@ def evacuate(
     """
     from stackwright.cloud import connect
     from stackwright.maintenance import evacuate as run_evacuate
+    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
@@ -795,7 +801,9 @@ def evacuate(
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     with _cloud_api(f"evacuate {node}"):
         report = run_evacuate(
-            connect(loaded.model, pw), node, progress=lambda m: console.print(f"[dim]{m}[/dim]")
+            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
+            node,
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         )
     _finish_moves(
         report,
@@ -815,13 +823,14 @@ def undrain(inventory: InventoryArg, host: HostArg, passwords: PasswordsOpt = No
     """
     from stackwright.cloud import connect
     from stackwright.maintenance import undrain as run_undrain
+    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
     with _cloud_api(f"undrain {node}"):
-        changed = run_undrain(connect(loaded.model, pw), node)
+        changed = run_undrain(connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)), node)
     out.print(f"{node}: nova-compute {'enabled' if changed else 'was enabled already'}")
 
 

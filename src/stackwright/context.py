@@ -130,9 +130,26 @@ class HostContext:
         return self.inventory.public_url_base
 
     @property
+    def internal_tls(self) -> bool:
+        """The front serves the internal endpoints too (https on the management address): the APIs
+        and the dashboard listen on loopback behind it, every node trusts the cloud's CA."""
+        return self.tls_front and self.inventory.tls.internal
+
+    @property
+    def internal_url_base(self) -> str:
+        """scheme://address of the internal endpoints (the management network), without a port."""
+        return self.inventory.internal_url_base
+
+    @property
+    def backend_ip(self) -> str:
+        """Where the front hands requests to the APIs and the dashboard: loopback when it serves the
+        management address itself, else the management address."""
+        return "127.0.0.1" if self.internal_tls else self.controller_ip
+
+    @property
     def api_listen_ip(self) -> str:
-        """Where the controller's APIs listen: management behind the TLS front, else everywhere."""
-        return str(self.inventory.controller.management) if self.tls_front else "0.0.0.0"
+        """Where the controller's APIs listen: behind the TLS front (backend_ip), else everywhere."""
+        return self.backend_ip if self.tls_front else "0.0.0.0"
 
     @property
     def virt_type(self) -> str:

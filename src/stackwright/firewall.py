@@ -86,10 +86,12 @@ def openings(host: HostContext) -> list[Opening]:
     management = (host.management_network,)
     found = [Opening("tcp", str(host.node.ssh.port), ssh_sources(host), "SSH (apply, doctor, nova's resize)")]
     if host.is_controller:
-        apis = [*PUBLIC_APIS, *((HORIZON,) if has_dashboard(inventory) else ())]
+        # With tls.internal the front serves the APIs on management and Apache only loopback.
+        apis = [*PUBLIC_APIS, *((HORIZON,) if has_dashboard(inventory) and not host.internal_tls else ())]
         ports = ",".join(port for port, _ in apis)
         names = ", ".join(name for _, name in apis)
-        found.append(Opening("tcp", ports, management, f"{names} (the management network)"))
+        how = "over HTTPS from the TLS front" if host.internal_tls else "the management network"
+        found.append(Opening("tcp", ports, management, f"{names} ({how})"))
         if host.node.external is not None and host.tls_front:
             front = [*PUBLIC_APIS, *(FRONT_DASHBOARD if has_dashboard(inventory) else ())]
             found.append(

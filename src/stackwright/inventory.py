@@ -127,6 +127,12 @@ class Tls(_Strict):
     )
     key: LocalFile | None = Field(default=None, description="The private key of `cert` (PEM).")
     ca: LocalFile | None = Field(default=None, description="The CA certificate that issued `cert` (PEM).")
+    internal: bool = Field(
+        default=False,
+        description="HTTPS on the management network too: the front serves the internal endpoints on "
+        "the controller's management address, the APIs listen on 127.0.0.1, every node trusts the CA "
+        "(README: TLS).",
+    )
 
 
 class Node(_Strict):
@@ -193,6 +199,13 @@ class Inventory(_Strict):
         controller = self.controller
         scheme = "https" if self.tls.enabled else "http"
         return f"{scheme}://{controller.external or controller.management}"
+
+    @property
+    def internal_url_base(self) -> str:
+        """scheme://address the services reach each other at: the controller's management address,
+        https through the TLS front when `tls.internal`, else plain http."""
+        scheme = "https" if self.tls.enabled and self.tls.internal else "http"
+        return f"{scheme}://{self.controller.management}"
 
     def names_with(self, role: str) -> list[str]:
         return [name for name, node in self.nodes.items() if node.has(role)]
@@ -413,6 +426,12 @@ def _check_tls(inv: LoadedInventory) -> Iterator[UserError]:
             f"tls: the TLS front needs an external address on {controllers[0]} (the APIs keep their "
             "ports on management) — add `external:` to it, or set tls: {enabled: false}",
             ("tls",),
+        )
+    if tls.internal and not tls.enabled:
+        yield inv.error(
+            "tls.internal: the internal endpoints are served by the TLS front, which tls.enabled: false "
+            "turns off — enable TLS, or drop internal",
+            ("tls", "internal"),
         )
 
 

@@ -92,9 +92,20 @@ def migration_material(inventory: Inventory, inventory_path: Path) -> dict[str, 
 
 
 def front_names(inventory: Inventory) -> list[str]:
-    """The names clients reach the front by: the controller's external address, its name."""
+    """The names clients reach the front by: the controller's external address, its name, and with
+    `tls.internal` its management address (the internal endpoints)."""
     controller = inventory.controller
-    return [str(controller.external or controller.management), inventory.controller_name]
+    names = [str(controller.external or controller.management), inventory.controller_name]
+    if inventory.tls.internal and controller.external is not None:
+        names.append(str(controller.management))
+    return names
+
+
+def required_addresses(inventory: Inventory) -> list[str]:
+    """The addresses an operator's own front certificate must name: the public one, and the
+    management one when the front serves the internal endpoints too."""
+    names = front_names(inventory)
+    return [names[0], *names[2:]]
 
 
 def store_for(inventory_path: Path) -> CertStore:
@@ -124,14 +135,14 @@ def front_material(inventory: Inventory, inventory_path: Path) -> TlsFront | Non
         return None
     if tls.cert is not None and tls.key is not None and tls.ca is not None:
         base = inventory_path.parent
-        return _operators_own(base / tls.cert, base / tls.key, base / tls.ca, front_names(inventory))
+        return _operators_own(base / tls.cert, base / tls.key, base / tls.ca, required_addresses(inventory))
     store = store_for(inventory_path)
     names = front_names(inventory)
     pair, why = store.certificate(FRONT, names[0], names)
     return TlsFront(store.authority().cert_pem, pair.cert_pem, pair.key_pem, why)
 
 
-def _operators_own(cert_path: Path, key_path: Path, ca_path: Path, names: list[str]) -> TlsFront:
+def _operators_own(cert_path: Path, key_path: Path, ca_path: Path, addresses: list[str]) -> TlsFront:
     texts = []
     for option, path in (("cert", cert_path), ("key", key_path), ("ca", ca_path)):
         try:
@@ -158,7 +169,7 @@ def _operators_own(cert_path: Path, key_path: Path, ca_path: Path, names: list[s
         sans = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
         sans = set()
-    missing = [n for n, entry in zip(names[:1], san_entries(names[:1]), strict=True) if entry not in sans]
+    missing = [n for n, entry in zip(addresses, san_entries(addresses), strict=True) if entry not in sans]
     if missing:
         raise UserError(
             f"tls.cert: {cert_path} does not name {missing[0]} — issue it with that address in its SANs"

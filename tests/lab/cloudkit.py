@@ -16,6 +16,7 @@ from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import load_passwords
 from stackwright.steps import OvsBridge, Sysctl
+from stackwright.tls import client_ca
 from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
 from tests.lab.figures import record
@@ -147,4 +148,5 @@ def second_compute_node(lab: SeedLab) -> str:
 def admin(lab: SeedLab) -> Connection:
     """The lab cloud's admin, through openstacksdk (for what a test sets up or inspects)."""
     loaded = load_inventory(lab.inventory)
-    return connect(loaded.model, load_passwords(lab.inventory.parent / "passwords.yaml"))
+    passwords = load_passwords(lab.inventory.parent / "passwords.yaml")
+    return connect(loaded.model, passwords, cacert=client_ca(loaded.model, loaded.path))

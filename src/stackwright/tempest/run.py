@@ -87,7 +87,7 @@ def run_tempest(
     version = (venv / ".complete").read_text().strip()
     progress("test guest")
     guest = build_guest(progress=progress)
-    conn = connect(inventory, passwords)
+    conn = connect(inventory, passwords, cacert=ca_file)
     before = cloud_resources.snapshot(conn)
     notes: list[str] = []
     workspace = _workspace(log_dir, venv)

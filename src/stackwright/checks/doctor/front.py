@@ -19,22 +19,32 @@ def front_ports(inventory: Inventory) -> list[int]:
     return [port for _, port in APIS] + ([DASHBOARD_PORT] if has_dashboard(inventory) else [])
 
 
+def front_endpoints(inventory: Inventory) -> list[tuple[str, int]]:
+    """(address, port) the front serves over HTTPS: every public port on the external address,
+    and every API on the management address with tls.internal."""
+    controller = inventory.controller
+    found = [(str(controller.external), port) for port in front_ports(inventory)]
+    if inventory.tls.internal:
+        found += [(str(controller.management), port) for _, port in APIS]
+    return found
+
+
 def front_script(inventory: Inventory) -> str:
-    """On the controller: a TLS handshake with each public port, verified as a client would."""
-    address = str(inventory.controller.external)
+    """On the controller: a TLS handshake with each endpoint of the front, verified as a client
+    would (the controller trusts the cloud's CA)."""
     probe = (
         "import socket, ssl\n"
         "context = ssl.create_default_context()\n"
-        f"for port in {front_ports(inventory)!r}:\n"
+        f"for address, port in {front_endpoints(inventory)!r}:\n"
         "    try:\n"
-        f"        with socket.create_connection(({address!r}, port), timeout=5) as raw:\n"
-        f"            with context.wrap_socket(raw, server_hostname={address!r}) as tls:\n"
+        "        with socket.create_connection((address, port), timeout=5) as raw:\n"
+        "            with context.wrap_socket(raw, server_hostname=address) as tls:\n"
         "                after = ssl.cert_time_to_seconds(tls.getpeercert()['notAfter'])\n"
-        "        print(f'{port}=ok {after:.0f}')\n"
+        "        print(f'{address}:{port}=ok {after:.0f}')\n"
         "    except ssl.SSLCertVerificationError as exc:\n"
-        "        print(f'{port}=bad {exc.verify_message}')\n"
+        "        print(f'{address}:{port}=bad {exc.verify_message}')\n"
         "    except (OSError, ssl.SSLError) as exc:\n"
-        "        print(f'{port}=none {exc}'.replace(chr(10), ' '))\n"
+        "        print(f'{address}:{port}=none {exc}'.replace(chr(10), ' '))\n"
     )
     return f"echo '@@sw:tls'\ntimeout 60 python3 -c {shlex.quote(probe)} 2>/dev/null\n"
 
@@ -45,17 +55,17 @@ def tls_front(ctx: Context) -> list[Row]:
     refused` on the public endpoints (https://<external>:5000 ...).
 
     On the controller, each port the TLS front serves must complete a TLS handshake whose
-    certificate verifies against the cloud's CA for the external address and is valid for more than
+    certificate verifies against the cloud's CA for the external address (and for the management
+    address, where the front serves the internal endpoints: tls.internal) and is valid for more than
     30 days (`apply` renews a certificate of the cloud's own CA within 30 days of its expiry; an
     operator's own must be replaced in the inventory's tls.cert). The safe fix restarts HAProxy."""
     rows: list[Row] = []
     if not ctx.inventory.tls.enabled:
         return rows
-    address = ctx.inventory.controller.external
     for host in ctx.examined("controller"):
         values = ctx.data[host].values("tls")
-        for port in front_ports(ctx.inventory):
-            state, _, detail = (values.get(str(port)) or ["none not probed"])[0].partition(" ")
+        for address, port in front_endpoints(ctx.inventory):
+            state, _, detail = (values.get(f"{address}:{port}") or ["none not probed"])[0].partition(" ")
             where = f"https://{address}:{port}"
             fix = None
             if state == "ok":

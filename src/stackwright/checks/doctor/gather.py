@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from importlib import resources
+from pathlib import Path
 
 from stackwright.checks.doctor import console, fence, front
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
@@ -244,7 +245,7 @@ def run_host_script(remote: Remote, script: str, data: HostData, timeout: float 
     data.sections = parse_sections(result.stdout)
 
 
-def gather_cloud(inventory: Inventory, passwords: Mapping[str, str]) -> CloudData:
+def gather_cloud(inventory: Inventory, passwords: Mapping[str, str], cacert: Path | None) -> CloudData:
     """Nova services and neutron agents as the APIs report them; an error text when unreachable."""
     import socket
 
@@ -257,7 +258,7 @@ def gather_cloud(inventory: Inventory, passwords: Mapping[str, str]) -> CloudDat
     except OSError as exc:
         return CloudData(error=f"Keystone at {address}:5000 does not answer ({exc.strerror or exc})")
     try:
-        conn = connect(inventory, passwords, api_timeout=15)
+        conn = connect(inventory, passwords, api_timeout=15, cacert=cacert)
         services = gather_services(conn)
         states = [
             ServiceState("nova", s.binary, short(s.host), s.state == "up", f"{s.state}, {s.status}")

@@ -28,7 +28,7 @@ def answers(url: str) -> str:
 
 def admin_env(host: HostContext, pw: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return (
-        ("OS_AUTH_URL", f"http://{host.controller_ip}:5000/v3"),
+        ("OS_AUTH_URL", f"{host.internal_url_base}:5000/v3"),
         ("OS_AUTH_TYPE", "password"),
         ("OS_USERNAME", "admin"),
         ("OS_PASSWORD", pw["admin_password"]),

@@ -166,7 +166,7 @@ def memcached(host: HostContext, release: Release, pw: Mapping[str, str]) -> lis
 
 def keystone_endpoints(host: HostContext, port: int, path: str = "") -> dict[str, str]:
     """Public on the controller's public address, internal and admin on management."""
-    internal = f"http://{host.controller_ip}:{port}{path}"
+    internal = f"{host.internal_url_base}:{port}{path}"
     return {
         "public": f"{host.public_url_base}:{port}{path}",
         "internal": internal,
@@ -232,7 +232,7 @@ def catalog_json(host: HostContext, pw: Mapping[str, str]) -> str:
     ]
     document = {
         "region": host.region,
-        "auth_url": f"http://{host.controller_ip}:5000/v3",
+        "auth_url": f"{host.internal_url_base}:5000/v3",
         "users": [{"name": name, "password": pw[secret]} for name, secret in SERVICE_USERS],
         "services": [
             {"name": name, "type": kind, "description": text, "endpoints": endpoints}
@@ -294,5 +294,5 @@ def placement(host: HostContext, release: Release, pw: Mapping[str, str]) -> lis
         Service("placement-api", restart_when=(PLACEMENT_CONF, PLACEMENT_UWSGI, PLACEMENT_LISTEN)),
         # nova-conductor and nova-scheduler loop on "placement ... does not have any
         # supported versions" until it answers (DESIGN §5b).
-        Wait("Placement answers", answers(f"http://{host.controller_ip}:8778/"), timeout_s=120),
+        Wait("Placement answers", answers(f"{host.internal_url_base}:8778/"), timeout_s=120),
     ]

@@ -23,7 +23,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         names += nftables.packages(host)
     if host.is_controller:
         names += controller.packages(host)
-        names += tls_front.packages(host)
+    names += tls_front.packages(host)
     if host.is_network:
         names += network.packages(host)
     if host.is_compute:
@@ -36,14 +36,14 @@ def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
     steps += guards.state_directories()
     steps += nftables.steps(host, release, pw)  # before any service of ours listens
     steps += common.base(host, release, pw)
+    steps += tls_front.trust(host)
+    steps += tls_front.steps(host, release, pw)  # before the services behind it (tls_front.py)
     if host.is_controller:
-        steps += tls_front.trust(host)
         steps += controller.steps(host, release, pw)
     if host.is_network:
         steps += network.steps(host, release, pw)
     if host.is_compute:
         steps += compute.steps(host, release, pw)
-    steps += tls_front.steps(host, release, pw)
     steps += common.network_config(host, release, pw)  # last: it can cut the host off
     return once_each(steps)
 

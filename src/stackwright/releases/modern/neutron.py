@@ -131,7 +131,7 @@ def external_network(host: HostContext, release: Release, pw: Mapping[str, str])
     if spec is None:
         return []
     return [
-        Wait("Neutron answers", answers(f"http://{host.controller_ip}:9696/"), timeout_s=120),
+        Wait("Neutron answers", answers(f"{host.internal_url_base}:9696/"), timeout_s=120),
         rendered(
             release, host, pw, EXTERNAL_SCRIPT, template="neutron-external.py.j2", mode=0o700, format="text"
         ),
