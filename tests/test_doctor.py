@@ -60,6 +60,7 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
         if name == inventory.controller_name:
             a_year = f"ok {time.time() + 365 * 86400:.0f}"
             sections["tls"] = [f"{address}:{port}={a_year}" for address, port in front_endpoints(inventory)]
+        sections["listen"] = [f"listen={line}" for line in SEED_LISTENERS[name]]
         node = inventory.nodes[name]
         if node.data is not None:
             peers = [str(n.data) for o, n in inventory.nodes.items() if o != name and n.data is not None]
@@ -108,6 +109,46 @@ def healthy(loaded: object, plan: object) -> dict[str, HostData]:
     return data
 
 
+# `ss -Hltnp` on the seed's nodes as `apply` leaves them (captured on the lab's Epoxy cloud).
+SEED_LISTENERS = {
+    "controller": [
+        *(
+            f'10.10.10.51:{p} users:(("uwsgi_python3",pid=14245,fd=3))'
+            for p in (5000, 8774, 8775, 8778, 9696)
+        ),
+        *(
+            f'192.168.100.51:{p} users:(("haproxy",pid=15966,fd=9))'
+            for p in (5000, 8774, 8778, 9292, 9696, 6080, 443, 80)
+        ),
+        '10.10.10.51:3306 users:(("mariadbd",pid=13611,fd=25))',
+        '10.10.10.51:5672 users:(("beam.smp",pid=13804,fd=41))',
+        '10.10.10.51:25672 users:(("beam.smp",pid=13804,fd=25))',
+        '10.10.10.51:4369 users:(("epmd",pid=13840,fd=4),("systemd",pid=1,fd=115))',
+        '127.0.0.1:4369 users:(("epmd",pid=13840,fd=3),("systemd",pid=1,fd=114))',
+        '10.10.10.51:11211 users:(("memcached",pid=14101,fd=26))',
+        '10.10.10.51:9292 users:(("glance-api",pid=14479,fd=11))',
+        '10.10.10.51:6080 users:(("nova-novncproxy",pid=14823,fd=7))',
+        '10.10.10.51:80 users:(("apache2",pid=15827,fd=3))',
+        '0.0.0.0:22 users:(("sshd",pid=72,fd=6))',
+        '[::]:22 users:(("sshd",pid=72,fd=7))',
+    ],
+    "network": [
+        '0.0.0.0:22 users:(("sshd",pid=72,fd=6))',
+        '127.0.0.1:6633 users:(("neutron-openvsw",pid=6407,fd=8))',
+        '127.0.0.1:6640 users:(("ovsdb-server",pid=6258,fd=23))',
+        '[::]:22 users:(("sshd",pid=72,fd=7))',
+    ],
+    "compute1": [
+        '0.0.0.0:22 users:(("sshd",pid=72,fd=6))',
+        '10.10.10.53:5900 users:(("qemu-system-x86",pid=11335,fd=19))',
+        '10.10.10.53:5903 users:(("qemu-system-x86",pid=10665,fd=19))',
+        '127.0.0.1:6633 users:(("neutron-openvsw",pid=9509,fd=8))',
+        '127.0.0.1:6640 users:(("ovsdb-server",pid=9365,fd=23))',
+        '[::]:22 users:(("sshd",pid=72,fd=7))',
+    ],
+}
+
+
 @pytest.fixture
 def cluster(passwords: dict[str, str]) -> tuple[Context, dict[str, HostData]]:
     from stackwright.inventory import LoadedInventory
@@ -138,6 +179,7 @@ def test_every_check_has_an_id_a_symptom_and_an_explanation() -> None:
         "config-options",
         "compute-tools",
         "firewall",
+        "listen-address",
         "tls-front",
     }
     for spec in CHECKS.values():
@@ -571,3 +613,50 @@ def test_the_tls_front_names_a_closed_port_a_bad_or_expiring_certificate(
     assert not [
         r for r in run_checks(Context(off, ctx.plan, ctx.hosts, data, ctx.cloud)) if r.id == "tls-front"
     ]
+
+
+def test_a_listener_where_the_plan_does_not_put_it_is_named(
+    cluster: tuple[Context, dict[str, HostData]],
+) -> None:
+    ctx, data = cluster
+    assert [r.cause for r in run_checks(ctx) if r.id == "listen-address" and r.host == "compute1"] == [
+        "6 TCP listeners, each where the plan puts it"
+    ]
+    data["compute1"].sections["listen"] += [
+        'listen=0.0.0.0:16509 users:(("systemd",pid=1,fd=60))',  # Debian's libvirtd-tcp.socket
+        'listen=10.20.20.53:16514 users:(("libvirtd",pid=9,fd=6))',  # the data network
+        'listen=127.0.0.1:8000 users:(("python3",pid=7,fd=3))',  # loopback: nobody else's business
+    ]
+    data["controller"].sections["listen"] += [
+        'listen=192.168.100.51:3306 users:(("mariadbd",pid=1,fd=25))',
+        'listen=[::]:11211 users:(("memcached",pid=2,fd=26))',
+    ]
+    rows = {r.host: r for r in run_checks(ctx) if r.id == "listen-address"}
+    assert rows["compute1"].failed and rows["controller"].failed and not rows["network"].failed
+    assert rows["compute1"].cause == (
+        "listening where the plan does not put it: libvirtd on 10.20.20.53:16514, "
+        "systemd on every address, port 16509"
+    )
+    assert "mariadbd on 192.168.100.51:3306" in rows["controller"].cause
+    assert "memcached on every address, port 11211" in rows["controller"].cause
+    # not probed: nothing said
+    del data["network"].sections["listen"]
+    assert "network" not in {r.host for r in run_checks(ctx) if r.id == "listen-address"}
+
+
+def test_listeners_follow_the_tls_front(tmp_path: Path) -> None:
+    from stackwright.context import host_contexts
+    from stackwright.firewall import listeners
+
+    def allowed(top: str, port: int) -> set[str] | None:
+        path = tmp_path / f"{len(top)}.yaml"
+        path.write_text(top + SEED.read_text())
+        host = host_contexts(load_inventory(path).model)["controller"]
+        found = [listener.addresses for listener in listeners(host) if port in listener.ports]
+        return None if None in found else {a for addresses in found if addresses for a in addresses}
+
+    assert allowed("", 5000) == {"10.10.10.51", "192.168.100.51"}  # the API, the front
+    assert allowed("tls: {enabled: false}\n", 5000) is None  # the APIs on every address
+    assert allowed("", 3306) == {"10.10.10.51"}
+    assert allowed("", 25672) == {"10.10.10.51"}
+    assert allowed("", 22) is None

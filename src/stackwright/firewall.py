@@ -155,6 +155,58 @@ def openings(host: HostContext) -> list[Opening]:
     return found
 
 
+@dataclass(frozen=True)
+class Listener:
+    """TCP `ports` the plan has a service listen on outside loopback, on `addresses` (None: any
+    address, every address included)."""
+
+    ports: range
+    addresses: frozenset[str] | None
+    why: str
+
+
+def port_range(ports: str) -> range:
+    """'5000' or '5900-5999' as a range of port numbers."""
+    first, _, last = ports.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def listeners(host: HostContext) -> list[Listener]:
+    """Where the node's services may listen (doctor's listen-address): every TCP opening's ports,
+    on its `to` address or else the node's addresses on the networks its sources are in; the
+    ports some service binds on every address by design (SSH; the APIs without the TLS front);
+    and RabbitMQ's Erlang distribution and epmd, bound to management but opened to nobody."""
+    nets = dict(host.inventory.networks.items())
+    own = {name: (str(address), nets[name].cidr) for name, address in host.node.addresses().items()}
+    found: list[Listener] = []
+    for opening in openings(host):
+        if opening.proto != "tcp":
+            continue
+        for ports in opening.ports.split(","):
+            if opening.to is not None:
+                addresses: frozenset[str] | None = frozenset({str(opening.to)})
+            elif opening.sources is None:
+                addresses = None
+            else:
+                addresses = frozenset(
+                    address
+                    for address, cidr in own.values()
+                    if any(cidr.overlaps(s) for s in opening.sources)
+                )
+            found.append(Listener(port_range(ports), addresses, opening.why))
+    everywhere = [str(host.node.ssh.port)]
+    if host.is_controller and not host.tls_front:
+        everywhere += [port for port, _ in (*PUBLIC_APIS, HORIZON)]
+    found += [Listener(port_range(port), None, "on every address by design") for port in everywhere]
+    if host.is_controller:
+        management = frozenset({host.management_ip})
+        found += [
+            Listener(port_range("4369"), management, "epmd (RabbitMQ's node names), fenced"),
+            Listener(port_range("25672"), management, "RabbitMQ's Erlang distribution, fenced"),
+        ]
+    return found
+
+
 def peers(host: HostContext) -> tuple[str, ...]:
     """The other nodes whose addresses the node's ruleset names: when one of them joins, this
     node's firewall must learn it (a cross-host step, also under `apply --limit`)."""

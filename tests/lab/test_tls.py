@@ -19,19 +19,25 @@ import re
 import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 
 from stackwright.certs import issue, make_authority
 from stackwright.checks.doctor.front import front_ports
+from stackwright.cloud import connect, identity_v3
 from stackwright.inventory import Inventory, load_inventory
+from stackwright.releases.modern.api import answers
 from stackwright.releases.modern.tls_front import FRONT_PEM
+from stackwright.secrets import load_passwords
 from stackwright.tls import FRONT, client_ca, front_names, store_for
 from tests.lab.cli import stackwright
+from tests.lab.cloudkit import verify_json
 from tests.lab.conftest import SeedLab
-from tests.lab.test_doctor import causes, doctor, failing
+from tests.lab.test_doctor import causes, doctor, failing, healthy_after
 
 pytestmark = [pytest.mark.lab, pytest.mark.cloud]
 
@@ -203,3 +209,61 @@ def test_an_expiring_certificate_is_named_by_doctor_and_renewed_by_apply(epoxy_c
     assert served.serial_number != expiring.certificate.serial_number
     code, data = doctor(epoxy_cloud)
     assert ("tls-front", controller) not in failing(data), causes(data, "tls-front")
+
+
+def listeners(lab: SeedLab, host: str) -> dict[int, set[str]]:
+    """TCP port -> the local addresses something listens on."""
+    found: dict[int, set[str]] = {}
+    for line in lab.check(host, "ss -Hltn").splitlines():
+        address, _, port = line.split()[3].rpartition(":")
+        found.setdefault(int(port), set()).add(address)
+    return found
+
+
+def test_tls_internal_puts_the_internal_endpoints_behind_the_front_and_back(epoxy_cloud: SeedLab) -> None:
+    """`tls: {internal: true}` applied to the running cloud and taken back: meanwhile every internal
+    endpoint answers HTTPS on the management address with a certificate that verifies for it, the
+    APIs listen on loopback only, a compute node reaches Keystone over HTTPS through its system
+    trust, the catalog says https, a VM boots and leases (nova-compute fetches its image from
+    Glance and talks to Placement and Neutron through the front), and doctor is healthy."""
+    inventory = model(epoxy_cloud)
+    data = yaml.safe_load(epoxy_cloud.inventory.read_text())
+    data.setdefault("tls", {})["internal"] = True
+    internal = replace(epoxy_cloud, inventory=epoxy_cloud.inventory.with_name("internal-tls.yaml"))
+    internal.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    controller, management = inventory.controller_name, str(inventory.controller.management)
+    external = str(inventory.controller.external)
+    source = str(inventory.networks.management.lab_address)
+    apis = (5000, 8774, 8778, 9292, 9696, 6080)
+    try:
+        proc = stackwright("apply", str(internal.inventory), "--yes", "--json", timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        cafile = client_ca(inventory, epoxy_cloud.inventory)
+        assert cafile is not None
+        listening = listeners(epoxy_cloud, controller)
+        for port in apis:
+            assert listening[port] == {"127.0.0.1", management, external}, (port, listening[port])
+            cert = served_certificate(source, management, port, cafile)
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert x509.IPAddress(ipaddress.ip_address(management)) in sans
+            path = "/vnc_lite.html" if port == 6080 else "/"
+            assert https_status(source, management, port, cafile, path) < 500, port
+        assert listening[80] == {"127.0.0.1", external} and listening[8775] == {management}
+        assert plain_http(source, management, 5000).startswith("no answer")
+        compute = inventory.names_with("compute")[0]
+        epoxy_cloud.check(compute, answers(f"https://{management}:5000/v3"))  # the CA in its trust
+        passwords = load_passwords(epoxy_cloud.inventory.parent / "passwords.yaml")
+        conn = connect(load_inventory(internal.inventory).model, passwords, cacert=cafile)
+        urls = {e.interface: e.url for e in identity_v3(conn).endpoints() if e.interface != "public"}
+        assert urls and all(url.startswith(f"https://{management}:") for url in urls.values()), urls
+        report = verify_json(internal, "--smoke", "--wait", "180", timeout=1800)
+        assert report["ok"], report
+        healthy_after(internal, 180)
+    finally:
+        back = stackwright("apply", str(epoxy_cloud.inventory), "--yes", "--json", timeout=1800)
+        internal.inventory.unlink()
+    assert back.returncode == 0, back.stderr[-4000:]
+    listening = listeners(epoxy_cloud, controller)
+    for port in apis:
+        assert listening[port] == {management, external}, (port, listening[port])
+    assert plain_http(source, management, 5000).startswith("HTTP ")

@@ -32,6 +32,7 @@ ORDER = (
     "clock-skew",
     "tunnel",
     "firewall",
+    "listen-address",
     "tls-front",
     "virt-type-kvm",
     "compute-tools",

@@ -208,6 +208,7 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
         parts.append(cells_script())
     if inventory.firewall.enabled:
         parts.append(fence.firewall_script())
+    parts.append(fence.listeners_script())
     parts.append(files_script(sorted(plan.files())))
     parts.append(options_script(plan))
     return "".join(parts)
