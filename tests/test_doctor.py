@@ -660,3 +660,7 @@ def test_listeners_follow_the_tls_front(tmp_path: Path) -> None:
     assert allowed("", 3306) == {"10.10.10.51"}
     assert allowed("", 25672) == {"10.10.10.51"}
     assert allowed("", 22) is None
+    # an all-in-one node: the metadata API and libvirtd's TLS listener with nobody to open them to
+    aio = host_contexts(load_inventory(SEED.with_name("aio.yaml")).model)["aio"]
+    mine = {port: listener.addresses for listener in listeners(aio) for port in listener.ports}
+    assert mine[8775] == mine[16514] == {str(aio.node.management)}

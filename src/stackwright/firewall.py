@@ -198,12 +198,19 @@ def listeners(host: HostContext) -> list[Listener]:
     if host.is_controller and not host.tls_front:
         everywhere += [port for port, _ in (*PUBLIC_APIS, HORIZON)]
     found += [Listener(port_range(port), None, "on every address by design") for port in everywhere]
+    management = frozenset({host.management_ip})
     if host.is_controller:
-        management = frozenset({host.management_ip})
         found += [
             Listener(port_range("4369"), management, "epmd (RabbitMQ's node names), fenced"),
             Listener(port_range("25672"), management, "RabbitMQ's Erlang distribution, fenced"),
         ]
+        if host.inventory.names_with("network"):
+            # opened to the other network nodes only: a network node that is the controller too
+            # reaches it over loopback
+            found.append(Listener(port_range("8775"), management, "Nova metadata API"))
+    if host.is_compute:
+        # bound whether or not the node has peers to migrate to (then opened to nobody)
+        found.append(Listener(port_range("16514"), management, "libvirtd's TLS listener"))
     return found
 
 
