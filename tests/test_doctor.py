@@ -663,4 +663,4 @@ def test_listeners_follow_the_tls_front(tmp_path: Path) -> None:
     # an all-in-one node: the metadata API and libvirtd's TLS listener with nobody to open them to
     aio = host_contexts(load_inventory(SEED.with_name("aio.yaml")).model)["aio"]
     mine = {port: listener.addresses for listener in listeners(aio) for port in listener.ports}
-    assert mine[8775] == mine[16514] == {str(aio.node.management)}
+    assert mine[8775] == mine[16514] == frozenset({str(aio.node.management)})
