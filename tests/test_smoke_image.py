@@ -472,7 +472,7 @@ def test_guest_takes_the_metadata_key_and_answers_tempests_commands_over_ssh(
         key = paramiko.RSAKey.generate(2048)
     public = f"{key.get_name()} {key.get_base64()} tempest"
     uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    meta = json.dumps({"uuid": uuid, "hostname": "tempest-server-42", "meta": {}})
+    meta = json.dumps({"uuid": uuid, "hostname": "tempest-server-42.novalocal", "meta": {}})
     posted = tmp_path / "posted"
     server = tmp_path / "metadata.py"
     server.write_text(
@@ -533,7 +533,7 @@ sys.stdout.write(f"HTTP/1.0 200 OK\\r\\nContent-Length: {{len(body)}}\\r\\n\\r\\
             outputs[command] = stdout.read().decode().strip()
             assert status == 0, (command, outputs[command], stderr.read().decode())
         client.close()
-    assert outputs["hostname"] == "tempest-server-42"
+    assert outputs["hostname"] == "tempest-server-42"  # the first label, as cloud-init sets it
     assert outputs["curl http://169.254.169.254/latest/meta-data/public-ipv4"] == "203.0.113.7"
     assert outputs["sudo id -u"] == "0"
     assert posted.read_text() == "secretpassword"

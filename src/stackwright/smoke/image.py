@@ -176,7 +176,8 @@ if [ -n "$lease" ]; then
   done
   if [ -n "$uuid" ]; then
     name=$(sed -n '{hostname_sed}' /tmp/meta_data.json | head -n 1)
-    [ -n "$name" ] && hostname "$name"
+    # the first label, as cloud-init sets it (metadata says <name>.<nova's dhcp_domain>)
+    [ -n "$name" ] && hostname "${{name%%.*}}"
     say uuid "$uuid"
     # The key of the keypair the server was booted with, if any: root logs in with it only.
     if timeout {md_timeout} wget -q -O /root/.ssh/authorized_keys {key_url} 2>/dev/null \\
