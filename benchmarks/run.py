@@ -16,7 +16,9 @@ Stages (each brings up and tears down its own lab hosts; the apt proxy's cache o
          (examples/seed.yaml: the default release, epoxy);
 - cloud-zed: the same up to `doctor` for examples/seed-zed.yaml (no floor);
 - scale: on a lab of its own (pctl, pnet, pc1..), 1 compute node from bare vs 4 in parallel,
-         with the machine's CPU sampled and CPU-seconds charged to each lab host (cpu.py);
+         with the machine's CPU sampled and CPU-seconds charged to each lab host (cpu.py), and the
+         first 1-node run's CPU-seconds per command from process accounting (pacct.py; its
+         section's command says scale-profile, which runs the same stage);
 - ui, tempest: the seed cloud with a second compute node: `verify --ui` figures and Tempest's API
          run (compute, network, image, identity), see api_cloud.py;
 - peer:  the same compute node converged by an Ansible playbook written for this benchmark
@@ -27,6 +29,7 @@ Medians over --runs samples (no-op, plan and doctor runs: at least 5).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_cloud import stage_api_cloud
 from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spread, ssh, stackwright, timed
 from cpu import CpuSampler, HostCpu
+from pacct import ProcessAccounting
 
 WORK = Path("/var/lib/stackwright/lab/bench")
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -349,8 +353,10 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     servers = ["pctl", "pnet"]
     cpus = os.cpu_count() or 1
 
-    def converge(label: str, hosts: list[str]) -> tuple[float, HostCpu]:
-        with CpuSampler() as cpu, HostCpu() as host_cpu:
+    def converge(
+        label: str, hosts: list[str], accounting: ProcessAccounting | None = None
+    ) -> tuple[float, HostCpu]:
+        with CpuSampler() as cpu, HostCpu() as host_cpu, accounting or contextlib.nullcontext():
             seconds = stackwright("apply", str(perf), "--yes", "--limit", ",".join(hosts))[0]
         section.add(
             f"{label} ({','.join(hosts)})",
@@ -361,7 +367,10 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     for r in range(runs):
         base = 1 + 5 * r
         one = [f"pc{base}"]
-        seconds, host_cpu = converge(f"run {r + 1}: 1 node", one)
+        accounting = ProcessAccounting(WORK / "pacct") if r == 0 else None
+        seconds, host_cpu = converge(f"run {r + 1}: 1 node", one, accounting)
+        if accounting is not None:
+            cpu_profile(report, accounting, host_cpu.of(one)[0], one[0])
         ones.append(seconds)
         one_cpu += host_cpu.of(one)
         four = [f"pc{base + k}" for k in range(1, 5)]
@@ -382,6 +391,31 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
         f"median {bound:.0f} s = {bound / statistics.median(ones):.2f}x one node",
     )
     section.add("4 / 1", f"{ratio:.2f}x", "≤ 2x", ratio <= 2)
+
+
+def cpu_profile(report: Report, accounting: ProcessAccounting, host_s: float, host: str) -> None:
+    """Where the first 1-node run's CPU-seconds went, per command (pacct.py)."""
+    section = report.section(
+        "Scale-out: where a compute node's CPU-seconds go",
+        ".venv/bin/python benchmarks/run.py --only scale-profile",
+    )
+    section.notes.append(
+        f"The first 1-node run of the scale stage ({host}), with the kernel's process accounting on: "
+        "every process that exited during the converge, machine-wide (the controller's and network "
+        "node's own short commands included; the services left running are not: they have not "
+        "exited), each process's own CPU (user + system), not its children's. Command names are "
+        "the kernel's 15 characters (`nova-compute.po` is that package's postinst)."
+    )
+    section.add(f"CPU-s charged to {host} (cpu.py, every process of the host)", f"{host_s:.0f}")
+    section.add("CPU-s of the processes that exited during the run, all", f"{accounting.total_s:.0f}")
+    for root in ("dpkg", "apt-get", "stackwright"):
+        tree = accounting.under(root)
+        section.add(
+            f"… of which `{root}` and everything it ran",
+            f"{sum(r.cpu_s for r in tree):.0f} ({len(tree)} processes)",
+        )
+    for row in accounting.by_command()[:20]:
+        section.add(f"`{row.command}`", f"{row.cpu_s:.1f} CPU-s, {row.processes} processes")
 
 
 def ansible_playbook() -> Path:
@@ -462,7 +496,7 @@ def stage_peer(report: Report, runs: int, perf: Path, first: int) -> None:
 
 
 def stage_perf_lab(report: Report, runs: int, stages: set[str]) -> None:
-    scale_hosts = 5 * runs if "scale" in stages else 0
+    scale_hosts = 5 * runs if stages & {"scale", "scale-profile"} else 0  # the profile is scale's run 1
     peer_hosts = 2 * runs if "peer" in stages else 0
     perf = perf_lab(scale_hosts + peer_hosts)
     try:
@@ -566,7 +600,7 @@ def main() -> None:
         ({"lab"}, lambda: stage_lab(report, args.runs)),
         ({"cloud"}, lambda: stage_cloud(report, args.runs)),
         ({"cloud-zed"}, lambda: stage_cloud(report, args.runs, "seed-zed.yaml", floor=False)),
-        ({"scale", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
+        ({"scale", "scale-profile", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
         ({"ui", "tempest"}, lambda: stage_api_cloud(report, args.runs, stages)),
     ]
     interrupted = False
