@@ -502,6 +502,13 @@ def test_uwsgi_apis_are_small_and_eventlet_ones_single_threaded() -> None:
     assert ini(host, "/etc/glance/glance-api.conf")["DEFAULT"]["workers"] == "2"
 
 
+def test_glance_offers_no_copy_between_stores_it_does_not_have() -> None:
+    # one store: copy-image has nothing to copy (Tempest's copy test waited 300 s for it)
+    glance = plan().hosts["controller"].files()["/etc/glance/glance-api.conf"].content
+    assert "enabled_backends = fs:file\n" in glance
+    assert "enabled_import_methods = [glance-direct, web-download]\n" in glance
+
+
 def test_novncproxy_is_selected() -> None:
     default = plan().hosts["controller"].files()["/etc/default/nova-consoleproxy"].content
     assert "NOVA_CONSOLE_PROXY_TYPE=novnc\n" in default
