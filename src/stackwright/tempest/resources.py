@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stackwright.cloud import identity_v3
+from stackwright.polling import poll
 from stackwright.smoke.glance import ensure_guest_images, guest_image_names
 from stackwright.smoke.image import GuestImage
 from stackwright.tempest.conf import TempestCloud
@@ -109,3 +110,65 @@ def remove(conn: Connection) -> list[str]:
         except Exception as exc:
             problems.append(f"image {name}: {exc}")
     return problems
+
+
+# Tempest names what it makes `tempest-<TestClass>-<random>` ([DEFAULT] resource_name_prefix).
+TEMPEST_PREFIX = "tempest-"
+SWEEP_WAIT_S = 180.0
+
+
+def sweep(conn: Connection, leftovers: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    """Delete what the run left that Tempest made (new since the run began *and* named by Tempest:
+    an operator's own servers made meanwhile are not touched): servers first (bounded wait),
+    then security groups, users and projects. Returns (what was removed, what could not be)."""
+    removed: list[str] = []
+    problems: list[str] = []
+
+    def tempest_made(resource: Any) -> bool:
+        return str(getattr(resource, "name", "") or "").startswith(TEMPEST_PREFIX)
+
+    servers = [
+        server
+        for server in conn.compute.servers(all_projects=True)
+        if str(server.id) in leftovers.get("servers", ()) and tempest_made(server)
+    ]
+    for server in servers:
+        try:
+            conn.compute.delete_server(server)
+        except Exception as exc:  # reported; the others are still deleted
+            problems.append(f"server {server.id}: {exc}")
+    wanted = {str(server.id) for server in servers}
+
+    def remaining() -> set[str]:
+        return wanted & {str(s.id) for s in conn.compute.servers(all_projects=True)}
+
+    still = poll(remaining, within_s=SWEEP_WAIT_S, every_s=5, done=lambda left: not left) if wanted else set()
+    removed += [f"server {sid}" for sid in sorted(wanted - still)]
+    problems += [f"server {sid}: still there {SWEEP_WAIT_S:.0f} s after its delete" for sid in sorted(still)]
+    identity = identity_v3(conn)
+
+    def new_and_tempests(kind: str) -> Any:
+        return lambda r: str(r.id) in leftovers.get(kind, ()) and tempest_made(r)
+
+    projects = {str(p.id) for p in identity.projects() if new_and_tempests("projects")(p)}
+
+    def swept_group(group: Any) -> bool:
+        # Neutron made the "default" group of each Tempest project on its first network call
+        if group.name == "default":
+            return str(group.project_id) in projects
+        return bool(new_and_tempests("security groups")(group))
+
+    listings: list[tuple[str, Any, Any, Any]] = [
+        ("security group", conn.network.security_groups, conn.network.delete_security_group, swept_group),
+        ("user", identity.users, identity.delete_user, new_and_tempests("users")),
+        ("project", identity.projects, identity.delete_project, lambda p: str(p.id) in projects),
+    ]
+    for kind, listing, delete, chosen in listings:
+        for resource in listing():
+            if chosen(resource):
+                try:
+                    delete(resource)
+                    removed.append(f"{kind} {resource.name}")
+                except Exception as exc:
+                    problems.append(f"{kind} {resource.id}: {exc}")
+    return removed, problems

@@ -113,6 +113,14 @@ def run_tempest(
         progress("removing Tempest's images and flavors")
         problems = cloud_resources.remove(conn)
         leftovers = before.new_in(cloud_resources.snapshot(conn))
+        if leftovers:
+            # Tempest's own cleanup failed somewhere (its failure is in the results): finish it.
+            progress("removing what Tempest left behind")
+            swept, unswept = cloud_resources.sweep(conn, leftovers)
+            if swept:
+                notes.append(f"removed what Tempest's own cleanup left: {', '.join(swept)}")
+            problems += unswept
+            leftovers = before.new_in(cloud_resources.snapshot(conn))
     return TempestReport(summary, workspace, version, time.monotonic() - started, leftovers, problems, notes)
 
 
