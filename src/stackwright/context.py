@@ -133,7 +133,7 @@ class HostContext:
     def internal_tls(self) -> bool:
         """The front serves the internal endpoints too (https on the management address): the APIs
         and the dashboard listen on loopback behind it, every node trusts the cloud's CA."""
-        return self.tls_front and self.inventory.tls.internal
+        return self.inventory.internal_tls
 
     @property
     def internal_url_base(self) -> str:

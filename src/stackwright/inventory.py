@@ -201,10 +201,15 @@ class Inventory(_Strict):
         return f"{scheme}://{controller.external or controller.management}"
 
     @property
+    def internal_tls(self) -> bool:
+        """The TLS front serves the internal endpoints too (`tls.internal`, which needs TLS on)."""
+        return self.tls.enabled and self.tls.internal
+
+    @property
     def internal_url_base(self) -> str:
         """scheme://address the services reach each other at: the controller's management address,
         https through the TLS front when `tls.internal`, else plain http."""
-        scheme = "https" if self.tls.enabled and self.tls.internal else "http"
+        scheme = "https" if self.internal_tls else "http"
         return f"{scheme}://{self.controller.management}"
 
     def names_with(self, role: str) -> list[str]:

@@ -96,7 +96,7 @@ def front_names(inventory: Inventory) -> list[str]:
     `tls.internal` its management address (the internal endpoints)."""
     controller = inventory.controller
     names = [str(controller.external or controller.management), inventory.controller_name]
-    if inventory.tls.internal and controller.external is not None:
+    if inventory.internal_tls and controller.external is not None:
         names.append(str(controller.management))
     return names
 
@@ -104,8 +104,7 @@ def front_names(inventory: Inventory) -> list[str]:
 def required_addresses(inventory: Inventory) -> list[str]:
     """The addresses an operator's own front certificate must name: the public one, and the
     management one when the front serves the internal endpoints too."""
-    names = front_names(inventory)
-    return [names[0], *names[2:]]
+    return [name for name in front_names(inventory) if name != inventory.controller_name]
 
 
 def store_for(inventory_path: Path) -> CertStore:

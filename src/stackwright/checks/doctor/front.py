@@ -10,7 +10,7 @@ from stackwright.certs import RENEW_WITHIN
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok
 from stackwright.dashboard import has_dashboard
 from stackwright.inventory import Inventory
-from stackwright.releases.modern.tls_front import APIS, DASHBOARD_PORT
+from stackwright.releases.modern.tls_front import APIS, DASHBOARD_PORT, https_endpoints
 
 RENEW_DAYS = RENEW_WITHIN.days  # apply renews a certificate of the cloud's CA inside it
 
@@ -20,13 +20,7 @@ def front_ports(inventory: Inventory) -> list[int]:
 
 
 def front_endpoints(inventory: Inventory) -> list[tuple[str, int]]:
-    """(address, port) the front serves over HTTPS: every public port on the external address,
-    and every API on the management address with tls.internal."""
-    controller = inventory.controller
-    found = [(str(controller.external), port) for port in front_ports(inventory)]
-    if inventory.tls.internal:
-        found += [(str(controller.management), port) for _, port in APIS]
-    return found
+    return https_endpoints(inventory, has_dashboard(inventory))
 
 
 def front_script(inventory: Inventory) -> str:

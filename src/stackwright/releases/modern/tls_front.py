@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
 from stackwright.dashboard import has_dashboard
+from stackwright.inventory import Inventory
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import applied_when_unchanged
 from stackwright.steps import Command, File, Service, Step, Sysctl
@@ -90,16 +91,23 @@ def trust(host: HostContext) -> list[Step]:
     ]
 
 
-def binds(host: HostContext, dashboard: bool) -> list[tuple[str, int]]:
-    """(address, port) HAProxy listens on: the public address for every API (and the dashboard),
-    the management address for every API too with tls.internal."""
-    ports = [port for _, port in APIS]
-    found = [(host.controller_public_ip, port) for port in ports]
-    if dashboard:
-        found += [(host.controller_public_ip, port) for port in (DASHBOARD_PORT, DASHBOARD_REDIRECT_PORT)]
-    if host.internal_tls:
-        found += [(host.controller_ip, port) for port in ports]
+def https_endpoints(inventory: Inventory, dashboard: bool) -> list[tuple[str, int]]:
+    """(address, port) the front serves over HTTPS (what doctor's tls-front probes): every API,
+    and the dashboard's 443, on the public address; every API on management too with tls.internal."""
+    controller = inventory.controller
+    public = str(controller.external or controller.management)
+    apis = [port for _, port in APIS]
+    found = [(public, port) for port in [*apis, *([DASHBOARD_PORT] if dashboard else [])]]
+    if inventory.internal_tls:
+        found += [(str(controller.management), port) for port in apis]
     return found
+
+
+def binds(host: HostContext, dashboard: bool) -> list[tuple[str, int]]:
+    """(address, port) HAProxy listens on: its HTTPS endpoints and the dashboard's plain-HTTP
+    redirect."""
+    redirect = [(host.controller_public_ip, DASHBOARD_REDIRECT_PORT)] if dashboard else []
+    return https_endpoints(host.inventory, dashboard) + redirect
 
 
 def free_ports(bound: list[tuple[str, int]]) -> Command:
