@@ -147,6 +147,12 @@ class HostContext:
         return "127.0.0.1" if self.internal_tls else self.controller_ip
 
     @property
+    def dashboard_ip(self) -> str:
+        """Where Apache serves the dashboard: behind the TLS front (backend_ip), else on the
+        controller's public address."""
+        return self.backend_ip if self.tls_front else self.controller_public_ip
+
+    @property
     def api_listen_ip(self) -> str:
         """Where the controller's APIs listen: behind the TLS front (backend_ip), else everywhere."""
         return self.backend_ip if self.tls_front else "0.0.0.0"

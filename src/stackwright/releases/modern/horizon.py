@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.dashboard import internal_login_url
+from stackwright.dashboard import WEBROOT
 from stackwright.releases.modern.api import answers
 from stackwright.releases.modern.files import rendered
 from stackwright.steps import Command, Service, Step, Wait
@@ -38,6 +38,13 @@ def sites_script() -> str:
         + "\n".join(switch)
         + "\nif systemctl -q is-active apache2; then systemctl reload apache2; fi"
     )
+
+
+def login_page_on_the_host(host: HostContext) -> str:
+    """The login page as Apache serves it on the controller (what apply waits for there)."""
+    # on loopback by the name the dashboard's ALLOWED_HOSTS lets in
+    address = "localhost" if host.dashboard_ip == "127.0.0.1" else host.dashboard_ip
+    return f"http://{address}{WEBROOT}auth/login/"
 
 
 def packages() -> tuple[str, ...]:
@@ -69,7 +76,5 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
             ),
         ),
         Service("apache2", restart_when=(LOCAL_SETTINGS, DEBIAN_CACHE_SNIPPET, SITE, PORTS)),
-        Wait(
-            "the dashboard's login page answers", answers(internal_login_url(host.inventory)), timeout_s=120
-        ),
+        Wait("the dashboard's login page answers", answers(login_page_on_the_host(host)), timeout_s=120),
     ]
