@@ -394,7 +394,7 @@ def _apply_rolling(
 ) -> None:
     from stackwright.applyview import ProgressView
     from stackwright.checks.verify import http_getter
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
     from stackwright.deploy import write_run_log
     from stackwright.engine.converge import upgrade_summary
     from stackwright.engine.stop import StopRequest
@@ -411,7 +411,7 @@ def _apply_rolling(
     with _cloud_api("apply --rolling"), ProgressView(console, session.hosts, mask, verbose) as view:
         report = roll(
             session,
-            connect(session.loaded.model, pw, cacert=client_ca(session.loaded.model, session.loaded.path)),
+            admin_connection(session.loaded, pw),
             options,
             view,
             lambda m: console.print(f"[dim]{escape(mask(m))}[/dim]"),
@@ -520,7 +520,7 @@ def verify(
 
     from stackwright.checks.verify import all_ok, http_getter, show_verify
     from stackwright.checks.verify import verify as run_verify
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
     from stackwright.tls import client_ca
 
     loaded = _load(inventory)
@@ -531,7 +531,7 @@ def verify(
     cafile = client_ca(loaded.model, loaded.path)
     get = http_getter(cafile)
     lines = _verify_until(
-        lambda: run_verify(connect(loaded.model, pw, cacert=cafile), loaded.model, get=get), wait, console
+        lambda: run_verify(admin_connection(loaded, pw), loaded.model, get=get), wait, console
     )
     show_verify(lines, console)
     ok = all_ok(lines)
@@ -547,7 +547,7 @@ def verify(
 
         guest = build_guest(progress=lambda m: console.print(f"[dim]{m}[/dim]"))
         report = run_smoke(
-            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
+            admin_connection(loaded, pw),
             loaded.model,
             guest,
             keep,
@@ -731,9 +731,8 @@ def drain(
 
     Example: stackwright drain examples/seed.yaml compute1
     """
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
     from stackwright.maintenance import drain as run_drain
-    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
@@ -742,7 +741,7 @@ def drain(
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     with _cloud_api(f"drain {node}"):
         report = run_drain(
-            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
+            admin_connection(loaded, pw),
             node,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         )
@@ -784,9 +783,8 @@ def evacuate(
 
     Example: stackwright evacuate examples/seed.yaml compute1
     """
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
     from stackwright.maintenance import evacuate as run_evacuate
-    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
@@ -801,7 +799,7 @@ def evacuate(
     console = Console(highlight=False, soft_wrap=True, stderr=as_json)
     with _cloud_api(f"evacuate {node}"):
         report = run_evacuate(
-            connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)),
+            admin_connection(loaded, pw),
             node,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
         )
@@ -821,16 +819,15 @@ def undrain(inventory: InventoryArg, host: HostArg, passwords: PasswordsOpt = No
 
     Example: stackwright undrain examples/seed.yaml compute1
     """
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
     from stackwright.maintenance import undrain as run_undrain
-    from stackwright.tls import client_ca
 
     loaded = _load(inventory)
     node = _compute_node(loaded, host)
     pw = _passwords(loaded, passwords)
     _require_reachable(loaded)
     with _cloud_api(f"undrain {node}"):
-        changed = run_undrain(connect(loaded.model, pw, cacert=client_ca(loaded.model, loaded.path)), node)
+        changed = run_undrain(admin_connection(loaded, pw), node)
     out.print(f"{node}: nova-compute {'enabled' if changed else 'was enabled already'}")
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from stackwright.atomic import atomic_write
-from stackwright.inventory import Inventory
+from stackwright.inventory import Inventory, LoadedInventory
 from stackwright.yamlsource import UserError
 
 if TYPE_CHECKING:
@@ -84,6 +84,17 @@ def connect(
 
     config = cloud_config(inventory, passwords, interface=interface, api_timeout=api_timeout, cacert=cacert)
     return Connection(app_name="stackwright", **config)
+
+
+def admin_connection(
+    loaded: LoadedInventory, passwords: Mapping[str, str], *, api_timeout: float = API_TIMEOUT_S
+) -> Connection:
+    """`connect` for an inventory loaded from its file: the TLS front verified with the CA this
+    machine trusts it by (tls.client_ca)."""
+    from stackwright.tls import client_ca
+
+    cacert = client_ca(loaded.model, loaded.path)
+    return connect(loaded.model, passwords, api_timeout=api_timeout, cacert=cacert)
 
 
 def clouds_yaml_text(inventory: Inventory, passwords: Mapping[str, str], *, cacert: Path | None) -> str:

@@ -11,12 +11,11 @@ from typing import Any
 import yaml
 from openstack.connection import Connection
 
-from stackwright.cloud import connect
+from stackwright.cloud import admin_connection
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.secrets import load_passwords
 from stackwright.steps import OvsBridge, Sysctl
-from stackwright.tls import client_ca
 from tests.lab.cli import stackwright
 from tests.lab.conftest import SeedLab
 from tests.lab.figures import record
@@ -148,5 +147,4 @@ def second_compute_node(lab: SeedLab) -> str:
 def admin(lab: SeedLab) -> Connection:
     """The lab cloud's admin, through openstacksdk (for what a test sets up or inspects)."""
     loaded = load_inventory(lab.inventory)
-    passwords = load_passwords(lab.inventory.parent / "passwords.yaml")
-    return connect(loaded.model, passwords, cacert=client_ca(loaded.model, loaded.path))
+    return admin_connection(loaded, load_passwords(lab.inventory.parent / "passwords.yaml"))

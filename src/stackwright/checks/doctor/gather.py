@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
 
 from stackwright.checks.doctor import console, fence, front
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
@@ -19,7 +18,7 @@ from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
 from stackwright.context import HostFacts
 from stackwright.engine.remote import Remote
-from stackwright.inventory import Inventory
+from stackwright.inventory import Inventory, LoadedInventory
 from stackwright.releases.modern.nova_ssh import NOVA_PRIVATE_KEY
 from stackwright.steps import HostPlan
 
@@ -246,20 +245,20 @@ def run_host_script(remote: Remote, script: str, data: HostData, timeout: float 
     data.sections = parse_sections(result.stdout)
 
 
-def gather_cloud(inventory: Inventory, passwords: Mapping[str, str], cacert: Path | None) -> CloudData:
+def gather_cloud(loaded: LoadedInventory, passwords: Mapping[str, str]) -> CloudData:
     """Nova services and neutron agents as the APIs report them; an error text when unreachable."""
     import socket
 
     from stackwright.checks.verify import gather_agents, gather_services, short
-    from stackwright.cloud import connect
+    from stackwright.cloud import admin_connection
 
-    address = str(inventory.controller.management)
+    address = str(loaded.model.controller.management)
     try:
         socket.create_connection((address, 5000), timeout=3).close()
     except OSError as exc:
         return CloudData(error=f"Keystone at {address}:5000 does not answer ({exc.strerror or exc})")
     try:
-        conn = connect(inventory, passwords, api_timeout=15, cacert=cacert)
+        conn = admin_connection(loaded, passwords, api_timeout=15)
         services = gather_services(conn)
         states = [
             ServiceState("nova", s.binary, short(s.host), s.state == "up", f"{s.state}, {s.status}")

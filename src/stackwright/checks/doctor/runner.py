@@ -16,7 +16,6 @@ from stackwright.engine.hostkeys import HostTrust
 from stackwright.engine.remote import Remote, connect
 from stackwright.inventory import LoadedInventory
 from stackwright.planner import plan_cluster
-from stackwright.tls import client_ca
 
 
 @dataclass
@@ -131,7 +130,7 @@ def run_doctor(
         # Importing openstacksdk holds the hub for ~0.7 s of CPU: done while the hosts run their
         # long scripts, not while their first replies wait to be read.
         all_sent.wait(timeout=10)
-        return gather_cloud(inventory, passwords, client_ca(inventory, loaded.path))
+        return gather_cloud(loaded, passwords)
 
     jobs = {name: gevent.spawn(examine, name) for name in pending}
     if not pending:
