@@ -61,6 +61,11 @@ def files(plan: ClusterPlan, host: str) -> dict[str, File]:
     return {s.path: s for s in plan.hosts[host].steps if isinstance(s, File)}
 
 
+def catalog_urls(base: str) -> list[str]:
+    """Glance's, Placement's, Nova's and Neutron's endpoints at `base`, in the catalog's order."""
+    return [f"{base}:9292", f"{base}:8778", f"{base}:8774/v2.1", f"{base}:9696"]
+
+
 def ini(text: str) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read_string(text)
@@ -113,12 +118,7 @@ def test_public_urls_say_https(tmp_path: Path) -> None:
     assert "oslo_middleware" not in compute  # only the controller's APIs are behind the front
     controller = files(plan, "controller")
     catalog = controller[CATALOG_JSON].content
-    assert re.findall(r'"public": "([^"]+)"', catalog) == [
-        "https://192.168.100.51:9292",
-        "https://192.168.100.51:8778",
-        "https://192.168.100.51:8774/v2.1",
-        "https://192.168.100.51:9696",
-    ]
+    assert re.findall(r'"public": "([^"]+)"', catalog) == catalog_urls("https://192.168.100.51")
     assert '"internal": "http://10.10.10.51:9292"' in catalog
     neutron = ini(controller["/etc/neutron/neutron.conf"].content)
     assert neutron["keystone_authtoken"]["www_authenticate_uri"] == "https://192.168.100.51:5000"
@@ -305,12 +305,7 @@ def test_tls_internal_puts_the_internal_endpoints_behind_the_front(tmp_path: Pat
     assert 'OPENSTACK_KEYSTONE_URL = "https://%s:5000/v3" % OPENSTACK_HOST' in settings
     # the catalog's internal and admin endpoints, and every service's Keystone, over https
     catalog = controller[CATALOG_JSON].content
-    assert re.findall(r'"internal": "([^"]+)"', catalog) == [
-        "https://10.10.10.51:9292",
-        "https://10.10.10.51:8778",
-        "https://10.10.10.51:8774/v2.1",
-        "https://10.10.10.51:9696",
-    ]
+    assert re.findall(r'"internal": "([^"]+)"', catalog) == catalog_urls("https://10.10.10.51")
     assert '"http://' not in catalog
     bootstrap = controller["/etc/stackwright/keystone-bootstrap.env"].content
     assert "OS_BOOTSTRAP_INTERNAL_URL=https://10.10.10.51:5000/v3/" in bootstrap
