@@ -1,27 +1,23 @@
 """Where a benchmark's CPU time goes: the whole machine's busy share, and CPU-seconds per lab host.
 
 `CpuSampler` reads /proc/stat once a second (how busy the machine's CPUs are). `HostCpu` charges
-CPU-seconds to each lab host: lab hosts are PID namespaces (systemd-nspawn), started with
-`--keep-unit`, so they share this machine's cgroup and cgroup accounting cannot tell them apart.
-Instead, at the start and at the end it sums, over every live process of each PID namespace,
-utime + stime + cutime + cstime from /proc/PID/stat. A process that exits in between was reaped by
-a parent in the same namespace (dpkg by apt, a service by the host's systemd), and the kernel adds
-its times, and its reaped children's, to that parent's cutime/cstime, so the end sum holds it;
-nothing short-lived is missed, unlike sampling. The engine's own CPU (stackwright and its ssh
-clients) is `resource.getrusage(RUSAGE_CHILDREN)` around the run.
+CPU-seconds to each lab host from the host's own cgroup (lab/cgroups.py: each host runs in a
+cgroup named after it), reading cgroup v2's `cpu.stat` at the start and at the end: the kernel
+accounts every process of the host there, short-lived and exited ones included. (The first version
+summed utime + cutime over a scan of /proc, which is not atomic: a process reaped by a parent
+already read during the scan was counted twice — 168 CPU-s for a node that used 92.) The engine's
+own CPU (stackwright and its ssh clients) is `resource.getrusage(RUSAGE_CHILDREN)` around the run.
 """
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import threading
 from collections import defaultdict
-from pathlib import Path
 
-TICK = os.sysconf("SC_CLK_TCK")
-THIS_MACHINE = "this machine"
+from stackwright.lab.cgroups import host_cgroups
+from stackwright.lab.layout import STATE_ROOT
 
 
 class CpuSampler:
@@ -60,25 +56,20 @@ class CpuSampler:
         return f"CPU busy {statistics.mean(self.busy):.0f}% avg, {saturated:.0%} of seconds ≥ 90%"
 
 
-def _namespace_ticks() -> dict[str, int]:
-    """Ticks (own + reaped children's) of every live process, summed per lab host name."""
-    root_ns = os.readlink("/proc/self/ns/pid")  # the namespace lab hosts are started from
-    ticks: dict[str, int] = defaultdict(int)
-    names: dict[str, str] = {root_ns: THIS_MACHINE}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ns = os.readlink(f"{entry.path}/ns/pid")
-            # comm may hold spaces and parentheses: the fields start after the last ")"
-            fields = Path(f"{entry.path}/stat").read_text().rsplit(")", 1)[1].split()
-            if ns not in names:
-                names[ns] = Path(f"{entry.path}/root/etc/hostname").read_text().strip() or ns
-        except OSError:  # exited while we looked (its parent's cutime has it), or not ours to read
-            continue
-        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-        ticks[names[ns]] += utime + stime + cutime + cstime
-    return ticks
+def _host_usage() -> dict[str, float]:
+    """CPU-seconds each lab host has used since it started: its own cgroup's usage (cgroup v2
+    `cpu.stat`, usage_usec), which holds every process of the host, exited ones included."""
+    usage: dict[str, float] = defaultdict(float)
+    for host_dir in STATE_ROOT.glob("*/hosts/*"):
+        # lab.layout.HostLayout.cgroup's name
+        for path in host_cgroups(f"stackwright-{host_dir.parent.parent.name}-{host_dir.name}"):
+            try:
+                stat = (path / "cpu.stat").read_text()
+            except OSError:  # not running, or a v1 hierarchy (no cpu.stat): the v2 one has it
+                continue
+            fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
+            usage[host_dir.name] += int(fields.get("usage_usec", 0)) / 1e6
+    return usage
 
 
 class HostCpu:
@@ -94,18 +85,14 @@ class HostCpu:
         return usage.ru_utime + usage.ru_stime
 
     def __enter__(self) -> HostCpu:
-        self._start = _namespace_ticks()
+        self._start = _host_usage()
         self._engine_start = self._children()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.engine = self._children() - self._engine_start
-        end = _namespace_ticks()
-        self.seconds = {
-            name: (ticks - self._start.get(name, 0)) / TICK
-            for name, ticks in end.items()
-            if name != THIS_MACHINE
-        }
+        end = _host_usage()
+        self.seconds = {name: used - self._start.get(name, 0.0) for name, used in end.items()}
 
     def of(self, hosts: list[str]) -> list[float]:
         return [self.seconds.get(h, 0.0) for h in hosts]

@@ -14,8 +14,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stackwright.context import HostFacts
+from stackwright.engine.converge import split_preparation
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
+from stackwright.releases.modern.apt_node import DPKG_EXCLUDES, NO_BYTE_COMPILE
 from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
@@ -335,9 +337,13 @@ def test_aio_renders_each_shared_file_once_with_all_roles_in_view() -> None:
 
 
 @pytest.mark.parametrize(("label", "cluster"), all_plans())
-def test_one_package_step_first_and_network_config_last(label: str, cluster: ClusterPlan) -> None:
+def test_dpkgs_settings_then_one_package_step_and_network_config_last(
+    label: str, cluster: ClusterPlan
+) -> None:
     for host in cluster.hosts.values():
-        assert isinstance(host.steps[0], Packages)
+        apt_setup, rest = split_preparation(host.steps)
+        assert [s.path for s in apt_setup if isinstance(s, File)] == [DPKG_EXCLUDES, NO_BYTE_COMPILE]
+        assert isinstance(rest[0], Packages)
         assert sum(isinstance(s, Packages) for s in host.steps) == 1
         assert isinstance(host.steps[-1], NetworkConfig)
         assert host.steps[-1].probe_address == str(

@@ -34,6 +34,9 @@ LOCAL_FILE = re.compile(r"/?(?:[A-Za-z0-9_.+@-]+/)*[A-Za-z0-9_.+@-]+")
 # INI section and option names (oslo.config's, and paste's `filter:authtoken`).
 SECTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# An HTTP proxy a node reaches the Debian mirror through: http://host[:port][/], no credentials
+# (they would sit in a world-readable apt configuration) and no path.
+HTTP_PROXY = re.compile(rf"http://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?/?")
 # Hand-set passwords: RFC 3986's unreserved characters, the same text in a URL, an INI file, SQL
 # and a shell word. 64 at most: Keystone's bcrypt reads 72 bytes.
 PASSWORD = re.compile(r"[A-Za-z0-9._~-]{8,64}")
@@ -130,6 +133,17 @@ LocalFile = Annotated[
     str,
     AfterValidator(
         fullmatching(LOCAL_FILE, "file name", "letters, digits, '_.+@-' and '/'", "tls/cloud.example.org.pem")
+    ),
+]
+HttpProxy = Annotated[
+    str,
+    AfterValidator(
+        fullmatching(
+            HTTP_PROXY,
+            "HTTP proxy",
+            "http://host:port, without credentials or a path",
+            "http://10.10.10.1:3142",
+        )
     ),
 ]
 SectionName = Annotated[

@@ -325,7 +325,7 @@ def apply(
         print_summary,
         reports_json,
     )
-    from stackwright.deploy import converge, open_session, run_preflight, write_run_log
+    from stackwright.deploy import check_parallel, converge, open_session, run_preflight, write_run_log
     from stackwright.engine.converge import Options
     from stackwright.engine.stop import StopRequest
 
@@ -335,6 +335,7 @@ def apply(
     mask = pw.masker()
     console = Console(highlight=False, soft_wrap=True, record=True, stderr=as_json)
     trust = _trust(loaded, accept_new_host_keys)
+    check_parallel(loaded.model, select_hosts(loaded, limit, "--limit"), parallel)
     session = open_session(loaded, pw, release, limit, trust)
     _show_accepted(trust, console)
     run_preflight(session)
@@ -533,6 +534,12 @@ def verify(
     lines = _verify_until(
         lambda: run_verify(admin_connection(loaded, pw), loaded.model, get=get), wait, console
     )
+    cache_stats = None
+    if loaded.model.package_cache_host is not None:
+        from stackwright.package_cache import check
+
+        cache_line, cache_stats = check(loaded)
+        lines.append(cache_line)
     show_verify(lines, console)
     ok = all_ok(lines)
     result: dict[str, Any] = {
@@ -541,6 +548,8 @@ def verify(
             {"id": line.id, "ok": line.ok, "message": line.message, "hint": line.hint} for line in lines
         ],
     }
+    if cache_stats is not None:
+        result["package_cache"] = dataclasses.asdict(cache_stats) | {"hit_rate": cache_stats.hit_rate}
     if smoke and ok:
         from stackwright.smoke.image import build_guest
         from stackwright.smoke.run import run_smoke, show_smoke

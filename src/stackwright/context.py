@@ -44,6 +44,9 @@ class Interface:
         return str(IPv4Network(f"0.0.0.0/{self.prefixlen}").netmask)
 
 
+PACKAGE_CACHE_PORT = 3142  # apt-cacher-ng's
+
+
 @dataclass(frozen=True)
 class HostContext:
     name: str
@@ -73,6 +76,21 @@ class HostContext:
     @property
     def is_compute(self) -> bool:
         return self.node.has("compute")
+
+    @property
+    def is_package_cache(self) -> bool:
+        return self.inventory.package_cache_host == self.name
+
+    @property
+    def apt_proxy(self) -> str | None:
+        """Where this node's apt gets packages from with a `package_cache`: the cache itself over
+        loopback on the cache node, the cache node's management address elsewhere; None without one
+        (apt as the node has it)."""
+        cache = self.inventory.package_cache_host
+        if cache is None:
+            return None
+        address = "127.0.0.1" if cache == self.name else str(self.inventory.nodes[cache].management)
+        return f"http://{address}:{PACKAGE_CACHE_PORT}"
 
     @property
     def management_ip(self) -> str:

@@ -27,7 +27,7 @@ from stackwright.engine.remote import (
     with_hint,
 )
 from stackwright.engine.stop import StopRequest
-from stackwright.inventory import LoadedInventory, select_hosts
+from stackwright.inventory import Inventory, LoadedInventory, select_hosts
 from stackwright.planner import plan_cluster
 from stackwright.release_table import DEPLOYABLE
 from stackwright.releases.base import Release
@@ -121,6 +121,7 @@ def converge(
     runnable = converge_order(
         session.loaded.model.controller_name,
         [name for name in session.hosts if name in session.remotes and session.preflights[name].ok],
+        session.loaded.model.package_cache_host,
     )
     milestones = Milestones(set(runnable))
     # `--parallel N`: a pool's spawn waits for a free slot, so hosts start in converge_order
@@ -184,10 +185,28 @@ def involved_hosts(
     return involved
 
 
-def converge_order(controller: str, hosts: list[str]) -> list[str]:
-    """The controller first: the other hosts' steps wait for its services (AwaitHost), so with
-    fewer slots than hosts (`apply --parallel N`) it must never queue behind a host waiting for it."""
-    return sorted(hosts, key=lambda name: name != controller)
+def converge_order(controller: str, hosts: list[str], package_cache: str | None = None) -> list[str]:
+    """The controller first, then the package cache's node: the other hosts' steps wait for their
+    services (AwaitHost), so with fewer slots than hosts (`apply --parallel N`) neither may queue
+    behind a host waiting for it. (They wait for each other: with a cache elsewhere than on the
+    controller, N must be 2 or more — `check_parallel`.)"""
+    first = [controller, package_cache]
+    return sorted(hosts, key=lambda name: first.index(name) if name in first else len(first))
+
+
+def check_parallel(inventory: Inventory, hosts: list[str], parallel: int) -> None:
+    """`--parallel 1` cannot converge a controller and a package cache on another node in one run:
+    the controller's apt waits for the cache, the cache node's services wait for the controller."""
+    cache = inventory.package_cache_host
+    if (
+        parallel == 1
+        and cache not in (None, inventory.controller_name)
+        and {cache, inventory.controller_name} <= set(hosts)
+    ):
+        raise UserError(
+            f"apply --parallel 1: {inventory.controller_name} (the controller) and {cache} (the package "
+            "cache) wait for each other — use --parallel 2 or more, or --limit one of them"
+        )
 
 
 def files_for_deployed(steps: tuple[Step, ...], deployed: Callable[[File], bool]) -> tuple[Step, ...]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stackwright.allowlists import (
+    HttpProxy,
     InterfaceName,
     LocalFile,
     NodeName,
@@ -135,6 +136,18 @@ class Tls(_Strict):
     )
 
 
+class PackageCache(_Strict):
+    host: NodeName = Field(
+        description="The node that runs the fleet's apt cache (apt-cacher-ng on port 3142 of its "
+        "management address); every other node installs its packages through it (README: Package cache)."
+    )
+    upstream_proxy: HttpProxy | None = Field(
+        default=None,
+        description="An HTTP proxy the cache node reaches the Debian mirror through (http://host:port); "
+        "default: the mirror directly.",
+    )
+
+
 class Node(_Strict):
     roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute.")
     management: IPv4Address
@@ -182,7 +195,17 @@ class Inventory(_Strict):
     )
     firewall: Firewall = Field(default_factory=Firewall)
     tls: Tls = Field(default_factory=Tls)
+    package_cache: PackageCache | None = Field(
+        default=None,
+        description="A node that caches Debian packages for the others: `package_cache: controller`, or "
+        "{host: controller, upstream_proxy: http://10.10.10.1:3142}.",
+    )
     nodes: dict[NodeName, Node] = Field(min_length=1)
+
+    @field_validator("package_cache", mode="before")
+    @classmethod
+    def _cache_node_alone(cls, value: Any) -> Any:
+        return {"host": value} if isinstance(value, str) else value
 
     @property
     def controller_name(self) -> str:
@@ -211,6 +234,10 @@ class Inventory(_Strict):
         https through the TLS front when `tls.internal`, else plain http."""
         scheme = "https" if self.internal_tls else "http"
         return f"{scheme}://{self.controller.management}"
+
+    @property
+    def package_cache_host(self) -> str | None:
+        return self.package_cache.host if self.package_cache is not None else None
 
     def names_with(self, role: str) -> list[str]:
         return [name for name, node in self.nodes.items() if node.has(role)]
@@ -417,6 +444,17 @@ def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
     if not network_errors:
         yield from _check_nodes(inv)
     yield from _check_tls(inv)
+    yield from _check_package_cache(inv)
+
+
+def _check_package_cache(inv: LoadedInventory) -> Iterator[UserError]:
+    cache = inv.model.package_cache
+    if cache is not None and cache.host not in inv.model.nodes:
+        yield inv.error(
+            f"package_cache: {cache.host!r} is not a node of this inventory — name one of "
+            f"{', '.join(inv.model.nodes)}",
+            ("package_cache", "host"),
+        )
 
 
 def _check_tls(inv: LoadedInventory) -> Iterator[UserError]:

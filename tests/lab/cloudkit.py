@@ -119,14 +119,16 @@ def world_readable_leaks(lab: SeedLab, values: list[str]) -> dict[str, list[str]
 
 
 def add_compute(lab: SeedLab, number: int) -> str:
-    """A new bare compute node in the test inventory (and its lab host), e.g. compute3 at .55."""
+    """A new bare compute node in the test inventory (and its lab host), e.g. compute3 at .55 of the
+    management and data networks."""
     name = f"compute{number}"
     text = lab.inventory.read_text()
     if f"  {name}:" not in text:
-        octet = 52 + number
-        text += (
-            f"  {name}:\n    roles: [compute]\n    management: 10.10.10.{octet}\n    data: 10.20.20.{octet}\n"
-        )
+        networks = load_inventory(lab.inventory).model.networks
+        assert networks.data is not None
+        management = networks.management.cidr.network_address + 52 + number
+        data = networks.data.cidr.network_address + 52 + number
+        text += f"  {name}:\n    roles: [compute]\n    management: {management}\n    data: {data}\n"
         lab.inventory.write_text(text)
     up = lab.cli("up")
     assert up.returncode == 0, up.stderr

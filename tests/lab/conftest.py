@@ -7,7 +7,8 @@ Shared clouds, converged once per session (a module run alone brings up what it 
   marked `cloud` (the cloud's features, doctor's faults, resilience) runs on it, after the
   plain-host tests (see `pytest_collection_modifyitems`).
 - `zed_lab` brings up `examples/seed-zed.yaml`'s three Debian 12 hosts on addresses of their own
-  (10.11.10.0/24, ...), so the Zed cloud of tests/lab/test_zed.py can live beside the Epoxy one.
+  (10.11.10.0/24, ...), so the Zed cloud of tests/lab/test_zed.py can live beside the Epoxy one;
+  its inventory adds a package cache on the controller (the other hosts get no route to the mirror).
 At the end of the session every lab is taken down (`lab down`), asserting nothing is left behind
 (no host process, bridge, veth, mount, cgroup, nft table or proxy). A test that breaks a host
 must put it back (or use a lab of its own):
@@ -127,6 +128,9 @@ TEST_INVENTORY = STATE_ROOT / "test-inventories" / "seed.yaml"
 # The Zed copy, in a directory of its own (its own passwords.yaml) and on addresses of its own.
 ZED_INVENTORY = STATE_ROOT / "test-inventories" / "zed" / "seed-zed.yaml"
 ZED_ADDRESSES = (("10.10.10.", "10.11.10."), ("10.20.20.", "10.21.20."), ("192.168.100.", "192.168.101."))
+# The Zed cloud is also the package cache's: the controller caches every node's packages, and only
+# it reaches the mirror (through the lab's apt proxy, at the management bridge's address).
+ZED_PACKAGE_CACHE = "package_cache: {host: controller, upstream_proxy: 'http://10.10.10.1:3142'}\n"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -184,7 +188,7 @@ def seed_lab() -> Iterator[SeedLab]:
 @pytest.fixture(scope="session")
 def zed_lab() -> Iterator[SeedLab]:
     require_lab()
-    text = SEED_ZED.read_text()
+    text = ZED_PACKAGE_CACHE + SEED_ZED.read_text()  # on top: nodes stay last, tests append to them
     for old, new in ZED_ADDRESSES:
         text = text.replace(old, new)
     _fresh_copy(ZED_INVENTORY, text)

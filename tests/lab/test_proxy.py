@@ -118,3 +118,24 @@ def test_missing_and_truncated_files_are_not_cached(proxied: tuple[str, int, Pat
     with contextlib.suppress(http.client.HTTPException, OSError):  # the client sees it break
         get(port, f"{base}/debian/pool/main/s/short.deb")
     assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_with_clients_named_every_other_host_is_refused(tmp_path: Path) -> None:
+    """A package_cache lab: only the cache node reaches the mirror (here: 127.0.0.2 only)."""
+    FakeMirror.hits.clear()
+    mirror = ThreadingHTTPServer(("127.0.0.1", 0), FakeMirror)
+    _start(mirror)
+    m = Mirror("http", "127.0.0.1", mirror.server_address[1])
+    proxy = serve(
+        "127.0.0.1", 0, ProxyConfig(mirrors={m.key: m}, cache=tmp_path, clients=frozenset({"127.0.0.2"}))
+    )
+    _start(proxy)
+    try:
+        status, body, _ = get(
+            proxy.server_address[1], f"http://127.0.0.1:{m.port}/debian/pool/main/h/hello/hello_1.deb"
+        )
+    finally:
+        proxy.shutdown()
+        mirror.shutdown()
+    assert status == 403 and b"no route to the mirror" in body
+    assert sum(FakeMirror.hits.values()) == 0

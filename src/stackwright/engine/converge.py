@@ -23,7 +23,7 @@ from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
 from stackwright.polling import Deadline, poll
 from stackwright.secrets import Masker
-from stackwright.steps import AwaitHost, Command, File, HostPlan, Step, Wait
+from stackwright.steps import AwaitHost, Command, File, HostPlan, Packages, Step, Wait
 
 LOCK = "/run/stackwright.lock"
 APT_FRESH_SECONDS = 3600
@@ -198,41 +198,14 @@ def converge_host(
             acquire_lock(remote)
             locked = True
         if steps is None:
-            start = time.monotonic()
             report.started_at = time.time()
+            apt_setup, steps = split_preparation(plan.steps)
+            _run_steps(run, apt_setup, report, options, progress, stop)
+            start = time.monotonic()
             progress(plan.host, "node preparation", None)
             prepare_node(remote, plan, options, report)
             report.phases["prepare"] = time.monotonic() - start
-            steps = plan.steps
-        steps = list(steps)
-        groups = _file_groups(steps)
-        for index, step in enumerate(steps):
-            if index in groups:
-                run.file_facts.update(facts.files(remote, groups[index]))
-            summary = step_summary(step, _NO_MASK)
-            if stop:
-                raise RemoteError(
-                    plan.host, summary, Result(130, "", f"stopped by {stop.reason} before this step"), _RESUME
-                )
-            progress(plan.host, summary, None)
-            if _wait_deferrable(step, report, options):
-                assert isinstance(step, Wait)
-                run.deferred_waits.append(step)
-                outcome = Outcome(step, False, DEFERRED)
-                report.outcomes.append(outcome)
-                progress(plan.host, summary, outcome)
-                continue
-            try:
-                outcome = run_step(run, step)
-            except RemoteError:
-                if stop and isinstance(step, AwaitHost):
-                    # The awaited host stopped for the signal, not because it failed.
-                    stopped = Result(130, "", f"stopped by {stop.reason} before this step")
-                    raise RemoteError(plan.host, summary, stopped, _RESUME) from None
-                raise
-            report.outcomes.append(outcome)
-            report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
-            progress(plan.host, summary, outcome)
+        _run_steps(run, list(steps), report, options, progress, stop)
     except RemoteError as exc:
         if remote.lost:
             # whatever the step made of it (a wait "not ready", a short reply), the cause is this
@@ -250,6 +223,53 @@ def converge_host(
         if report.started_at is not None and report.finished_at is None:
             report.finished_at = time.time()
     return report
+
+
+def split_preparation(steps: Iterable[Step]) -> tuple[list[Step], list[Step]]:
+    """(the steps before the host's first Packages step, the rest): the first set up apt and dpkg
+    themselves (the package cache, dpkg's path excludes) and run before node preparation's apt."""
+    steps = list(steps)
+    first = next((i for i, step in enumerate(steps) if isinstance(step, Packages)), 0)
+    return steps[:first], steps[first:]
+
+
+def _run_steps(
+    run: HostRun,
+    steps: list[Step],
+    report: HostReport,
+    options: Options,
+    progress: Progress,
+    stop: StopRequest | None,
+) -> None:
+    host = run.plan.host
+    groups = _file_groups(steps)
+    for index, step in enumerate(steps):
+        if index in groups:
+            run.file_facts.update(facts.files(run.remote, groups[index]))
+        summary = step_summary(step, _NO_MASK)
+        if stop:
+            raise RemoteError(
+                host, summary, Result(130, "", f"stopped by {stop.reason} before this step"), _RESUME
+            )
+        progress(host, summary, None)
+        if _wait_deferrable(step, report, options):
+            assert isinstance(step, Wait)
+            run.deferred_waits.append(step)
+            outcome = Outcome(step, False, DEFERRED)
+            report.outcomes.append(outcome)
+            progress(host, summary, outcome)
+            continue
+        try:
+            outcome = run_step(run, step)
+        except RemoteError:
+            if stop and isinstance(step, AwaitHost):
+                # The awaited host stopped for the signal, not because it failed.
+                stopped = Result(130, "", f"stopped by {stop.reason} before this step")
+                raise RemoteError(host, summary, stopped, _RESUME) from None
+            raise
+        report.outcomes.append(outcome)
+        report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
+        progress(host, summary, outcome)
 
 
 DEFERRED = "deferred: runs before a command that has to act (nothing on this host changed yet)"

@@ -81,7 +81,8 @@ NETWORK_WRITTEN = "network-written"  # in the host's directory: its first start 
 
 
 def personalize(host: HostLayout, layout: LabLayout, authorized_key: str) -> None:
-    """Hostname, /etc/hosts, machine-id, root's key, one .network per NIC, the apt proxy.
+    """Hostname, /etc/hosts, machine-id, root's key, one .network per NIC, the apt proxy (for the
+    hosts that reach the mirror).
 
     The root may have run before (a restarted host): whatever it holds now was written by a root
     inside it, so no path below it is followed through a symbolic link (atomic_write_beneath).
@@ -114,12 +115,15 @@ def _personalize(
             atomic_write_beneath(
                 root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
             )
-    atomic_write_beneath(
-        root,
-        "/etc/apt/apt.conf.d/01stackwright-proxy",
-        f'Acquire::http::Proxy "{layout.proxy_url}";\n',
-        mode=0o644,
-    )
+    if layout.reaches_mirror(host):
+        atomic_write_beneath(
+            root,
+            "/etc/apt/apt.conf.d/01stackwright-proxy",
+            f'Acquire::http::Proxy "{layout.proxy_url}";\n',
+            mode=0o644,
+        )
+    else:  # no route to the mirror: its apt goes through the inventory's package cache
+        remove_beneath(root, "/etc/apt/apt.conf.d", "01stackwright-proxy")
 
 
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")  # the keys sshd makes at first boot, ed25519 first

@@ -85,6 +85,9 @@ class LabLayout:
     dir: Path
     bridges: tuple[BridgeLayout, ...]
     hosts: tuple[HostLayout, ...]
+    # The hosts that reach the mirror through the lab's proxy: with a package_cache only its node
+    # (the others have no route, as on a real site; their apt goes through the cache); None: all.
+    mirror_clients: tuple[IPv4Address, ...] | None = None
 
     @classmethod
     def of(cls, inv: Inventory, path: Path) -> LabLayout:
@@ -124,7 +127,16 @@ class LabLayout:
                     )
                 )
             hosts.append(HostLayout(name, index, lab_dir / "hosts" / name, tuple(links)))
-        return cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts))
+        clients = None
+        if inv.package_cache is not None and inv.package_cache.host in inv.nodes:
+            clients = (inv.nodes[inv.package_cache.host].management,)
+            proxy_url = f"http://{bridges[0].address.ip}:{PROXY_PORT}"
+            if inv.package_cache.upstream_proxy not in (proxy_url, f"{proxy_url}/"):
+                raise UserError(
+                    f"package_cache: in the lab only the cache node reaches the mirror, through the lab's "
+                    f"apt proxy — set package_cache.upstream_proxy: {proxy_url} in {path}"
+                )
+        return cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts), clients)
 
     @property
     def state_file(self) -> Path:
@@ -137,6 +149,9 @@ class LabLayout:
     @property
     def proxy_url(self) -> str:
         return f"http://{self.proxy_address}:{PROXY_PORT}"
+
+    def reaches_mirror(self, host: HostLayout) -> bool:
+        return self.mirror_clients is None or host.management in self.mirror_clients
 
     @property
     def ssh_key(self) -> Path:

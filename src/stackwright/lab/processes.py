@@ -80,6 +80,8 @@ def start_proxy(layout: LabLayout, mirrors: Mirrors) -> int:
     ]  # fmt: skip
     for origin in sorted({src.origin for src in mirrors.sources}):
         argv += ["--upstream", origin]
+    for address in layout.mirror_clients or ():
+        argv += ["--client", str(address)]
     return _spawn(argv, layout.dir / "proxy.log")
 
 

@@ -3,7 +3,9 @@
 Why our own: apt-cacher-ng answered 503 to every request on these machines, and the lab needs only
 a small, strict subset of a caching proxy. This one
 
-- listens only on the management bridge's lab address (hosts reach it; nothing else can),
+- listens only on the management bridge's lab address (hosts reach it; nothing else can), and
+  with `--client` serves only those hosts (an inventory with a package_cache: only its cache node
+  reaches the mirror, as on a site where the other nodes have no route out),
 - forwards only GET/HEAD to the mirror hosts of this machine's apt sources (`--upstream`, read
   from the sources at `lab up` time); any other host, port or method gets 403,
 - keeps every pool/ and by-hash/ file (the .debs: immutable by name) in an on-disk cache, written
@@ -70,6 +72,8 @@ class Mirror:
 class ProxyConfig:
     mirrors: dict[tuple[str, int], Mirror]  # by Mirror.key
     cache: Path
+    # The only lab hosts that reach the mirror (a package_cache inventory: its cache node); None: all.
+    clients: frozenset[str] | None = None
     locks: dict[Path, threading.Lock] = field(default_factory=dict)
     locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -160,6 +164,9 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
+        if self.config.clients is not None and self.client_address[0] not in self.config.clients:
+            self.refuse(403, f"{self.client_address[0]}: no route to the mirror in this lab (package_cache)")
+            return
         url = urlsplit(self.path)
         try:
             mirror = self.config.mirrors.get((url.hostname or "", url.port or 80))
@@ -351,10 +358,12 @@ def parse_args(argv: list[str]) -> tuple[str, int, ProxyConfig]:
     parser.add_argument("--listen", required=True, help="ADDRESS:PORT (the management bridge)")
     parser.add_argument("--cache", required=True, type=Path)
     parser.add_argument("--upstream", action="append", default=[], help="scheme://host of a mirror")
+    parser.add_argument("--client", action="append", help="the only host address served (repeatable)")
     args = parser.parse_args(argv)
     address, _, port = args.listen.rpartition(":")
     mirrors = {m.key: m for up in args.upstream if (m := Mirror.parse(up)) is not None}
-    return address, int(port), ProxyConfig(mirrors=mirrors, cache=args.cache)
+    clients = frozenset(args.client) if args.client else None
+    return address, int(port), ProxyConfig(mirrors=mirrors, cache=args.cache, clients=clients)
 
 
 def main(argv: list[str]) -> int:

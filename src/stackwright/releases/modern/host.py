@@ -10,7 +10,16 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from stackwright.context import HostContext
-from stackwright.releases.modern import common, compute, controller, guards, network, nftables, tls_front
+from stackwright.releases.modern import (
+    apt_node,
+    common,
+    compute,
+    controller,
+    guards,
+    network,
+    nftables,
+    tls_front,
+)
 from stackwright.steps import File, Packages, Step
 
 if TYPE_CHECKING:
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def packages(host: HostContext) -> tuple[str, ...]:
-    names = [*common.packages(host)]
+    names = [*apt_node.packages(host), *common.packages(host)]
     if host.inventory.firewall.enabled:
         names += nftables.packages(host)
     if host.is_controller:
@@ -32,7 +41,13 @@ def packages(host: HostContext) -> tuple[str, ...]:
 
 
 def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
-    steps: list[Step] = [Packages(packages(host))]
+    steps = apt_node.preparation(host)  # before the first Packages step: converged before apt runs
+    if host.is_package_cache:
+        # the cache first, behind the firewall like every service of ours, then apt through it
+        first = apt_node.packages(host) + (nftables.packages(host) if host.inventory.firewall.enabled else ())
+        steps += [Packages(first), *guards.state_directories(), *nftables.steps(host, release, pw)]
+        steps += apt_node.cache(host, release, pw)
+    steps += [Packages(packages(host))]
     steps += guards.state_directories()
     steps += nftables.steps(host, release, pw)  # before any service of ours listens
     steps += common.base(host, release, pw)
