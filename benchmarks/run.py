@@ -3,7 +3,7 @@
 Run (as root, nothing else using the machine, no other lab on the seed's addresses):
 
     .venv/bin/python benchmarks/run.py [--runs 3] [--no-write] \
-        [--only plan,lab,cloud,cloud-zed,scale,peer,ui,tempest]
+        [--only plan,lab,cloud,cloud-zed,scale,peer,fleet,ui,tempest]
 
 Stages (each brings up and tears down its own lab hosts; the apt proxy's cache on disk is shared):
 - plan:  `plan` of a generated 500-node inventory, whole process, peak RSS;
@@ -19,6 +19,9 @@ Stages (each brings up and tears down its own lab hosts; the apt proxy's cache o
          with the machine's CPU sampled and CPU-seconds charged to each lab host (cpu.py), and the
          first 1-node run's CPU-seconds per command from process accounting (pacct.py; its
          section's command says scale-profile, which runs the same stage);
+- fleet: a controller, a network node and 20 compute nodes from bare in one apply, through a
+         package cache on the controller: wall time against the CPU bound, the engine's CPU and
+         peak RSS, verify, the smoke VM on the last node, the 22-host no-op (fleet.py);
 - ui, tempest: the seed cloud with a second compute node: `verify --ui` figures and Tempest's API
          run (compute, network, image, identity), see api_cloud.py;
 - peer:  the same compute node converged by an Ansible playbook written for this benchmark
@@ -48,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_cloud import stage_api_cloud
 from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spread, ssh, stackwright, timed
 from cpu import CpuSampler, HostCpu
+from fleet import stage_fleet
 from pacct import ProcessAccounting
 
 WORK = Path("/var/lib/stackwright/lab/bench")
@@ -288,8 +292,8 @@ def _fresh_node_vs_floor(section: Section, runs: int, seed: Path, floors: list[s
         "fresh compute node: `apply --yes --no-upgrade --limit computeN` (the same apt work, then "
         "files, services, network, the controller's discover_hosts)",
         spread(fresh_s, digits=1) + f" = {ratio:.2f}x the floor",
-        "≤ 1.3x",
-        ratio <= 1.3,
+        "≤ 1.0x",
+        ratio <= 1.0,
     )
     section.add(
         "pairs (floor, stackwright)",
@@ -385,13 +389,21 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     section.add(
         "CPU-s one compute node's converge costs on its host: alone / one of four at once",
         f"median {statistics.median(one_cpu):.0f} / {statistics.median(four_cpu):.0f}",
+        "≤ 60",
+        statistics.median(one_cpu) <= 60 and statistics.median(four_cpu) <= 60,
     )
     bound = statistics.median(bounds)
     section.add(
         f"fastest the 4-node run can be here: all lab hosts' CPU-s during it / {cpus} CPUs",
         f"median {bound:.0f} s = {bound / statistics.median(ones):.2f}x one node",
     )
-    section.add("4 / 1", f"{ratio:.2f}x", "≤ 2x", ratio <= 2)
+    to_bound = statistics.median(fours) / bound
+    section.add(
+        "4 / 1 (and the 4-node run against that bound)",
+        f"{ratio:.2f}x ({to_bound:.2f}x the bound)",
+        "≤ 2x, or ≤ 1.15x the bound where 2x is below it",
+        ratio <= 2 or to_bound <= 1.15,
+    )
 
 
 def cpu_profile(report: Report, accounting: ProcessAccounting, host_s: float, host: str) -> None:
@@ -594,7 +606,7 @@ def write_doc(markdown: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="samples of each fresh-converge figure (≥ 3)")
-    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer,ui,tempest")
+    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer,fleet,ui,tempest")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -610,6 +622,7 @@ def main() -> None:
         ({"cloud"}, lambda: stage_cloud(report, args.runs)),
         ({"cloud-zed"}, lambda: stage_cloud(report, args.runs, "seed-zed.yaml", floor=False)),
         ({"scale", "scale-profile", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
+        ({"fleet"}, lambda: stage_fleet(report)),
         ({"ui", "tempest"}, lambda: stage_api_cloud(report, args.runs, stages)),
     ]
     interrupted = False

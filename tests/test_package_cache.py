@@ -110,10 +110,12 @@ def test_dpkg_leaves_out_docs_and_py3compile_skips_test_suites(
     assert rule == ["re|-|/usr/lib/python3/dist-packages/|.*/tests/.*"]
 
 
-def test_only_the_other_nodes_may_reach_the_cache_port(tmp_path: Path) -> None:
+def test_the_cache_port_is_open_to_the_management_network_on_the_cache_node_only(tmp_path: Path) -> None:
+    """As the controller's other services: a node that joins (`apply --limit compute2`) fetches its
+    packages before any other node's firewall learns of it."""
     hosts = host_contexts(load_inventory(inventory(tmp_path)).model)
     cache = [o for o in firewall.openings(hosts["controller"]) if o.ports == "3142"]
-    assert [tuple(map(str, o.sources or ())) for o in cache] == [("10.10.10.52/32", "10.10.10.53/32")]
+    assert [tuple(map(str, o.sources or ())) for o in cache] == [("10.10.10.0/24",)]
     assert not any(o.ports == "3142" for h in ("network", "compute1") for o in firewall.openings(hosts[h]))
     listens = [li for li in firewall.listeners(hosts["controller"]) if 3142 in li.ports]
     assert listens and all(li.addresses == frozenset({"10.10.10.51"}) for li in listens)

@@ -121,17 +121,16 @@ def openings(host: HostContext) -> list[Opening]:
             Opening("udp", "123", management, "NTP: the other nodes follow the controller's clock"),
         ]
     if host.is_package_cache:
-        nodes = tuple(n for n in inventory.nodes if n != host.name)
-        if nodes:
-            found.append(
-                Opening(
-                    "tcp",
-                    str(PACKAGE_CACHE_PORT),
-                    _from(inventory, nodes, "management"),
-                    "apt-cacher-ng: the other nodes' packages (package_cache)",
-                    nodes=nodes,
-                )
+        # The whole management network, as the controller's services: a node joining with
+        # `apply --limit newnode` fetches its packages before any other node's firewall changes.
+        found.append(
+            Opening(
+                "tcp",
+                str(PACKAGE_CACHE_PORT),
+                management,
+                "apt-cacher-ng: the nodes' packages (package_cache)",
             )
+        )
     tunnel_peers = _others(inventory, ("network", "compute"), host.name, "data")
     if (host.is_network or host.is_compute) and tunnel_peers:
         why = "tunnels from the other nodes' data addresses"
@@ -220,9 +219,6 @@ def listeners(host: HostContext) -> list[Listener]:
             # opened to the other network nodes only: a network node that is the controller too
             # reaches it over loopback
             found.append(Listener(port_range("8775"), management, "Nova metadata API"))
-    if host.is_package_cache:
-        # bound on management on an all-in-one too (then opened to nobody)
-        found.append(Listener(port_range(str(PACKAGE_CACHE_PORT)), management, "apt-cacher-ng"))
     if host.is_compute:
         # bound whether or not the node has peers to migrate to (then opened to nobody)
         found.append(Listener(port_range("16514"), management, "libvirtd's TLS listener"))

@@ -152,6 +152,10 @@ Step = (
 
 @dataclass(frozen=True)
 class HostPlan:
+    """One host's steps, in order. The steps before the first Packages step set up apt and dpkg
+    themselves (dpkg's excludes, the package cache's proxy and the wait for it): the engine runs
+    them before node preparation's apt update and upgrade."""
+
     host: str
     roles: tuple[str, ...]
     release: str
