@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 
 NOVA_CONF = "/etc/nova/nova.conf"
 NOVA_COMPUTE_CONF = "/etc/nova/nova-compute.conf"
+NOVA_COMPUTE_DROPIN = "/etc/systemd/system/nova-compute.service.d/stackwright.conf"
+# nova-compute (Type=notify) reports started only once it reached nova-conductor and registered.
+# Twenty compute nodes starting at once (benchmarks' fleet stage) queued at the conductor past
+# systemd's default 90 s, and systemd killed them; a real fleet rollout does the same.
+_NOVA_COMPUTE_TIMEOUT = """\
+# Managed by stackwright: nova-compute is ready once nova-conductor answered; many nodes starting
+# at once wait their turn there longer than systemd's default 90 s.
+[Service]
+TimeoutStartSec=300
+"""
 NOVA_API_UWSGI = "/etc/nova/nova-api-uwsgi.ini"
 NOVA_METADATA_UWSGI = "/etc/nova/nova-api-metadata-uwsgi.ini"
 CONSOLEPROXY_DEFAULT = "/etc/default/nova-consoleproxy"
@@ -112,5 +122,6 @@ def compute(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
         # nova-compute (Type=notify) waits for the conductor before it reports started: in a
         # whole-cluster run, start it once the controller has started nova-conductor.
         AwaitHost(host.controller_name, CONDUCTOR_READY),
+        File(NOVA_COMPUTE_DROPIN, _NOVA_COMPUTE_TIMEOUT),  # read at start: no restart needed
         Service("nova-compute", restart_when=(NOVA_CONF, NOVA_COMPUTE_CONF)),
     ]
