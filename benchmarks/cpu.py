@@ -17,7 +17,7 @@ import threading
 from collections import defaultdict
 
 from stackwright.lab.cgroups import host_cgroups
-from stackwright.lab.layout import STATE_ROOT
+from stackwright.lab.layout import STATE_ROOT, cgroup_name
 
 
 class CpuSampler:
@@ -61,8 +61,7 @@ def _host_usage() -> dict[str, float]:
     `cpu.stat`, usage_usec), which holds every process of the host, exited ones included."""
     usage: dict[str, float] = defaultdict(float)
     for host_dir in STATE_ROOT.glob("*/hosts/*"):
-        # lab.layout.HostLayout.cgroup's name
-        for path in host_cgroups(f"stackwright-{host_dir.parent.parent.name}-{host_dir.name}"):
+        for path in host_cgroups(cgroup_name(host_dir)):
             try:
                 stat = (path / "cpu.stat").read_text()
             except OSError:  # not running, or a v1 hierarchy (no cpu.stat): the v2 one has it

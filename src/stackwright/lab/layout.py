@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
@@ -40,6 +40,12 @@ class Link:
     address: IPv4Interface
 
 
+def cgroup_name(host_dir: Path) -> str:
+    """The name of a host's own cgroups (unique per lab and host; see lab/cgroups.py), from its
+    directory (<lab dir>/hosts/<name>)."""
+    return f"stackwright-{host_dir.parent.parent.name}-{host_dir.name}"
+
+
 @dataclass(frozen=True)
 class HostLayout:
     name: str
@@ -65,8 +71,7 @@ class HostLayout:
 
     @property
     def cgroup(self) -> str:
-        """The name of the host's own cgroups (unique per lab and host; see lab/cgroups.py)."""
-        return f"stackwright-{self.dir.parent.parent.name}-{self.name}"
+        return cgroup_name(self.dir)
 
 
 @dataclass(frozen=True)
@@ -127,16 +132,16 @@ class LabLayout:
                     )
                 )
             hosts.append(HostLayout(name, index, lab_dir / "hosts" / name, tuple(links)))
-        clients = None
-        if inv.package_cache is not None and inv.package_cache.host in inv.nodes:
-            clients = (inv.nodes[inv.package_cache.host].management,)
-            proxy_url = f"http://{bridges[0].address.ip}:{PROXY_PORT}"
-            if inv.package_cache.upstream_proxy not in (proxy_url, f"{proxy_url}/"):
-                raise UserError(
-                    f"package_cache: in the lab only the cache node reaches the mirror, through the lab's "
-                    f"apt proxy — set package_cache.upstream_proxy: {proxy_url} in {path}"
-                )
-        return cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts), clients)
+        layout = cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts))
+        cache = inv.package_cache
+        if cache is None or cache.host not in inv.nodes:
+            return layout
+        if cache.upstream_proxy not in (layout.proxy_url, f"{layout.proxy_url}/"):
+            raise UserError(
+                f"package_cache: in the lab only the cache node reaches the mirror, through the lab's "
+                f"apt proxy — set package_cache.upstream_proxy: {layout.proxy_url} in {path}"
+            )
+        return replace(layout, mirror_clients=(inv.nodes[cache.host].management,))
 
     @property
     def state_file(self) -> Path:

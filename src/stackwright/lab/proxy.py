@@ -1,7 +1,9 @@
 """The lab's apt proxy: an HTTP forward proxy for lab hosts that caches immutable files.
 
-Why our own: apt-cacher-ng answered 503 to every request on these machines, and the lab needs only
-a small, strict subset of a caching proxy. This one
+Why our own: it is this machine's way out for the lab, and the lab needs only a small, strict
+subset of a caching proxy. (apt-cacher-ng, first tried here, answered 503: its package's Remap
+sends every /debian request to Debian's public mirror; the inventory's package_cache runs it with
+stackwright's own configuration on a lab host, behind this proxy.) This one
 
 - listens only on the management bridge's lab address (hosts reach it; nothing else can), and
   with `--client` serves only those hosts (an inventory with a package_cache: only its cache node

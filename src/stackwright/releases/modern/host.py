@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 
 
 def packages(host: HostContext) -> tuple[str, ...]:
-    names = [*apt_node.packages(host), *common.packages(host)]
-    if host.inventory.firewall.enabled:
-        names += nftables.packages(host)
+    names = [*apt_node.packages(host), *common.packages(host), *nftables.packages(host)]
     if host.is_controller:
         names += controller.packages(host)
     names += tls_front.packages(host)
@@ -44,7 +42,7 @@ def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
     steps = apt_node.preparation(host)  # before the first Packages step: converged before apt runs
     if host.is_package_cache:
         # the cache first, behind the firewall like every service of ours, then apt through it
-        first = apt_node.packages(host) + (nftables.packages(host) if host.inventory.firewall.enabled else ())
+        first = apt_node.packages(host) + nftables.packages(host)
         steps += [Packages(first), *guards.state_directories(), *nftables.steps(host, release, pw)]
         steps += apt_node.cache(host, release, pw)
     steps += [Packages(packages(host))]

@@ -30,7 +30,7 @@ sys.exit(0 if not client or any(ipaddress.ip_address(client[0]) in n for n in ne
 
 
 def packages(host: HostContext) -> tuple[str, ...]:
-    return ("nftables",)
+    return ("nftables",) if host.inventory.firewall.enabled else ()
 
 
 def ssh_guard(host: HostContext) -> Command:
