@@ -6,17 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from stackwright.secrets import SECRET_NAMES
+from stackwright.secrets import CEPHX_KEYS, SECRET_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SEED = EXAMPLES / "seed.yaml"
 AIO = EXAMPLES / "aio.yaml"
+STORAGE = EXAMPLES / "storage.yaml"
+# A well-formed cephx key (allowlists.CEPHX_KEY) for tests that write a passwords file by hand.
+CEPHX_SAMPLE = "AQ" + "B" * 35 + "A=="
 
 
 @pytest.fixture
 def passwords() -> dict[str, str]:
     """Distinct, recognisable values so a leak is easy to spot."""
     return {
-        name: f"Sekret{index:02d}x{name.replace('_', '')[:10]}" for index, name in enumerate(SECRET_NAMES)
+        name: f"AQ{f'Sekret{index:02d}x':A<35}A==" if name in CEPHX_KEYS else
+        f"Sekret{index:02d}x{name.replace('_', '')[:10]}"
+        for index, name in enumerate(SECRET_NAMES)
     }

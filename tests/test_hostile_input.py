@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 from stackwright.cli import app
 from stackwright.inventory import Inventory, load_inventory
 from stackwright.planner import plan_cluster
-from stackwright.secrets import KEY_SEEDS, SECRET_NAMES, load_passwords
+from stackwright.secrets import CEPHX_KEYS, KEY_SEEDS, SECRET_NAMES, load_passwords
 from stackwright.sinks import UnsafeValue
 from stackwright.steps import ClusterPlan, File
 from stackwright.tls import FRONT, front_names, store_for
@@ -48,7 +48,11 @@ SEED.update(release="epoxy", region="RegionOne")
 SEED["nodes"]["compute1"].update(interfaces={"data": "eth1"}, ssh={"user": "root", "host": "10.10.10.53"})
 NOVA = "/etc/nova/nova.conf"
 TEXT_SECRETS = [name for name in SECRET_NAMES if name not in KEY_SEEDS]
-PASSWORD_MARKERS = {name: f"Mk0pw{index}Mk" for index, name in enumerate(TEXT_SECRETS)}
+# A cephx key's marker is itself a key (allowlists.CEPHX_KEY): base64 with the marker inside.
+PASSWORD_MARKERS = {
+    name: f"AQ{f'Mk0pw{index}Mk':A<35}A==" if name in CEPHX_KEYS else f"Mk0pw{index}Mk"
+    for index, name in enumerate(TEXT_SECRETS)
+}
 SECRETS = {**PASSWORD_MARKERS, **{name: "Mk0seedMk" for name in KEY_SEEDS}}
 
 # Where a hostile value goes: field -> (marker rendered in its place, how to put a value there).

@@ -90,7 +90,7 @@ CASES = [
         "bad role",
         BASE.replace("roles: [compute]", "roles: [hypervisor]"),
         9,
-        "'controller', 'network' or 'compute'",
+        "'controller', 'network', 'compute' or 'storage'",
     ),
     (
         "gateway outside",

@@ -11,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from stackwright.cli import app
-from stackwright.secrets import MASK, SECRET_NAMES, Masker, load_passwords
+from stackwright.allowlists import CEPHX_KEY
+from stackwright.secrets import CEPHX_KEYS, MASK, SECRET_NAMES, Masker, load_passwords
 from stackwright.yamlsource import UserError
 from tests.conftest import AIO, SEED
 
@@ -32,7 +33,8 @@ def test_first_use_creates_0600_passwords_with_strong_values(inventory: Path) ->
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     values = yaml.safe_load(path.read_text())
     assert set(values) == set(SECRET_NAMES)
-    assert all(len(v) >= 32 and v.isalnum() for v in values.values())
+    assert all(len(v) >= 32 and v.isalnum() for k, v in values.items() if k not in CEPHX_KEYS)
+    assert all(CEPHX_KEY.fullmatch(values[k]) for k in CEPHX_KEYS)
     assert len(set(values.values())) == len(values)
 
 

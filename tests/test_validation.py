@@ -13,8 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from stackwright.cli import app
-from stackwright.secrets import SECRET_NAMES
-from tests.conftest import SEED
+from stackwright.secrets import CEPHX_KEYS, SECRET_NAMES
+from tests.conftest import CEPHX_SAMPLE, SEED
 
 runner = CliRunner()
 LINE = re.compile(r"error: \S+?(:\d+)?: .+ — .+")
@@ -24,7 +24,8 @@ LINE = re.compile(r"error: \S+?(:\d+)?: .+ — .+")
 def inventory(tmp_path: Path) -> Path:
     target = tmp_path / "seed.yaml"
     shutil.copy(SEED, target)
-    (tmp_path / "passwords.yaml").write_text(yaml.safe_dump({n: f"Good{n[:6]}123" for n in SECRET_NAMES}))
+    good = {n: CEPHX_SAMPLE if n in CEPHX_KEYS else f"Good{n[:6]}123" for n in SECRET_NAMES}
+    (tmp_path / "passwords.yaml").write_text(yaml.safe_dump(good))
     (tmp_path / "passwords.yaml").chmod(0o600)
     return target
 

@@ -40,6 +40,11 @@ HTTP_PROXY = re.compile(rf"http://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?/?")
 # Hand-set passwords: RFC 3986's unreserved characters, the same text in a URL, an INI file, SQL
 # and a shell word. 64 at most: Keystone's bcrypt reads 72 bytes.
 PASSWORD = re.compile(r"[A-Za-z0-9._~-]{8,64}")
+# A cephx key as `ceph-authtool --gen-print-key` prints it: base64 of a 12-byte header and 16 bytes.
+CEPHX_KEY = re.compile(r"AQ[A-Za-z0-9+/]{35}[AQgw]==")
+# An OSD's device: a block device (/dev/sdb, /dev/disk/by-id/...) or a file bluestore uses whole
+# (the lab's); absolute, no "." or ".." segment, nothing a shell or ceph.conf would read as syntax.
+OSD_DEVICE = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9_.:+@-]+){2,8}")
 MAX_OPTION_VALUE = 4096
 
 
@@ -143,6 +148,14 @@ HttpProxy = Annotated[
             "HTTP proxy",
             "http://host:port, without credentials or a path",
             "http://10.10.10.1:3142",
+        )
+    ),
+]
+OsdDevice = Annotated[
+    str,
+    AfterValidator(
+        fullmatching(
+            OSD_DEVICE, "OSD device", "an absolute path: letters, digits, '_.:+@-' and '/'", "/dev/sdb"
         )
     ),
 ]

@@ -59,6 +59,25 @@ def atomic_write_beneath(
         os.close(directory)
 
 
+def sparse_file_beneath(root: Path, relative: str, size: int, *, dir_mode: int = 0o755) -> bool:
+    """Make `root/relative` an empty sparse file of `size` bytes (0600) unless it exists; no link
+    below `root` is followed. True when it was made."""
+    *parents, name = _parts(relative)
+    directory = _open_beneath(root, parents, create=dir_mode)
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=directory)  # fmt: skip
+    except FileExistsError:
+        return False
+    finally:
+        os.close(directory)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    return True
+
+
 def read_beneath(root: Path, relative: str) -> bytes | None:
     """The content of `root/relative`, None if it is missing; links below `root` are not followed."""
     *parents, name = _parts(relative)

@@ -78,6 +78,10 @@ class HostContext:
         return self.node.has("compute")
 
     @property
+    def is_storage(self) -> bool:
+        return self.node.has("storage")
+
+    @property
     def is_package_cache(self) -> bool:
         return self.inventory.package_cache_host == self.name
 

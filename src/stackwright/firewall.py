@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
+from stackwright.ceph import DAEMON_PORTS, MON_PORTS
 from stackwright.context import PACKAGE_CACHE_PORT, HostContext
 from stackwright.dashboard import has_dashboard
 from stackwright.inventory import Inventory
@@ -39,6 +40,7 @@ PUBLIC_APIS: tuple[tuple[str, str], ...] = (
     ("9696", "Neutron server"),
     ("6080", "noVNC console proxy"),
 )
+CINDER_API = ("8776", "Cinder API")  # with storage nodes
 HORIZON = ("80", "the dashboard (Apache)")
 # What the TLS front (HAProxy) serves on the external address besides the APIs' own ports.
 FRONT_DASHBOARD: tuple[tuple[str, str], ...] = (
@@ -81,19 +83,24 @@ def _from(inventory: Inventory, nodes: tuple[str, ...], network: str) -> tuple[I
     return tuple(dict.fromkeys(_net(inventory.nodes[n].addresses()[network]) for n in nodes))
 
 
+def public_apis(inventory: Inventory) -> tuple[tuple[str, str], ...]:
+    return PUBLIC_APIS + ((CINDER_API,) if inventory.names_with("storage") else ())
+
+
 def openings(host: HostContext) -> list[Opening]:
     inventory = host.inventory
     management = (host.management_network,)
     found = [Opening("tcp", str(host.node.ssh.port), ssh_sources(host), "SSH (apply, doctor, nova's resize)")]
     if host.is_controller:
         # With tls.internal the front serves the APIs on management and Apache only loopback.
-        apis = [*PUBLIC_APIS, *((HORIZON,) if has_dashboard(inventory) and not host.internal_tls else ())]
+        horizon = (HORIZON,) if has_dashboard(inventory) and not host.internal_tls else ()
+        apis = [*public_apis(inventory), *horizon]
         ports = ",".join(port for port, _ in apis)
         names = ", ".join(name for _, name in apis)
         how = "over HTTPS from the TLS front" if host.internal_tls else "the management network"
         found.append(Opening("tcp", ports, management, f"{names} ({how})"))
         if host.node.external is not None and host.tls_front:
-            front = [*PUBLIC_APIS, *(FRONT_DASHBOARD if has_dashboard(inventory) else ())]
+            front = [*public_apis(inventory), *(FRONT_DASHBOARD if has_dashboard(inventory) else ())]
             found.append(
                 Opening(
                     "tcp",
@@ -131,6 +138,14 @@ def openings(host: HostContext) -> list[Opening]:
                 "apt-cacher-ng: the nodes' packages (package_cache)",
             )
         )
+    if host.is_storage:
+        # Every Ceph client and peer is on the management network (the cluster's public network):
+        # a compute node joining later reaches the cluster before this node's next apply.
+        mon_ports = ",".join(str(port) for port in MON_PORTS)
+        found += [
+            Opening("tcp", mon_ports, management, "Ceph monitor (msgr2 and v1)"),
+            Opening("tcp", DAEMON_PORTS, management, "Ceph OSDs and manager"),
+        ]
     tunnel_peers = _others(inventory, ("network", "compute"), host.name, "data")
     if (host.is_network or host.is_compute) and tunnel_peers:
         why = "tunnels from the other nodes' data addresses"
@@ -207,7 +222,7 @@ def listeners(host: HostContext) -> list[Listener]:
             found.append(Listener(port_range(ports), addresses, opening.why))
     everywhere = [str(host.node.ssh.port)]
     if host.is_controller and not host.tls_front:
-        everywhere += [port for port, _ in (*PUBLIC_APIS, HORIZON)]
+        everywhere += [port for port, _ in (*public_apis(host.inventory), HORIZON)]
     found += [Listener(port_range(port), None, "on every address by design") for port in everywhere]
     management = frozenset({host.management_ip})
     if host.is_controller:

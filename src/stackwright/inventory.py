@@ -30,6 +30,7 @@ from stackwright.allowlists import (
     InterfaceName,
     LocalFile,
     NodeName,
+    OsdDevice,
     Region,
     SshHost,
     SshUser,
@@ -37,6 +38,7 @@ from stackwright.allowlists import (
     shown,
 )
 from stackwright.overrides import Overrides
+from stackwright.release_table import ALL as ALL_RELEASES
 from stackwright.release_table import DEFAULT_RELEASE, KNOWN_RELEASES
 from stackwright.yamlsource import Loc, Located, UserError, UserErrors, read_located
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from stackwright.tls import NodeCert, TlsFront
 
 NETWORK_NAMES: tuple[str, ...] = ("management", "data", "external")
-Role = Literal["controller", "network", "compute"]
+Role = Literal["controller", "network", "compute", "storage"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 
@@ -148,8 +150,16 @@ class PackageCache(_Strict):
     )
 
 
+class Ceph(_Strict):
+    vm_disks: Literal["local", "rbd"] = Field(
+        default="local",
+        description="Where Nova keeps servers' ephemeral disks: `local` files on the compute node, or "
+        "`rbd` in the Ceph pool `vms` (live migration then copies no disk; README: Block storage).",
+    )
+
+
 class Node(_Strict):
-    roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute.")
+    roles: list[Role] = Field(min_length=1, description="Any of controller, network, compute, storage.")
     management: IPv4Address
     data: IPv4Address | None = None
     external: IPv4Address | None = None
@@ -161,6 +171,11 @@ class Node(_Strict):
         default=None, description="Overrides the cluster-wide virt_type for this node."
     )
     ssh: Ssh = Field(default_factory=Ssh)
+    osd_devices: list[OsdDevice] = Field(
+        default_factory=list,
+        description="storage nodes: each device (or file) Ceph may use whole for one OSD, e.g. [/dev/sdb]; "
+        "its content is destroyed on first apply.",
+    )
     overrides: Overrides = Field(default_factory=dict)
 
     def addresses(self) -> dict[str, IPv4Address]:
@@ -200,6 +215,7 @@ class Inventory(_Strict):
         description="A node that caches Debian packages for the others: `package_cache: controller`, or "
         "{host: controller, upstream_proxy: http://10.10.10.1:3142}.",
     )
+    ceph: Ceph = Field(default_factory=Ceph, description="Options of the `storage` nodes' Ceph cluster.")
     nodes: dict[NodeName, Node] = Field(min_length=1)
 
     @field_validator("package_cache", mode="before")
@@ -423,7 +439,7 @@ def _explain(err: Any, data: Any) -> str:
     if kind == "string_pattern_mismatch" and len(loc) >= 1:
         return f"{where}: {shown(value)} does not match the required format — {err['msg']}"
     if kind in ("too_short",) and loc and loc[-1] == "roles":
-        return f"{where}: a node needs at least one role — add controller, network or compute"
+        return f"{where}: a node needs at least one role — add controller, network, compute or storage"
     if kind == "too_short":
         return f"{where}: must not be empty — add at least one entry"
     if kind.endswith("_type") or kind.endswith("_parsing"):
@@ -445,6 +461,42 @@ def check_topology(inv: LoadedInventory) -> Iterator[UserError]:
         yield from _check_nodes(inv)
     yield from _check_tls(inv)
     yield from _check_package_cache(inv)
+    yield from _check_storage(inv)
+
+
+def _check_storage(inv: LoadedInventory) -> Iterator[UserError]:
+    model = inv.model
+    storage = model.names_with("storage")
+    if storage and model.release in ALL_RELEASES and ALL_RELEASES[model.release].no_storage:
+        yield inv.error(
+            f"nodes.{storage[0]}.roles: release {model.release} gets no storage role — "
+            f"{ALL_RELEASES[model.release].no_storage}; use release: epoxy, or drop the role",
+            ("nodes", storage[0], "roles"),
+        )
+    for name, node in model.nodes.items():
+        where = ("nodes", name, "osd_devices")
+        if node.has("storage") and not node.osd_devices:
+            yield inv.error(
+                f"nodes.{name}: a storage node needs at least one OSD device — add 'osd_devices: [/dev/sdb]'",
+                ("nodes", name),
+            )
+        if node.osd_devices and not node.has("storage"):
+            yield inv.error(
+                f"nodes.{name}.osd_devices: only storage nodes run OSDs — add 'storage' to its roles, "
+                "or remove osd_devices",
+                where,
+            )
+        twice = sorted({d for d in node.osd_devices if node.osd_devices.count(d) > 1})
+        if twice:
+            yield inv.error(
+                f"nodes.{name}.osd_devices: {', '.join(twice)} listed twice — one OSD per device", where
+            )
+    if model.ceph.vm_disks == "rbd" and not storage:
+        yield inv.error(
+            "ceph.vm_disks: rbd keeps servers' disks in Ceph, and no node has the storage role — add a "
+            "storage node, or set vm_disks: local",
+            ("ceph", "vm_disks"),
+        )
 
 
 def _check_package_cache(inv: LoadedInventory) -> Iterator[UserError]:

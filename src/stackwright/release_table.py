@@ -34,6 +34,8 @@ class ReleaseTraits:
     # The newest compute API microversion its nova serves (nova/api/openstack/api_version_request.py
     # _MAX_API_VERSION): Tempest is told it, so tests of later microversions skip instead of failing.
     nova_max_microversion: str = ""
+    # Why stackwright deploys no `storage` role (Ceph) on this release; "" when it does.
+    no_storage: str = ""
 
 
 GRIZZLY = ReleaseTraits(
@@ -42,6 +44,7 @@ GRIZZLY = ReleaseTraits(
     debian=None,
     description="the guide's Grizzly files and values (Ubuntu 12.04), for side-by-side reading; "
     "apply refuses it",
+    no_storage="the Grizzly rendering covers the guide's three nodes only",
 )
 
 ZED = ReleaseTraits(
@@ -53,6 +56,8 @@ ZED = ReleaseTraits(
     components={"nova": 26, "neutron": 21, "keystone": 22, "glance": 25, "placement": 8},
     dashboard=True,
     nova_max_microversion="2.93",
+    no_storage="Debian 12 carries Ceph 16.2 (Pacific), end of life upstream since 2023 and never "
+    "tested with stackwright",
 )
 
 # What Epoxy changes against Zed: nothing else differs in what stackwright renders or runs.
@@ -63,9 +68,10 @@ EPOXY = replace(
     debian="trixie",
     debian_version="13",
     description="OpenStack Epoxy from Debian 13's own packages",
-    components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13},
+    components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13, "cinder": 26},
     rabbitmq_quorum_queues=True,  # RabbitMQ 4.0 (Zed's Debian 12 has 3.10)
     nova_max_microversion="2.100",
+    no_storage="",  # Debian 13's Ceph 18.2 (Reef)
 )
 
 # Newest first: the first is the default of a new inventory.

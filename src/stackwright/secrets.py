@@ -13,6 +13,7 @@ from hosts — with `MASK`.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
@@ -20,13 +21,15 @@ import secrets as _random
 import shlex
 import stat
 import string
+import struct
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 
-from stackwright.allowlists import PASSWORD, shown
+from stackwright.allowlists import CEPHX_KEY, PASSWORD, shown
 from stackwright.atomic import atomic_write
 from stackwright.yamlsource import UserError, load_located
 
@@ -50,7 +53,16 @@ SECRET_NAMES: dict[str, str] = {
     "horizon_secret_key": "Horizon's Django SECRET_KEY (signs sessions and CSRF tokens)",
     "memcache_secret_key": "encrypts and authenticates the services' token cache in memcached",
     "nova_ssh_key": "seed of nova's SSH key between compute nodes (resize, cold migration)",
+    "cinder_db_password": "cinder database user",
+    "cinder_password": "cinder service user",
+    "ceph_mon_key": "cephx key the Ceph monitors share (mon.); the cluster's fsid follows from it",
+    "ceph_admin_key": "cephx key of client.admin (root on the storage nodes)",
+    "ceph_cinder_key": "cephx key of client.cinder (cinder-volume; qemu and nova through libvirt's secret)",
+    "ceph_glance_key": "cephx key of client.glance (the image store)",
 }
+
+# Secrets in Ceph's own key format instead of a password (`ceph-authtool --gen-print-key`'s).
+CEPHX_KEYS = frozenset({"ceph_mon_key", "ceph_admin_key", "ceph_cinder_key", "ceph_glance_key"})
 
 # Names an older stackwright wrote that nothing reads now: accepted in the file (an existing cloud's
 # passwords.yaml keeps working) and masked like the others, never written into a plan.
@@ -67,6 +79,18 @@ _ALPHABET = string.ascii_letters + string.digits
 def generate_password(length: int = 32) -> str:
     """Letters and digits only: safe inside URLs, INI files and shell words unquoted."""
     return "".join(_random.choice(_ALPHABET) for _ in range(length))
+
+
+def generate_cephx_key() -> str:
+    """A cephx secret as Ceph stores it: base64 of (type 1 = AES, creation time, length 16) and 16
+    random bytes. Built here because nothing on the operator's machine has Ceph's tools, and no
+    Python library makes these keys."""
+    header = struct.pack("<HIIH", 1, int(time.time()), 0, 16)
+    return base64.b64encode(header + _random.token_bytes(16)).decode("ascii")
+
+
+def generate_secret(name: str) -> str:
+    return generate_cephx_key() if name in CEPHX_KEYS else generate_password()
 
 
 class Passwords(dict[str, str]):
@@ -178,7 +202,7 @@ def load_passwords(path: Path, *, create: bool = True) -> Passwords:
     missing = [name for name in SECRET_NAMES if name not in values]
     if missing and create:
         for name in missing:
-            values[name] = generate_password()
+            values[name] = generate_secret(name)
         write_passwords(path, values)
     elif missing:
         raise UserError(
@@ -244,7 +268,15 @@ def _parse(path: Path) -> tuple[dict[str, str], dict[str, str]]:
             raise UserError(f"unknown password name {shown(key)} — {fix}", file=str(path), line=line)
         if not isinstance(value, str):
             raise UserError(f"{key}: the password must be a string — quote it", file=str(path), line=line)
-        if not PASSWORD.fullmatch(value):
+        if key in CEPHX_KEYS:
+            if not CEPHX_KEY.fullmatch(value):
+                raise UserError(
+                    f"{key}: not a cephx key (40 characters of base64 starting AQ, as "
+                    "`ceph-authtool --gen-print-key` prints) — fix it, or delete the line to generate one",
+                    file=str(path),
+                    line=line,
+                )
+        elif not PASSWORD.fullmatch(value):
             raise UserError(
                 f"{key}: a password must be 8-64 of letters, digits and -._~ (the same text in URLs, "
                 "INI files, SQL and shell) — change it, or delete the line to generate one",

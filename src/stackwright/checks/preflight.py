@@ -28,6 +28,7 @@ OPENSTACK_PACKAGES: dict[str, str] = {
     "keystone": "keystone",
     "glance-common": "glance",
     "placement-common": "placement",
+    "cinder-common": "cinder",
 }
 
 

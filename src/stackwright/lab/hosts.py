@@ -12,7 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from stackwright.atomic import atomic_write_beneath, read_beneath, remove_beneath
+from stackwright.atomic import atomic_write_beneath, read_beneath, remove_beneath, sparse_file_beneath
 from stackwright.context import Interface
 from stackwright.lab.layout import HostLayout, LabLayout, Link
 from stackwright.lab.system import HostCommandError, run
@@ -115,6 +115,9 @@ def _personalize(
             atomic_write_beneath(
                 root, f"/etc/systemd/network/10-{link.ifname}.network", network_file(link), mode=0o644
             )
+    for path in host.osd_files:
+        # sparse: the host's disk holds only what the OSD writes
+        sparse_file_beneath(root, path, OSD_FILE_BYTES)
     if layout.reaches_mirror(host):
         atomic_write_beneath(
             root,
@@ -126,6 +129,7 @@ def _personalize(
         remove_beneath(root, "/etc/apt/apt.conf.d", "01stackwright-proxy")
 
 
+OSD_FILE_BYTES = 10 * 2**30  # a lab OSD's capacity; sparse, so its disk use is what Ceph writes
 KEY_TYPES = ("ed25519", "ecdsa", "rsa")  # the keys sshd makes at first boot, ed25519 first
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from stackwright.inventory import Inventory
+from stackwright.inventory import Inventory, Node
 from stackwright.release_table import DEPLOYABLE
 from stackwright.yamlsource import UserError
 
@@ -40,6 +40,20 @@ class Link:
     address: IPv4Interface
 
 
+def osd_files(name: str, node: Node, path: Path) -> tuple[str, ...]:
+    """A lab storage node's OSD devices, which the lab makes as sparse files: no loop devices and no
+    device nodes inside a host (the kernel here loads no modules, and bluestore takes a file whole)."""
+    if not node.has("storage"):
+        return ()
+    devices = [d for d in node.osd_devices if d.startswith("/dev/")]
+    if devices:
+        raise UserError(
+            f"nodes.{name}.osd_devices: {devices[0]} — the lab gives OSDs files, not block devices: "
+            f"write a file path such as /srv/ceph/osd0.img in {path}"
+        )
+    return tuple(node.osd_devices)
+
+
 def cgroup_name(host_dir: Path) -> str:
     """The name of a host's own cgroups (unique per lab and host; see lab/cgroups.py), from its
     directory (<lab dir>/hosts/<name>)."""
@@ -52,6 +66,8 @@ class HostLayout:
     index: int
     dir: Path
     links: tuple[Link, ...]
+    # Files inside the host that stand in for its OSD devices (a storage node's osd_devices).
+    osd_files: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -131,7 +147,9 @@ class LabLayout:
                         address=IPv4Interface(f"{addr}/{prefix}"),
                     )
                 )
-            hosts.append(HostLayout(name, index, lab_dir / "hosts" / name, tuple(links)))
+            hosts.append(
+                HostLayout(name, index, lab_dir / "hosts" / name, tuple(links), osd_files(name, node, path))
+            )
         layout = cls(lab_id, short, path, codename, lab_dir, bridges, tuple(hosts))
         cache = inv.package_cache
         if cache is None or cache.host not in inv.nodes:

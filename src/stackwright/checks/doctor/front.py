@@ -10,13 +10,13 @@ from stackwright.certs import RENEW_WITHIN
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok
 from stackwright.dashboard import has_dashboard
 from stackwright.inventory import Inventory
-from stackwright.releases.modern.tls_front import APIS, DASHBOARD_PORT, https_endpoints
+from stackwright.releases.modern.tls_front import DASHBOARD_PORT, apis, https_endpoints
 
 RENEW_DAYS = RENEW_WITHIN.days  # apply renews a certificate of the cloud's CA inside it
 
 
 def front_ports(inventory: Inventory) -> list[int]:
-    return [port for _, port in APIS] + ([DASHBOARD_PORT] if has_dashboard(inventory) else [])
+    return [port for _, port in apis(inventory)] + ([DASHBOARD_PORT] if has_dashboard(inventory) else [])
 
 
 def front_endpoints(inventory: Inventory) -> list[tuple[str, int]]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from stackwright.ceph import CINDER_SECRET_NAME, cluster, has_storage
 from stackwright.context import HostContext
+from stackwright.releases.modern import ceph as ceph_role
 from stackwright.releases.modern import neutron, nova, nova_ssh
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR
@@ -63,6 +65,8 @@ def packages(host: HostContext) -> tuple[str, ...]:
         *nova_ssh.packages(),
         *neutron.l2_packages(),
         *(("ethtool",) if host.ovs_datapath == "netdev" else ()),
+        # qemu's RBD driver (userspace librbd: no kernel module) and the Ceph client.
+        *(("qemu-block-extra", *ceph_role.client_packages()) if has_storage(host.inventory) else ()),
     )
 
 
@@ -70,6 +74,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
     return [
         *bridge_netfilter(host),
         *libvirt(host, release, pw),
+        *ceph_client(host, release, pw),
         Directory(INSTANCES_DIR, mode=0o755, owner="nova", group="nova"),
         *nova_ssh.steps(host, pw),
         *neutron.l2_agent(host, release, pw),
@@ -200,5 +205,47 @@ def libvirt(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
             "remove libvirt's default network (neutron provides the guests' networks)",
             ("sh", "-c", "virsh net-destroy default >/dev/null 2>&1 || true\nvirsh net-undefine default"),
             unless="! virsh net-uuid default >/dev/null 2>&1",
+        ),
+    ]
+
+
+LIBVIRT_SECRET_XML = f"{SECRETS_DIR}/libvirt-ceph-secret.xml"
+LIBVIRT_SECRET_VALUE = f"{SECRETS_DIR}/libvirt-ceph-secret.key"
+
+
+def secret_matches(uuid: str) -> str:
+    """True when libvirt holds client.cinder's key under the uuid (what qemu authenticates with)."""
+    return f'test "$(virsh secret-get-value {uuid} 2>/dev/null)" = "$(cat {LIBVIRT_SECRET_VALUE})"'
+
+
+def ceph_client(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    """ceph.conf, and libvirt's secret holding client.cinder's key: qemu opens volumes (and with
+    vm_disks: rbd, servers' disks) in Ceph with it; nova-compute gets the keyring itself only when
+    it keeps servers' disks there. Not private: doctor compares it with the passwords file's key."""
+    ceph = cluster(host.inventory, pw)
+    if ceph is None:
+        return []
+    uuid = ceph.libvirt_secret_uuid
+    xml = (
+        "<secret ephemeral='no' private='no'>\n"
+        f"  <uuid>{uuid}</uuid>\n"
+        f"  <usage type='ceph'><name>{CINDER_SECRET_NAME}</name></usage>\n"
+        "</secret>\n"
+    )
+    cinder = ceph_role.client_by_name("client.cinder")
+    return [
+        *ceph_role.client(host, release, pw),
+        *([ceph_role.client_keyring(cinder, pw, group="nova")] if ceph.vm_disks == "rbd" else []),
+        File(LIBVIRT_SECRET_XML, xml, mode=0o600),
+        File(LIBVIRT_SECRET_VALUE, pw[cinder.key_name], mode=0o600, secret=True),
+        Command(
+            "libvirt secret with client.cinder's key (qemu's access to Ceph)",
+            (
+                "sh",
+                "-c",
+                f"set -e\nvirsh -q secret-define {LIBVIRT_SECRET_XML} >/dev/null\n"
+                f"virsh -q secret-set-value --secret {uuid} --file {LIBVIRT_SECRET_VALUE} >/dev/null",
+            ),
+            unless=secret_matches(uuid),
         ),
     ]

@@ -8,9 +8,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from stackwright.ceph import cluster, has_storage
 from stackwright.context import HostContext
 from stackwright.dashboard import has_dashboard
-from stackwright.releases.modern import horizon, neutron, nova
+from stackwright.releases.modern import ceph, cinder, horizon, neutron, nova
 from stackwright.releases.modern.api import admin_env, answers, listen_default
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged, as_user, marker
@@ -50,6 +51,8 @@ DATABASES: tuple[tuple[str, str, str], ...] = (
     ("nova_cell0", "nova", "nova_db_password"),
     ("neutron", "neutron", "neutron_db_password"),
 )
+# With storage nodes.
+CINDER_DATABASES: tuple[tuple[str, str, str], ...] = (("cinder", "cinder", "cinder_db_password"),)
 # (service user, password name): each gets the admin role on the service project.
 SERVICE_USERS: tuple[tuple[str, str], ...] = (
     ("glance", "glance_password"),
@@ -57,6 +60,7 @@ SERVICE_USERS: tuple[tuple[str, str], ...] = (
     ("nova", "nova_password"),
     ("neutron", "neutron_password"),
 )
+CINDER_USERS: tuple[tuple[str, str], ...] = (("cinder", "cinder_password"),)
 
 
 def packages(host: HostContext) -> tuple[str, ...]:
@@ -74,6 +78,7 @@ def packages(host: HostContext) -> tuple[str, ...]:
         *nova.controller_packages(),
         *neutron.server_packages(),
         *(horizon.packages() if has_dashboard(host.inventory) else ()),
+        *(cinder.packages() if has_storage(host.inventory) else ()),
     )
 
 
@@ -85,6 +90,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *keystone(host, release, pw),
         *glance(host, release, pw),
         *placement(host, release, pw),
+        *(cinder.steps(host, release, pw) if has_storage(host.inventory) else []),
         *nova.controller(host, release, pw),
         *neutron.server(host, release, pw),
         *neutron.external_network(host, release, pw),
@@ -92,9 +98,17 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
     ]
 
 
+def databases_of(host: HostContext) -> tuple[tuple[str, str, str], ...]:
+    return DATABASES + (CINDER_DATABASES if has_storage(host.inventory) else ())
+
+
+def service_users_of(host: HostContext) -> tuple[tuple[str, str], ...]:
+    return SERVICE_USERS + (CINDER_USERS if has_storage(host.inventory) else ())
+
+
 def mariadb(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
-    accounts = {user: pw[secret] for _, user, secret in DATABASES}
-    databases = [(db, user, pw[secret]) for db, user, secret in DATABASES]
+    accounts = {user: pw[secret] for _, user, secret in databases_of(host)}
+    databases = [(db, user, pw[secret]) for db, user, secret in databases_of(host)]
     return [
         rendered(release, host, pw, MARIADB_CNF),
         Service("mariadb", restart_when=(MARIADB_CNF,)),
@@ -230,10 +244,14 @@ def catalog_json(host: HostContext, pw: Mapping[str, str]) -> str:
         ("nova", "compute", "OpenStack Compute", keystone_endpoints(host, 8774, "/v2.1")),
         ("neutron", "network", "OpenStack Networking", keystone_endpoints(host, 9696)),
     ]
+    if has_storage(host.inventory):
+        # %(project_id)s: Cinder's v3 API still takes the project in the path (its install guide).
+        volume = keystone_endpoints(host, cinder.CINDER_PORT, "/v3/%(project_id)s")
+        services.append(("cinderv3", "volumev3", "OpenStack Block Storage", volume))
     document = {
         "region": host.region,
         "auth_url": f"{host.internal_url_base}:5000/v3",
-        "users": [{"name": name, "password": pw[secret]} for name, secret in SERVICE_USERS],
+        "users": [{"name": name, "password": pw[secret]} for name, secret in service_users_of(host)],
         "services": [
             {"name": name, "type": kind, "description": text, "endpoints": endpoints}
             for name, kind, text, endpoints in services
@@ -262,7 +280,9 @@ def catalog(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[
 
 def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     return [
-        rendered(release, host, pw, GLANCE_API_CONF, group="glance"),
+        *ceph.client(host, release, pw),
+        *cinder.glance_keyring(host, pw),
+        rendered(release, host, pw, GLANCE_API_CONF, group="glance", ceph=cluster(host.inventory, pw)),
         Directory("/var/lib/glance/images", mode=0o750, owner="glance", group="glance"),
         Command(
             "Glance database schema",
@@ -277,8 +297,12 @@ def glance(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[S
             as_user("glance", "glance-manage db_load_metadefs"),
             once_marker=marker(release, "glance-metadefs"),
         ),
-        Service("glance-api", restart_when=(GLANCE_API_CONF,)),
+        Service("glance-api", restart_when=(GLANCE_API_CONF, *glance_restart_files(host))),
     ]
+
+
+def glance_restart_files(host: HostContext) -> tuple[str, ...]:
+    return (ceph.CEPH_CONF,) if has_storage(host.inventory) else ()
 
 
 def placement(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:

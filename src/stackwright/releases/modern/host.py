@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from stackwright.context import HostContext
 from stackwright.releases.modern import (
     apt_node,
+    ceph,
     common,
     compute,
     controller,
@@ -35,6 +36,8 @@ def packages(host: HostContext) -> tuple[str, ...]:
         names += network.packages(host)
     if host.is_compute:
         names += compute.packages(host)
+    if host.is_storage:
+        names += ceph.packages(host)
     return tuple(dict.fromkeys(names))
 
 
@@ -51,6 +54,9 @@ def host_steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
     steps += common.base(host, release, pw)
     steps += tls_front.trust(host)
     steps += tls_front.steps(host, release, pw)  # before the services behind it (tls_front.py)
+    if host.is_storage:
+        # before the controller's part on an all-in-one: cinder-volume awaits its pools
+        steps += ceph.steps(host, release, pw)
     if host.is_controller:
         steps += controller.steps(host, release, pw)
     if host.is_network:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from stackwright.ceph import cluster
 from stackwright.context import HostContext
 from stackwright.releases.modern.api import listen_default
+from stackwright.releases.modern.ceph import CEPH_CONF, CEPH_READY
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import as_user, marker
 from stackwright.steps import AwaitHost, Command, File, Milestone, Service, Step
@@ -65,7 +67,15 @@ SCHEDULER_FILTERS = (
 
 
 def nova_conf(host: HostContext, release: Release, pw: Mapping[str, str]) -> File:
-    return rendered(release, host, pw, NOVA_CONF, group="nova", scheduler_filters=SCHEDULER_FILTERS)
+    return rendered(
+        release,
+        host,
+        pw,
+        NOVA_CONF,
+        group="nova",
+        scheduler_filters=SCHEDULER_FILTERS,
+        ceph=cluster(host.inventory, pw),
+    )
 
 
 def cell_exists(name: str) -> str:
@@ -116,12 +126,19 @@ def controller(host: HostContext, release: Release, pw: Mapping[str, str]) -> li
 
 
 def compute(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
+    ceph = cluster(host.inventory, pw)
+    rbd_disks = ceph is not None and ceph.vm_disks == "rbd"
     return [
         nova_conf(host, release, pw),
         rendered(release, host, pw, NOVA_COMPUTE_CONF),
         # nova-compute (Type=notify) waits for the conductor before it reports started: in a
         # whole-cluster run, start it once the controller has started nova-conductor.
         AwaitHost(host.controller_name, CONDUCTOR_READY),
+        # With its disks in Ceph it reports the pool's capacity from the start: once the pool exists.
+        *([AwaitHost(ceph.first_monitor, CEPH_READY)] if ceph is not None and rbd_disks else []),
         File(NOVA_COMPUTE_DROPIN, _NOVA_COMPUTE_TIMEOUT),  # read at start: no restart needed
-        Service("nova-compute", restart_when=(NOVA_CONF, NOVA_COMPUTE_CONF)),
+        Service(
+            "nova-compute",
+            restart_when=(NOVA_CONF, NOVA_COMPUTE_CONF, *((CEPH_CONF,) if rbd_disks else ())),
+        ),
     ]

@@ -47,6 +47,7 @@ APIS: tuple[tuple[str, int], ...] = (
     ("neutron", 9696),
     ("novncproxy", 6080),
 )
+CINDER_API = ("cinder", 8776)  # with storage nodes
 DASHBOARD_PORT = 443
 DASHBOARD_REDIRECT_PORT = 80
 # The units serving each port the front binds: they give the port up to it when the front moves
@@ -57,6 +58,7 @@ UNITS = {
     8778: "placement-api",
     9292: "glance-api",
     9696: "neutron-api",
+    8776: "cinder-api",
     6080: "nova-novncproxy",
     DASHBOARD_PORT: "apache2",
     DASHBOARD_REDIRECT_PORT: "apache2",
@@ -91,15 +93,20 @@ def trust(host: HostContext) -> list[Step]:
     ]
 
 
+def apis(inventory: Inventory) -> tuple[tuple[str, int], ...]:
+    """(name, port) of the APIs the front serves: Cinder's too with storage nodes."""
+    return APIS + ((CINDER_API,) if inventory.names_with("storage") else ())
+
+
 def https_endpoints(inventory: Inventory, dashboard: bool) -> list[tuple[str, int]]:
     """(address, port) the front serves over HTTPS (what doctor's tls-front probes): every API,
     and the dashboard's 443, on the public address; every API on management too with tls.internal."""
     controller = inventory.controller
     public = str(controller.external or controller.management)
-    apis = [port for _, port in APIS]
-    found = [(public, port) for port in [*apis, *([DASHBOARD_PORT] if dashboard else [])]]
+    ports = [port for _, port in apis(inventory)]
+    found = [(public, port) for port in [*ports, *([DASHBOARD_PORT] if dashboard else [])]]
     if inventory.internal_tls:
-        found += [(str(controller.management), port) for port in apis]
+        found += [(str(controller.management), port) for port in ports]
     return found
 
 
@@ -149,7 +156,7 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
             pw,
             HAPROXY_CFG,
             format="text",
-            apis=APIS,
+            apis=apis(host.inventory),
             dashboard=dashboard,
             pem=FRONT_PEM,
         ),
