@@ -21,7 +21,8 @@ CEPHX_SAMPLE = "AQ" + "B" * 35 + "A=="
 def passwords() -> dict[str, str]:
     """Distinct, recognisable values so a leak is easy to spot."""
     return {
-        name: f"AQ{f'Sekret{index:02d}x':A<35}A==" if name in CEPHX_KEYS else
-        f"Sekret{index:02d}x{name.replace('_', '')[:10]}"
+        name: f"AQ{f'Sekret{index:02d}x':A<35}A=="
+        if name in CEPHX_KEYS
+        else f"Sekret{index:02d}x{name.replace('_', '')[:10]}"
         for index, name in enumerate(SECRET_NAMES)
     }

@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from stackwright.cli import app
 from stackwright.secrets import CEPHX_KEYS, SECRET_NAMES
-from tests.conftest import CEPHX_SAMPLE
-from tests.conftest import SEED
+from tests.conftest import CEPHX_SAMPLE, SEED
 
 runner = CliRunner()
 LINE = re.compile(r"^error: \S+?(:\d+)?: .+ — .+$")
-GOOD = {name: CEPHX_SAMPLE if name in CEPHX_KEYS else f"Good{name.replace('_', '')}123" for name in SECRET_NAMES}
+GOOD = {
+    name: CEPHX_SAMPLE if name in CEPHX_KEYS else f"Good{name.replace('_', '')}123" for name in SECRET_NAMES
+}
 bad_value = st.one_of(
     st.integers(),
     st.booleans(),

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from stackwright.cli import app
 from stackwright.allowlists import CEPHX_KEY
+from stackwright.cli import app
 from stackwright.secrets import CEPHX_KEYS, MASK, SECRET_NAMES, Masker, load_passwords
 from stackwright.yamlsource import UserError
 from tests.conftest import AIO, SEED

@@ -1,7 +1,8 @@
 """The smoke guest image: offline checks of its parts, and (lab) a real build booted under QEMU.
 
 The QEMU boot uses user-mode networking with `restrict=on`: the guest gets slirp's DHCP lease
-(10.0.2.15) and cannot reach anything else, so its metadata fetch must fail — and say so.
+(10.0.2.15) and cannot reach anything else, so its metadata fetch must fail — and say so. Extra
+raw files stand in for Cinder volumes: one attached at boot, one hot-plugged through QMP.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import gzip
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import pytest
 
 from stackwright.polling import poll
 from stackwright.smoke import image
-from stackwright.smoke.console import parse_console
+from stackwright.smoke.console import parse_console, volume_serial
 from stackwright.smoke.image import (
     MODULES,
     CpioEntry,
@@ -140,6 +142,10 @@ def test_init_script_loads_modules_twice_in_order_and_reports_fixed_lines() -> N
     assert "udhcpc -i eth0" in script
     assert image.METADATA_URL in script
     assert f'while [ "$try" -lt {image.METADATA_TRIES} ]' in script
+    # disks besides vda, each with a fresh token, read back past the page cache
+    for line in ("say disk ", "say disk-gone ", "/sys/block/vd[b-z]", "/proc/sys/kernel/random/uuid"):
+        assert line in script
+    assert "echo 3 > /proc/sys/vm/drop_caches" in script and "iflag=direct" in script
 
 
 def _fake_entry(cache: Path, versions: dict[str, str]) -> Path:
@@ -333,19 +339,71 @@ class _Console:
         return seen()
 
 
+class _Qmp:
+    """QEMU's machine protocol on a unix socket: one command at a time, events skipped."""
+
+    def __init__(self, path: Path) -> None:
+        connected = poll(lambda: self._connect(path), within_s=10, every_s=0.1, done=lambda s: s is not None)
+        assert connected is not None, f"no QMP socket at {path}"
+        self._sock = connected
+        self._lines = connected.makefile("r", encoding="utf-8")
+        assert "QMP" in json.loads(self._lines.readline()), "no QMP greeting"
+        self.execute("qmp_capabilities")
+
+    @staticmethod
+    def _connect(path: Path) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            return None
+        sock.settimeout(30)
+        return sock
+
+    def execute(self, command: str, arguments: Mapping[str, object] | None = None) -> object:
+        request = {"execute": command, "arguments": arguments or {}}
+        self._sock.sendall(json.dumps(request).encode() + b"\n")
+        while True:
+            answer = json.loads(self._lines.readline())
+            if "error" in answer:
+                raise AssertionError(f"QMP {command}: {answer['error']}")
+            if "return" in answer:
+                return answer["return"]
+
+    def close(self) -> None:
+        self._lines.close()
+        self._sock.close()
+
+
 @contextmanager
-def boot(guest: GuestImage, netdev: str, cdrom: Path | None = None) -> Iterator[tuple[_Console, float]]:
+def boot(
+    guest: GuestImage,
+    netdev: str,
+    cdrom: Path | None = None,
+    volumes: dict[str, Path] | None = None,
+    qmp: Path | None = None,
+) -> Iterator[tuple[_Console, float]]:
     """The guest's disk image under QEMU (TCG), booted through its MBR and SYSLINUX as Nova boots
     it (snapshot=on: the cached image is not written), with one virtio NIC on user-mode
-    networking `netdev` (and a cdrom on the IDE bus, as Nova attaches a config drive)."""
+    networking `netdev` (and a cdrom on the IDE bus, as Nova attaches a config drive; and raw
+    files as virtio disks with a serial, {serial: file}, as Nova attaches Cinder volumes; and a
+    QMP socket for hot-plugging). The boot disk has bootindex 0, as Nova's first disk: SeaBIOS
+    would otherwise try a blank volume first and give up."""
     qemu = _ensure_qemu()
     argv = [
         qemu, "-accel", "tcg", "-m", "256", "-nographic", "-no-reboot",
-        "-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on",
+        "-drive", f"file={guest.disk},format=raw,if=none,id=root,snapshot=on",
+        "-device", "virtio-blk-pci,drive=root,bootindex=0",
         "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
     ]  # fmt: skip
     if cdrom is not None:
         argv += ["-drive", f"file={cdrom},media=cdrom,if=ide,readonly=on"]
+    for i, (serial, path) in enumerate((volumes or {}).items()):
+        argv += ["-drive", f"file={path},format=raw,if=none,id=vol{i}"]
+        argv += ["-device", f"virtio-blk-pci,drive=vol{i},serial={serial}"]
+    if qmp is not None:
+        argv += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -389,10 +447,18 @@ def test_guest_boots_gets_lease_and_reports_metadata_failure(guest: GuestImage) 
     print(f"guest's failure line: uuid-failed {report.uuid_failed}")
 
 
+def _volume(path: Path, first_block: bytes = b"") -> Path:
+    path.write_bytes(first_block.ljust(image.DISK_BLOCK, b"\0"))
+    os.truncate(path, 8 << 20)
+    return path
+
+
 @pytest.mark.lab
-def test_guest_reads_its_uuid_from_a_metadata_service(guest: GuestImage, tmp_path: Path) -> None:
+def test_guest_reads_its_uuid_and_checks_attached_disks(guest: GuestImage, tmp_path: Path) -> None:
     """slirp on 169.254.169.0/24 with a guestfwd for 169.254.169.254:80 to a local script that
-    answers like Nova's metadata service (still restrict=on: no traffic leaves QEMU)."""
+    answers like Nova's metadata service (still restrict=on: no traffic leaves QEMU). Two raw
+    files stand in for Cinder volumes: one attached at boot, one hot-plugged after `done` (holding
+    a stale marker that must not pass for the new token), unplugged and plugged in again."""
     uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
     body = json.dumps({"uuid": uuid, "meta": {}, "hostname": "smoke", "launch_index": 0})
     response = tmp_path / "response.http"
@@ -404,14 +470,80 @@ def test_guest_reads_its_uuid_from_a_metadata_service(guest: GuestImage, tmp_pat
     server.write_text(f"#!/bin/sh\nread -r request\ncat {response}\n")
     server.chmod(0o755)
     netdev = f"user,id=n0,restrict=on,net=169.254.169.0/24,guestfwd=tcp:169.254.169.254:80-cmd:{server}"
-    with boot(guest, netdev) as (console, started):
+    at_boot, hot = "5c0ffee0-0001-4bbb-8ccc-0123456789ab", "5c0ffee0-0002-4bbb-8ccc-0123456789ab"
+    boot_file = _volume(tmp_path / "at-boot.raw")
+    stale = "11111111-2222-4333-8444-555555555555"
+    hot_file = _volume(tmp_path / "hot.raw", f"{image.DISK_MAGIC} x y {stale}\n".encode())
+    qmp_path = tmp_path / "qmp.sock"
+    volumes = {volume_serial(at_boot): boot_file}
+    hot_disk = {"driver": "virtio-blk-pci", "id": "hot0", "drive": "hot", "serial": volume_serial(hot)}
+    hot_line = f"STACKWRIGHT-SMOKE disk vdc {volume_serial(hot)} "
+    with boot(guest, netdev, volumes=volumes, qmp=qmp_path) as (console, started):
         done = console.wait_for("STACKWRIGHT-SMOKE done", timeout=120)
         assert done is not None, f"no done line within 120 s; console tail:\n{_tail(console)}"
         print(f"\nqemu start → uuid and done: {done - started:.1f} s")
+        checked = console.wait_for(f"STACKWRIGHT-SMOKE disk vdb {volume_serial(at_boot)} ", timeout=30)
+        assert checked is not None, f"no disk line for vdb; console tail:\n{_tail(console)}"
+        print(f"done → disk line of the disk attached at boot: {checked - done:.1f} s")
+
+        qmp = _Qmp(qmp_path)
+        try:
+            qmp.execute(
+                "blockdev-add",
+                {"driver": "raw", "node-name": "hot", "file": {"driver": "file", "filename": str(hot_file)}},
+            )
+            plugged = time.monotonic()
+            qmp.execute("device_add", hot_disk)
+            seen = console.wait_for(hot_line, timeout=60)
+            assert seen is not None, f"no disk line for the hot-plugged vdc; console tail:\n{_tail(console)}"
+            print(f"device_add → disk line: {seen - plugged:.1f} s")
+            first_hot = parse_console(console.text()).disk_for(hot)
+
+            unplugged = time.monotonic()
+            qmp.execute("device_del", {"id": "hot0"})
+            gone = console.wait_for("STACKWRIGHT-SMOKE disk-gone vdc", timeout=60)
+            assert gone is not None, f"no disk-gone line after device_del; console tail:\n{_tail(console)}"
+            print(f"device_del → disk-gone line: {gone - unplugged:.1f} s")
+
+            # attached again: checked again, with a new token (the device may still be going)
+            def replug() -> bool:
+                try:
+                    qmp.execute("device_add", hot_disk)
+                except AssertionError:
+                    return False
+                return True
+
+            assert poll(replug, within_s=30, every_s=0.5), "device_add of the unplugged disk kept failing"
+            again = poll(
+                lambda: parse_console(console.text()).disks,
+                within_s=60,
+                every_s=0.2,
+                done=lambda disks: len(disks) == 3,
+            )
+            assert len(again) == 3, f"no second disk line for vdc; console tail:\n{_tail(console)}"
+        finally:
+            qmp.close()
         report = parse_console(console.text())
     assert str(report.lease) == "169.254.169.15"
     assert report.uuid == uuid, f"console tail:\n{_tail(console)}"
     assert report.done
+
+    first = report.disk_for(at_boot)
+    assert first is not None and first.dev == "vdb" and first.attached
+    assert first.ok and first.wrote is not None, first
+    written = boot_file.read_bytes()[: image.DISK_BLOCK]
+    marker = f"{image.DISK_MAGIC} {volume_serial(at_boot)} {uuid} {first.wrote}\n".encode()
+    assert written == marker.ljust(image.DISK_BLOCK, b"\0")
+
+    # the hot-plugged disk: checked, gone, checked again, each time with a token of its own
+    assert [(d.dev, d.attached) for d in report.disks] == [("vdb", True), ("vdc", False), ("vdc", True)]
+    assert first_hot is not None and first_hot.ok
+    second = report.disk_for(hot)
+    assert second is not None and second.ok and second.attached
+    assert len({stale, first.wrote, first_hot.wrote, second.wrote}) == 4, report.disks
+    assert hot_file.read_bytes().startswith(
+        f"{image.DISK_MAGIC} {volume_serial(hot)} {uuid} {second.wrote}\n".encode()
+    )
 
 
 @pytest.mark.lab

@@ -12,7 +12,7 @@ import yaml
 
 from stackwright.cloud import auth_url, cloud_config, write_clouds_yaml
 from stackwright.inventory import Inventory, load_inventory
-from stackwright.smoke.console import parse_console
+from stackwright.smoke.console import DiskCheck, parse_console, volume_serial
 from stackwright.smoke.run import external_pool, judge_console, pick_tenant_cidr
 from stackwright.yamlsource import UserError
 from tests.conftest import SEED
@@ -125,6 +125,60 @@ def test_console_verdict_mismatches() -> None:
     assert wrong_uuid.finished and not wrong_uuid.ok and other in wrong_uuid.message
     lease_only = parse_console("STACKWRIGHT-SMOKE start x\nSTACKWRIGHT-SMOKE lease 10.99.0.7\n")
     assert not judge_console(lease_only, SERVER, "10.99.0.7").finished
+
+
+VOLUME = "5c0ffee0-0001-4bbb-8ccc-0123456789ab"
+TOKEN = "6a6a02bd-ea26-46f0-9f7f-e005e1f73d94"
+
+
+def test_volume_serial_is_the_first_20_characters_of_the_id() -> None:
+    assert volume_serial(VOLUME) == "5c0ffee0-0001-4bbb-8"
+
+
+def test_console_disk_lines() -> None:
+    report = parse_console(
+        CONSOLE
+        + f"[  30.1] virtio_blk virtio3: [vdb] 16384 512-byte logical blocks STACKWRIGHT-SMOKE disk vdb "
+        f"5c0ffee0-0001-4bbb-8 wrote {TOKEN} read {TOKEN}\r\n"
+        "STACKWRIGHT-SMOKE disk vdc none wrote 0b1c2d3e-0000-4000-8000-000000000000 read none\r\n"
+    )
+    assert report.done and report.uuid == SERVER  # the other lines as before
+    assert report.disks == (
+        DiskCheck("vdb", "5c0ffee0-0001-4bbb-8", TOKEN, TOKEN),
+        DiskCheck("vdc", None, "0b1c2d3e-0000-4000-8000-000000000000", None),
+    )
+    found = report.disk_for(VOLUME)
+    assert found is not None and found.dev == "vdb" and found.ok and found.attached
+    assert not report.disks[1].ok  # nothing read back
+    assert report.disk_for("5c0ffee0-0002-4bbb-8ccc-0123456789ab") is None
+
+
+def test_console_disk_check_fails_on_a_stale_or_unwritten_marker() -> None:
+    stale = parse_console(
+        f"STACKWRIGHT-SMOKE disk vdb x wrote {TOKEN} read 11111111-2222-4333-8444-555555555555\n"
+    )
+    unwritten = parse_console(f"STACKWRIGHT-SMOKE disk vdb x wrote none read {TOKEN}\n")
+    assert not stale.disks[0].ok and not unwritten.disks[0].ok
+    assert unwritten.disks[0].wrote is None
+    # malformed lines are ignored, not guessed at
+    malformed = "STACKWRIGHT-SMOKE disk vdb x wrote\nSTACKWRIGHT-SMOKE disk sda x wrote a read a\n"
+    assert parse_console(malformed).disks == ()
+
+
+def test_console_disk_gone_and_attached_again() -> None:
+    def checked(token: str) -> str:
+        return f"STACKWRIGHT-SMOKE disk vdb {volume_serial(VOLUME)} wrote {token} read {token}\n"
+
+    again = "0b1c2d3e-0000-4000-8000-000000000000"
+    detached = parse_console(checked(TOKEN) + "STACKWRIGHT-SMOKE disk-gone vdb\n")
+    gone = detached.disk_for(VOLUME)
+    assert gone is not None and gone.ok and not gone.attached
+    reattached = parse_console(checked(TOKEN) + "STACKWRIGHT-SMOKE disk-gone vdb\n" + checked(again))
+    latest = reattached.disk_for(VOLUME)
+    assert latest is not None and latest.wrote == again and latest.attached
+    assert [d.attached for d in reattached.disks] == [False, True]
+    # a guest that rebooted starts over: its earlier disks no longer count
+    assert parse_console(checked(TOKEN) + "STACKWRIGHT-SMOKE start x\n").disks == ()
 
 
 # ------------------------------------------------------------------ networks

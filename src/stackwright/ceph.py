@@ -106,7 +106,7 @@ class CephCluster:
 
     @property
     def osd_hosts(self) -> int:
-        return len({osd.host for osd in self.osds})
+        return len({osd.host for osd in self.osds})  # == osd_hosts(inventory)
 
     @property
     def pool_size(self) -> int:
@@ -121,6 +121,11 @@ class CephCluster:
 
     def osds_of(self, host: str) -> tuple[Osd, ...]:
         return tuple(osd for osd in self.osds if osd.host == host)
+
+
+def osd_hosts(inventory: Inventory) -> int:
+    """Storage nodes holding at least one OSD (every storage node: validation asks for a device)."""
+    return sum(1 for name in inventory.names_with("storage") if inventory.nodes[name].osd_devices)
 
 
 def has_storage(inventory: Inventory) -> bool:

@@ -540,6 +540,10 @@ def verify(
 
         cache_line, cache_stats = check(loaded)
         lines.append(cache_line)
+    if loaded.model.names_with("storage"):
+        from stackwright import storage_check
+
+        lines += storage_check.check(loaded, pw)
     show_verify(lines, console)
     ok = all_ok(lines)
     result: dict[str, Any] = {

@@ -8,7 +8,9 @@ Checks, each a `VerifyLine` with an id, ok, a message and (when failing) a hint:
 - `agent:<type>@<host>`: the Open vSwitch agent on every network and compute node; the L3, DHCP
   and metadata agents on every network node: alive and administratively up.
 - `hypervisor:<host>`: every compute node is a hypervisor (state up where reported).
-- `api:<service>`: an authenticated, cheap call to identity, compute, network, image, placement.
+- `api:<service>`: an authenticated, cheap call to identity, compute, network, image, placement
+  (and volumev3 with storage nodes).
+- `cinder:<binary>@<host>`: cinder-scheduler and cinder-volume (RBD backend `ceph`) up and enabled.
 - `endpoint:<service>:<interface>`: every catalog endpoint of those services answers a plain GET
   (any HTTP status below 500). Only inventory addresses are contacted; an endpoint elsewhere fails
   without being contacted.
@@ -48,7 +50,10 @@ API_UNITS = {
     "network": "neutron-api",
     "image": "glance-api",
     "placement": "placement-api",
+    "volumev3": "cinder-api",
 }
+# Cinder's services with storage nodes, all on the controller (cinder-volume as host@backend).
+CINDER_SERVICES = (("cinder-scheduler", ""), ("cinder-volume", "@ceph"))
 CONTROLLER_SERVICES = ("nova-conductor", "nova-scheduler")
 OVS_AGENT = "Open vSwitch agent"
 NETWORK_AGENTS = (OVS_AGENT, "L3 agent", "DHCP agent", "Metadata agent")
@@ -300,6 +305,45 @@ def endpoint_target(url: str, inventory: Inventory) -> str | None:
     return f"{address} is not an address of an inventory node"
 
 
+def service_types(inventory: Inventory) -> tuple[str, ...]:
+    return SERVICE_TYPES + (("volumev3",) if inventory.names_with("storage") else ())
+
+
+@dataclass(frozen=True)
+class VolumeServiceRow:
+    binary: str
+    host: str  # cinder-volume: host@backend
+    status: str
+    state: str
+
+
+def check_cinder_services(rows: list[VolumeServiceRow], inventory: Inventory) -> list[VerifyLine]:
+    lines: list[VerifyLine] = []
+    controller = inventory.controller_name
+    for binary, suffix in CINDER_SERVICES:
+        host = controller + suffix
+        ident = f"cinder:{binary}@{host}"
+        row = next((r for r in rows if r.binary == binary and r.host == host), None)
+        hint = f"on {controller}: `systemctl status {binary}` and /var/log/cinder/{binary}.log" + (
+            " (Ceph reachable with client.cinder's key?)" if binary == "cinder-volume" else ""
+        )
+        if row is None:
+            lines.append(VerifyLine(ident, False, f"{binary} on {host}: not registered", hint))
+            continue
+        ok = row.state == "up" and row.status == "enabled"
+        lines.append(
+            VerifyLine(ident, ok, f"{binary} on {host}: {row.state}, {row.status}", None if ok else hint)
+        )
+    return lines
+
+
+def gather_volume_services(conn: Connection) -> list[VolumeServiceRow]:
+    return [
+        VolumeServiceRow(_str(s.binary), _str(s.host), _str(s.status), _str(s.state))
+        for s in conn.block_storage.services()
+    ]
+
+
 def check_endpoints(
     rows: list[EndpointRow],
     inventory: Inventory,
@@ -307,7 +351,7 @@ def check_endpoints(
 ) -> list[VerifyLine]:
     """`get(url)` -> (HTTP status or None, error text); only called for inventory addresses."""
     lines: list[VerifyLine] = []
-    for service_type in SERVICE_TYPES:
+    for service_type in service_types(inventory):
         mine = [r for r in rows if r.service_type == service_type and r.region in (None, inventory.region)]
         interfaces = {r.interface for r in mine}
         for interface in ("public", "internal"):
@@ -444,14 +488,17 @@ def gather_endpoints(conn: Connection) -> list[EndpointRow]:
     ]
 
 
-def _api_calls(conn: Connection) -> dict[str, Callable[[], object]]:
-    return {
+def _api_calls(conn: Connection, inventory: Inventory) -> dict[str, Callable[[], object]]:
+    calls: dict[str, Callable[[], object]] = {
         "identity": lambda: list(identity_v3(conn).regions()),
         "compute": lambda: next(iter(conn.compute.flavors(limit=1)), None),
         "network": lambda: next(iter(conn.network.networks(limit=1)), None),
         "image": lambda: next(iter(conn.image.images(limit=1)), None),
         "placement": lambda: next(iter(conn.placement.resource_providers()), None),
     }
+    if inventory.names_with("storage"):
+        calls["volumev3"] = lambda: next(iter(conn.block_storage.volumes(limit=1)), None)
+    return calls
 
 
 def verify(
@@ -472,7 +519,7 @@ def verify(
             )
         ]
 
-    for service_type, call in _api_calls(conn).items():
+    for service_type, call in _api_calls(conn, inventory).items():
         started = time.monotonic()
         try:
             call()
@@ -498,6 +545,10 @@ def verify(
         ("endpoints", lambda: check_endpoints(gather_endpoints(conn), inventory, get)),
         ("dashboard", lambda: [check_dashboard(inventory, get)] if has_dashboard(inventory) else []),
     ]
+    if inventory.names_with("storage"):
+        gatherers.append(
+            ("cinder services", lambda: check_cinder_services(gather_volume_services(conn), inventory))
+        )
     for what, gather in gatherers:
         try:
             lines += gather()

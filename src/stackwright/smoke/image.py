@@ -27,8 +27,16 @@ Console lines (each on its own line, parse with `smoke.console`):
     STACKWRIGHT-SMOKE lease <ip>            (or: lease-failed)
     STACKWRIGHT-SMOKE uuid <uuid>           (or: uuid-failed after <n> tries: <wget's error>)
     STACKWRIGHT-SMOKE done
+    STACKWRIGHT-SMOKE disk <dev> <serial> wrote <token> read <token>   (serial, tokens: or none)
+    STACKWRIGHT-SMOKE disk-gone <dev>
 
-After `done` the guest sleeps (the server stays ACTIVE and its console log readable).
+After `done` the guest watches for 30 minutes (every 2 s) for disks besides the boot disk `vda`,
+there at boot or attached later (`vdb`...: Cinder volumes; Nova gives the first 20 characters of
+the volume id as the disk's serial). On each it writes `stackwright-disk <serial> <uuid> <token>`
+(zero-padded to 4 KiB, a fresh random token) at offset 0, flushes, drops the page cache, reads the
+block back with O_DIRECT and prints the `disk` line (`wrote none`: the write failed; `read none`:
+no marker read back). A disk that disappears (detached) prints `disk-gone` and is checked again
+when it comes back. Then the guest sleeps (the server stays ACTIVE and its console log readable).
 """
 
 from __future__ import annotations
@@ -124,6 +132,13 @@ METADATA_TIMEOUT_S = 10
 UUID_SED = r's/.*"uuid": *"\([0-9a-fA-F-]*\)".*/\1/p'
 HOSTNAME_SED = r's/.*"hostname": *"\([A-Za-z0-9.-]*\)".*/\1/p'
 DHCP_ROUNDS = 5  # each: udhcpc -t 20 -T 3, about 60 s; tolerates a port that is bound late
+# After `done`: new disks are looked for every DISK_EVERY_S for DISK_WATCH_S, then no more.
+DISK_EVERY_S = 2
+DISK_WATCH_S = 30 * 60
+DISK_BLOCK = 4096  # the marker's sector: a whole logical block on 512- and 4096-byte disks
+DISK_MAGIC = "stackwright-disk"
+# busybox sed: the token of a marker line `stackwright-disk <serial> <uuid> <token>`
+DISK_SED = r"s/^" + DISK_MAGIC + r" [^ ]* [^ ]* \([0-9a-f-]*\)$/\1/p"
 
 INIT_TEMPLATE = """\
 #!/bin/busybox sh
@@ -192,6 +207,42 @@ fi
 # Host keys made at first login (-R); key logins only (-s).
 dropbear -R -s -p 22 && say sshd
 say done
+# A disk besides the boot disk (a Cinder volume, attached now or later): a fresh token written to
+# its first 4 KiB, the page cache dropped, read back past the cache, both on the console.
+check_disk() {{
+  dev=/dev/$1
+  serial=$(tr -cd 'A-Za-z0-9._-' 2>/dev/null < "/sys/block/$1/serial")
+  token=$(cat /proc/sys/kernel/random/uuid)
+  n=0
+  while [ ! -b "$dev" ] && [ "$n" -lt 10 ]; do sleep 1; n=$((n + 1)); done
+  echo "{disk_magic} ${{serial:-none}} ${{uuid:-none}} $token" \\
+    | dd of="$dev" bs={disk_block} count=1 conv=notrunc,sync,fsync 2>/dev/null || token=none
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  got=$(dd if="$dev" bs={disk_block} count=1 iflag=direct 2>/dev/null | tr -d '\\000' | head -n 1)
+  [ -n "$got" ] || got=$(dd if="$dev" bs={disk_block} count=1 2>/dev/null | tr -d '\\000' | head -n 1)
+  got=$(echo "$got" | sed -n '{disk_sed}')
+  say disk "$1" "${{serial:-none}}" wrote "$token" read "${{got:-none}}"
+}}
+seen=" "
+tick=0
+while [ "$tick" -lt {disk_ticks} ]; do
+  for dir in /sys/block/vd[b-z]; do
+    name=${{dir##*/}}
+    [ -e "$dir" ] || continue
+    case "$seen" in *" $name "*) continue ;; esac
+    seen="$seen$name "
+    check_disk "$name"
+  done
+  # a detached disk is forgotten: attached again, it is checked again
+  left=" "
+  for name in $seen; do
+    if [ -e "/sys/block/$name" ]; then left="$left$name "; else say disk-gone "$name"; fi
+  done
+  seen=$left
+  sleep {disk_every}
+  tick=$((tick + 1))
+done
 while true; do sleep 3600; done
 """
 
@@ -301,7 +352,7 @@ exit 0
 """
 
 # Bump when the cpio layout or the build steps change (the scripts are hashed anyway).
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -329,6 +380,11 @@ def init_script(modules: Iterable[str]) -> str:
         uuid_sed=UUID_SED,
         hostname_sed=HOSTNAME_SED,
         key_url=KEY_URL,
+        disk_magic=DISK_MAGIC,
+        disk_sed=DISK_SED,
+        disk_block=DISK_BLOCK,
+        disk_every=DISK_EVERY_S,
+        disk_ticks=DISK_WATCH_S // DISK_EVERY_S,
     )
 
 

@@ -38,6 +38,13 @@ from stackwright.polling import poll
 from stackwright.smoke.console import ConsoleReport, parse_console
 from stackwright.smoke.glance import ensure_guest_images, guest_image_names
 from stackwright.smoke.image import MARK, GuestImage
+from stackwright.smoke.volumes import (
+    VolumeFailure,
+    attach_and_check,
+    create_volume,
+    delete_volumes,
+    detach,
+)
 from stackwright.yamlsource import UserError
 
 if TYPE_CHECKING:
@@ -57,6 +64,10 @@ ROUTER = f"{PREFIX}-router"
 SECURITY_GROUP = PREFIX
 FLAVOR = PREFIX
 SERVER = PREFIX
+# With storage nodes: the volume attached to SERVER, and the server booted from a volume.
+VOLUME = f"{PREFIX}-volume"
+BOOT_VOLUME = f"{PREFIX}-boot-volume"
+VOLUME_SERVER = f"{PREFIX}-from-volume"
 PHYSNET = "external"
 FLAVOR_SPEC = {"vcpus": 1, "ram": 256, "disk": 1}
 DOMAIN_ID = "default"
@@ -318,6 +329,8 @@ def run_smoke(
         with _phase(report, "metadata uuid on the console", say) as notes:
             _wait_console(conn, server_id, report, uuid_timeout, want_uuid=True)
             notes.append(str(report.uuid))
+        if inventory.names_with("storage"):
+            _volume_phases(conn, made, server_id, report, say, active_timeout, lease_timeout)
         if ui_check is not None:
             with _phase(report, "dashboard login → instance → console text (browser)", say) as notes:
                 marker = f"{MARK} lease {report.lease}"
@@ -327,7 +340,7 @@ def run_smoke(
                 took = report.ui.console_s or 0.0
                 notes.append(f"{marker!r} read off the console {took:.1f} s after opening the login page")
         report.ok = True
-    except SmokeFailure as exc:
+    except (SmokeFailure, VolumeFailure) as exc:
         report.error, report.hint = exc.message, exc.hint
     except Exception as exc:
         report.error = error_text(exc)
@@ -348,6 +361,71 @@ def run_smoke(
                 )
             )
     return report
+
+
+def _volume_phases(
+    conn: Connection,
+    made: _Made,
+    server_id: str,
+    report: SmokeReport,
+    say: Callable[[str], None],
+    active_timeout: float,
+    lease_timeout: float,
+) -> None:
+    """A volume attached to the smoke server and checked by the guest; a server booted from a
+    volume cloned from the image (smoke.volumes)."""
+    user = _as_smoke_user(conn, made)
+    with _phase(report, "volume in Ceph attached; the guest wrote and read it back", say) as notes:
+        started = time.monotonic()
+        volume_id = create_volume(user, VOLUME)
+        created = time.monotonic() - started
+        disk = attach_and_check(user, server_id, volume_id, partial(_console, conn, server_id))
+        notes.append(
+            f"{disk.dev} (serial {disk.serial}): token read back; volume available after {created:.1f} s, "
+            f"seen by the guest {time.monotonic() - started - created:.1f} s later"
+        )
+    with _phase(report, "volume detached and deleted", say):
+        detach(user, server_id, volume_id)
+        user.block_storage.delete_volume(volume_id)
+        user.block_storage.wait_for_delete(user.block_storage.get_volume(volume_id), interval=2, wait=120)
+    with _phase(report, "server booted from a volume cloned from the image", say) as notes:
+        started = time.monotonic()
+        boot_volume = create_volume(user, BOOT_VOLUME, image_id=made.image_id)
+        cloned = time.monotonic() - started
+        server = user.compute.create_server(
+            name=VOLUME_SERVER,
+            flavor_id=made.flavor_id,
+            networks=[{"uuid": made.network_id}],
+            security_groups=[{"name": SECURITY_GROUP}],
+            block_device_mapping=[
+                {
+                    "boot_index": 0,
+                    "uuid": boot_volume,
+                    "source_type": "volume",
+                    "destination_type": "volume",
+                    "delete_on_termination": True,
+                }
+            ],
+        )
+        second = SmokeReport()
+        _wait_active(conn, str(server.id), active_timeout, second)
+        second.fixed_ip = _fixed_ip(conn, str(server.id))
+        _wait_console(conn, str(server.id), second, lease_timeout, want_uuid=False)
+        notes.append(
+            f"volume from the image in {cloned:.1f} s; server on {second.compute_host} leased {second.lease} "
+            f"{time.monotonic() - started:.1f} s after the volume was asked for"
+        )
+
+
+def _as_smoke_user(conn: Connection, made: _Made) -> Connection:
+    return conn.connect_as(
+        username=USER,
+        password=made.password,
+        project_id=made.project_id,
+        user_domain_id=DOMAIN_ID,
+        project_name=None,
+        project_domain_name=None,
+    )
 
 
 def _ensure_identity(conn: Connection, made: _Made) -> None:
@@ -487,14 +565,7 @@ def _ensure_flavor(conn: Connection, made: _Made) -> None:
 
 
 def _boot(conn: Connection, made: _Made) -> str:
-    user = conn.connect_as(
-        username=USER,
-        password=made.password,
-        project_id=made.project_id,
-        user_domain_id=DOMAIN_ID,
-        project_name=None,
-        project_domain_name=None,
-    )
+    user = _as_smoke_user(conn, made)
     server = user.compute.create_server(
         name=SERVER,
         image_id=made.image_id,
@@ -571,7 +642,11 @@ def _wait_console(
 
 
 def _delete_servers(conn: Connection) -> int:
-    servers = [s for s in conn.compute.servers(all_projects=True, name=f"^{PREFIX}") if s.name == SERVER]
+    servers = [
+        s
+        for s in conn.compute.servers(all_projects=True, name=f"^{PREFIX}")
+        if s.name in (SERVER, VOLUME_SERVER)
+    ]
     for server in servers:
         conn.compute.delete_server(server, ignore_missing=True)
     for server in servers:
@@ -590,6 +665,10 @@ def cleanup(conn: Connection) -> list[str]:
             errors.append(f"{what}: {error_text(exc)}")
 
     attempt("servers", partial(_delete_servers, conn))
+    if conn.has_service("volumev3"):
+        left: list[str] = []
+        attempt("volumes", lambda: left.extend(delete_volumes(conn, PREFIX)))
+        errors += [f"volume {name}: not deleted within its wait" for name in left]
     net = conn.network
     routers: list[Any] = []
     attempt("find routers", lambda: routers.extend(net.routers(name=ROUTER)))

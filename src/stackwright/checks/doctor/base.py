@@ -72,7 +72,7 @@ class HostData:
 class ServiceState:
     """A nova service or neutron agent as the APIs report it."""
 
-    kind: Literal["nova", "agent"]
+    kind: Literal["nova", "agent", "volume"]
     name: str  # binary or agent type
     host: str
     up: bool

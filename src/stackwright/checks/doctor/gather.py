@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from importlib import resources
 
-from stackwright.checks.doctor import console, fence, front
+from stackwright.checks.doctor import console, fence, front, storage
 from stackwright.checks.doctor.base import CloudData, HostData, InstanceState, ServiceState
 from stackwright.checks.doctor.options import options_script
 from stackwright.checks.doctor.tools import tools_script
@@ -27,7 +27,14 @@ INSTANCES = "/var/lib/nova/instances"
 LIBVIRT_SOCK = "/run/libvirt/libvirt-sock"
 QEMU_USER = "libvirt-qemu"
 OVS_AGENT_INI = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
-LOG_DIRS = ("/var/log/nova", "/var/log/neutron", "/var/log/glance", "/var/log/keystone", "/var/log/placement")
+LOG_DIRS = (
+    "/var/log/nova",
+    "/var/log/neutron",
+    "/var/log/glance",
+    "/var/log/keystone",
+    "/var/log/placement",
+    "/var/log/cinder",
+)
 # libvirtd is socket-activated on Debian 12: these sockets start it on demand.
 LIBVIRT_SOCKETS = ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "libvirtd-tls.socket")
 LIBVIRT_TLS_PORT = 16514
@@ -199,6 +206,11 @@ def host_script(inventory: Inventory, name: str, plan: HostPlan) -> str:
         parts.append(console.controller_script(inventory))
         if inventory.tls.enabled:
             parts.append(front.front_script(inventory))
+    if storage.is_first_monitor(plan):
+        parts.append(storage.ceph_script())
+    uuid = storage.secret_uuid(plan)
+    if uuid is not None:
+        parts.append(storage.secret_script(uuid))
     if is_tunnel_endpoint(inventory, name):
         parts.append(tunnel_script(peers(inventory, name)))
     if node.has("compute") and compute_peers(inventory, name):
@@ -273,6 +285,11 @@ def gather_cloud(loaded: LoadedInventory, passwords: Mapping[str, str]) -> Cloud
             for s in services
             if s.binary == "nova-compute" and s.status == "disabled"
         }
+        if loaded.model.names_with("storage"):
+            states += [
+                ServiceState("volume", str(s.binary), str(s.host), s.state == "up", f"{s.state}, {s.status}")
+                for s in conn.block_storage.services()
+            ]
         instances = [
             InstanceState(
                 str(server.id),

@@ -6,6 +6,7 @@ from stackwright.checks.doctor.base import Context, Fix, HostData, Row, check, o
 from stackwright.checks.verify import AGENT_UNITS
 
 # libvirtd has its own check (`libvirtd`), which knows about its sockets.
+KIND_NAMES = {"nova": "nova service", "agent": "neutron agent", "volume": "cinder service"}
 OWN_CHECK = {"libvirtd", "libvirtd.socket", "libvirtd-tls.socket"}
 
 
@@ -88,7 +89,9 @@ def service_down(ctx: Context) -> list[Row]:
             if unit in states and states[unit] not in ("active", "skipped"):
                 continue  # already reported as stopped
             bad += 1
-            kind = "nova service" if service.kind == "nova" else "neutron agent"
+            kind = {"nova": "nova service", "agent": "neutron agent", "volume": "cinder service"}[
+                service.kind
+            ]
             rows.append(
                 Row(
                     "service-down",

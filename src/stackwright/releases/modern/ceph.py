@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 CEPH_CONF = "/etc/ceph/ceph.conf"
 ADMIN_KEYRING = "/etc/ceph/ceph.client.admin.keyring"
-MON_KEYRING = f"{SECRETS_DIR}/ceph-mon.keyring"
+# Read by ceph-mon --mkfs as the ceph user: beside ceph.conf, root:ceph 0640 (SECRETS_DIR is root's).
+MON_KEYRING = "/etc/ceph/bootstrap-mon.keyring"
 CLIENTS_KEYRING = f"{SECRETS_DIR}/ceph-clients.keyring"
 POOLS_SCRIPT = "/usr/local/lib/stackwright/ceph-pools.sh"
 OSD_DROPIN = "/etc/systemd/system/ceph-osd@.service.d/stackwright.conf"
@@ -125,6 +126,8 @@ def monitor(host: HostContext, pw: Mapping[str, str], ceph: CephCluster) -> list
         "trap 'rm -rf \"$work\"' EXIT\n"
         f'monmaptool --create --fsid {ceph.fsid} {addv} "$work/monmap" >/dev/null\n'
         'chown -R ceph:ceph "$work"\n'
+        # no `done` yet: whatever an interrupted mkfs left (the monitor never ran on it) goes
+        f"rm -rf {data}\n"
         f"install -d -o ceph -g ceph -m 0750 {data}\n"
         f'ceph-mon --mkfs -i {host.name} --monmap "$work/monmap" --keyring {MON_KEYRING}'
         " --setuser ceph --setgroup ceph\n"
