@@ -190,7 +190,8 @@ def test_healthy_cluster_has_no_failures(cluster: tuple[Context, dict[str, HostD
     ctx, _ = cluster
     rows = run_checks(ctx)
     assert failing(rows) == set()
-    assert {r.id for r in rows} == set(CHECKS)
+    # the storage checks have nothing to look at without storage nodes (test_storage.py has them)
+    assert {r.id for r in rows} == set(CHECKS) - {"ceph-health", "ceph-osd", "cinder-volume", "ceph-secret"}
 
 
 def test_libvirtd_down_quotes_nova_compute(cluster: tuple[Context, dict[str, HostData]]) -> None:

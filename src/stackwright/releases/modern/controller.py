@@ -90,11 +90,12 @@ def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[St
         *keystone(host, release, pw),
         *glance(host, release, pw),
         *placement(host, release, pw),
-        *(cinder.steps(host, release, pw) if has_storage(host.inventory) else []),
         *nova.controller(host, release, pw),
         *neutron.server(host, release, pw),
         *neutron.external_network(host, release, pw),
         *(horizon.steps(host, release, pw) if release.traits.dashboard else []),
+        # last: cinder-volume waits for the storage nodes' pools, and nothing else waits for it
+        *(cinder.steps(host, release, pw) if has_storage(host.inventory) else []),
     ]
 
 
