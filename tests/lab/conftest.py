@@ -178,10 +178,24 @@ def _fresh_copy(target: Path, text: str) -> None:
     target.write_text(text)
 
 
+# The Epoxy cloud has every role (DESIGN §9): the seed's nodes and a storage node (Ceph, one OSD on a
+# file the lab makes) behind Cinder, Glance and Nova; on .60 (compute2 takes .54 when a test adds it).
+LAB_STORAGE_NODE = (
+    "  storage1:\n    roles: [storage]\n    management: 10.10.10.60\n    osd_devices: [/srv/ceph/osd0.img]\n"
+)
+# The lab's hosts share this machine's disk, often under Ceph's 30% free for its monitors' warning.
+LAB_CEPH_OVERRIDES = "overrides:\n  /etc/ceph/ceph.conf: {global: {mon_data_avail_warn: 5}}\n"
+
+
+def epoxy_lab_inventory() -> str:
+    """examples/seed.yaml with the storage node (overrides on top: nodes stay last, tests append)."""
+    return LAB_CEPH_OVERRIDES + SEED.read_text() + LAB_STORAGE_NODE
+
+
 @pytest.fixture(scope="session")
 def seed_lab() -> Iterator[SeedLab]:
     require_lab()
-    _fresh_copy(TEST_INVENTORY, SEED.read_text())
+    _fresh_copy(TEST_INVENTORY, epoxy_lab_inventory())
     yield from _session_lab(TEST_INVENTORY)
 
 

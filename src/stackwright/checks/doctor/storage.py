@@ -11,7 +11,7 @@ from stackwright.checks.doctor.base import Context, Fix, Row, check, ok, tail
 from stackwright.releases.modern.ceph import POOLS_SCRIPT
 from stackwright.releases.modern.compute import LIBVIRT_SECRET_VALUE, LIBVIRT_SECRET_XML
 from stackwright.steps import HostPlan
-from stackwright.storage_check import CEPH, CephStatus, parse_status, unexpected_checks
+from stackwright.storage_check import CEPH, CephStatus, expected_checks, parse_status, unexpected_checks
 
 _UUID = re.compile(r"<uuid>([0-9a-f-]{36})</uuid>")
 
@@ -48,9 +48,11 @@ def secret_script(uuid: str) -> str:
     the values)."""
     return (
         "echo '@@sw:cephsecret'\n"
+        # libvirtd down is the libvirtd check's: this one only says what a running libvirt holds
+        "if ! timeout 10 virsh -q uri >/dev/null 2>&1; then echo libvirt=down; else\n"
         f"v=$(virsh secret-get-value {uuid} 2>/dev/null); "
         'if [ -n "$v" ]; then echo "libvirt=$(printf %s "$v" | sha256sum | cut -c1-64)"; '
-        "else echo libvirt=missing; fi\n"
+        "else echo libvirt=missing; fi; fi\n"
         f"if [ -s {LIBVIRT_SECRET_VALUE} ]; then echo \"file=$(tr -d '\\n' < {LIBVIRT_SECRET_VALUE} | "
         'sha256sum | cut -c1-64)"; else echo file=missing; fi\n'
     )
@@ -90,7 +92,8 @@ def ceph_health(ctx: Context) -> list[Row]:
         ]
     bad = unexpected_checks(status, osd_hosts(ctx.inventory))
     if not bad:
-        note = " (pools of one replica: one OSD host)" if status.checks else ""
+        expected = expected_checks(status, osd_hosts(ctx.inventory))
+        note = "".join(f"; {code} expected: {why}" for code, why in sorted(expected.items()))
         return [ok("ceph-health", host, status.health + note)]
     causes = "; ".join(
         f"{code}: {tail(status.details.get(code) or [text], 2)}" for code, text in sorted(bad.items())
@@ -193,6 +196,9 @@ def ceph_secret(ctx: Context) -> list[Row]:
         on_disk = (found.get("file") or ["missing"])[0]
         if libvirt == want:
             rows.append(ok("ceph-secret", host, f"libvirt secret {uuid} holds client.cinder's key"))
+            continue
+        if libvirt == "down":
+            rows.append(Row("ceph-secret", host, "skip", "libvirtd does not answer (see libvirtd)"))
             continue
         cause = (
             f"libvirt has no secret {uuid}"
