@@ -268,25 +268,3 @@ def test_doctor_restarts_a_cinder_volume_reported_down(tmp_path: Path, passwords
     assert row.failed and row.action is not None and row.action.command == "systemctl restart cinder-volume"
     ctx.cloud = CloudData([ServiceState("volume", "cinder-volume", "controller@ceph", True, "up, enabled")])
     assert not cinder_volume(ctx)[0].failed
-
-
-def test_debian_13_s_manager_modules_count_as_known_only_with_the_pyo3_cause(
-    passwords: dict[str, str],
-) -> None:
-    ceph = cluster(load_inventory(STORAGE).model, passwords)
-    assert ceph is not None
-
-    def health(*details: str) -> dict[str, object]:
-        checks: dict[str, object] = {"POOL_NO_REDUNDANCY": POOL_NO_REDUNDANCY}
-        checks["MGR_MODULE_DEPENDENCY"] = {
-            "summary": {"message": f"{len(details)} mgr modules have failed dependencies"},
-            "detail": [{"message": d} for d in details],
-        }
-        return {"status": "HEALTH_WARN", "checks": checks}
-
-    pyo3 = "Module 'status' has failed dependency: PyO3 modules do not yet support subinterpreters, see ..."
-    (line, *_) = verify_lines(parse_status(status_text(health(pyo3, pyo3), OSD_STAT)), ceph)
-    assert line.ok and "MGR_MODULE_DEPENDENCY expected: Debian 13's ceph-mgr" in line.message
-    other = "Module 'restful' has failed dependency: No module named 'pecan'"
-    (line, *_) = verify_lines(parse_status(status_text(health(pyo3, other), OSD_STAT)), ceph)
-    assert not line.ok and "MGR_MODULE_DEPENDENCY" in line.message

@@ -23,13 +23,6 @@ STATUS_SCRIPT = (
 )
 # Warnings a cluster of one OSD host has by its nature (its pools hold one replica).
 SINGLE_HOST_WARNINGS = frozenset({"POOL_NO_REDUNDANCY"})
-# Debian 13's ceph-mgr 18.2.7 loads each manager module in a Python sub-interpreter, and every module
-# imports bcrypt, a PyO3 (Rust) extension that refuses sub-interpreters: all Python modules of the
-# manager fail (ceph tracker 64213; the fix, ceph PR 57926, is not in that package). RADOS and RBD
-# do not need them (the PG statistics come from the manager's C++ core); what goes missing is listed
-# in README's Block storage. Counted as expected only when every failed module names that cause.
-PYO3_CAUSE = "PyO3 modules do not yet support subinterpreters"
-KNOWN_DEFECTS = {"MGR_MODULE_DEPENDENCY": PYO3_CAUSE}
 
 
 @dataclass(frozen=True)
@@ -77,13 +70,8 @@ def parse_status(stdout: str, stderr: str = "") -> CephStatus:
 
 def expected_checks(status: CephStatus, osd_hosts: int) -> dict[str, str]:
     """The health checks that say what this cluster is, not that something broke: a one-host
-    cluster's missing redundancy, and Debian 13's manager modules (KNOWN_DEFECTS) — the latter only
-    when every detail line names the known cause."""
+    cluster's missing redundancy."""
     expected = {code: "one OSD host: pools of one replica" for code in SINGLE_HOST_WARNINGS if osd_hosts == 1}
-    for code, cause in KNOWN_DEFECTS.items():
-        details = status.details.get(code, [])
-        if details and all(cause in line for line in details):
-            expected[code] = "Debian 13's ceph-mgr cannot load its Python modules (bcrypt under PyO3)"
     return {code: why for code, why in expected.items() if code in status.checks}
 
 

@@ -25,8 +25,28 @@ if TYPE_CHECKING:
 
 CEPH_CONF = "/etc/ceph/ceph.conf"
 ADMIN_KEYRING = "/etc/ceph/ceph.client.admin.keyring"
-# Read by ceph-mon --mkfs as the ceph user: beside ceph.conf, root:ceph 0640 (SECRETS_DIR is root's).
-MON_KEYRING = "/etc/ceph/bootstrap-mon.keyring"
+# The monitors' first keys (mon. and client.admin), root's: mkfs reads a copy the ceph user owns in a
+# private directory, removed right after (the ceph user never keeps the admin key).
+MON_KEYRING = f"{SECRETS_DIR}/ceph-mon.keyring"
+# Debian 13's ceph-mgr 18.2.7 runs each manager module in a Python sub-interpreter, and mgr_util (which
+# every module imports) imports bcrypt, a PyO3 (Rust) extension that refuses sub-interpreters: every
+# module fails (MGR_MODULE_DEPENDENCY; ceph tracker 64213, fixed upstream after 18.2.7). The manager's
+# own directory comes first on its modules' path, so this file (no package owns it) stands in for
+# bcrypt there: only the dashboard's and restful's password hashing calls it, and neither runs.
+MGR_BCRYPT = "/usr/share/ceph/mgr/bcrypt.py"
+MGR_BCRYPT_TEXT = """\
+# Managed by stackwright: bcrypt inside ceph-mgr (see the storage role, releases/modern/ceph.py).
+# Python's real bcrypt (PyO3) cannot load in the manager's sub-interpreters; nothing deployed hashes.
+
+
+def _unavailable(*args: object, **kwargs: object) -> bytes:
+    raise NotImplementedError("bcrypt is unavailable inside ceph-mgr's sub-interpreters")
+
+
+gensalt = hashpw = checkpw = _unavailable
+"""
+# restful imports python3-cryptography (PyO3 too) and cannot load either: off (it is an opt-in REST API).
+MGR_OFF = ("restful",)
 CLIENTS_KEYRING = f"{SECRETS_DIR}/ceph-clients.keyring"
 POOLS_SCRIPT = "/usr/local/lib/stackwright/ceph-pools.sh"
 OSD_DROPIN = "/etc/systemd/system/ceph-osd@.service.d/stackwright.conf"
@@ -125,17 +145,17 @@ def monitor(host: HostContext, pw: Mapping[str, str], ceph: CephCluster) -> list
         "work=$(mktemp -d)\n"
         "trap 'rm -rf \"$work\"' EXIT\n"
         f'monmaptool --create --fsid {ceph.fsid} {addv} "$work/monmap" >/dev/null\n'
+        f'install -m 0600 {MON_KEYRING} "$work/keyring"\n'
         'chown -R ceph:ceph "$work"\n'
         # no `done` yet: whatever an interrupted mkfs left (the monitor never ran on it) goes
         f"rm -rf {data}\n"
         f"install -d -o ceph -g ceph -m 0750 {data}\n"
-        f'ceph-mon --mkfs -i {host.name} --monmap "$work/monmap" --keyring {MON_KEYRING}'
+        f'ceph-mon --mkfs -i {host.name} --monmap "$work/monmap" --keyring "$work/keyring"'
         " --setuser ceph --setgroup ceph\n"
         f"touch {data}/done && chown ceph:ceph {data}/done"
     )
     return [
-        # ceph-mon reads it as the ceph user during --mkfs; the monitors keep the keys after that.
-        File(MON_KEYRING, keys, mode=0o640, group="ceph", secret=True),
+        File(MON_KEYRING, keys, mode=0o600, secret=True),
         Command(
             f"Ceph monitor {host.name}: its store from the monmap of every storage node",
             ("sh", "-c", mkfs),
@@ -146,9 +166,24 @@ def monitor(host: HostContext, pw: Mapping[str, str], ceph: CephCluster) -> list
     ]
 
 
+def modules_off() -> Command:
+    names = ", ".join(repr(m) for m in MGR_OFF)
+    enabled = (
+        f'{CEPH} mgr module ls --format json | python3 -c "import json,sys; '
+        f"on=set(json.load(sys.stdin).get('enabled_modules', [])); sys.exit(bool(on & {{{names}}}))\""
+    )
+    return Command(
+        f"Ceph manager modules off: {', '.join(MGR_OFF)} (cannot load on Debian 13)",
+        ("sh", "-c", "set -e\n" + "".join(f"{CEPH} mgr module disable {m}\n" for m in MGR_OFF)),
+        unless=enabled,
+    )
+
+
 def manager(host: HostContext) -> list[Step]:
     data = f"/var/lib/ceph/mgr/ceph-{host.name}"
     return [
+        File(MGR_BCRYPT, MGR_BCRYPT_TEXT),
+        modules_off(),
         Directory(data, mode=0o750, owner="ceph", group="ceph"),
         Command(
             f"Ceph manager {host.name}: its key",
@@ -162,7 +197,7 @@ def manager(host: HostContext) -> list[Step]:
             ),
             unless=f"test -s {data}/keyring",
         ),
-        Service(f"ceph-mgr@{host.name}", restart_when=(CEPH_CONF,)),
+        Service(f"ceph-mgr@{host.name}", restart_when=(CEPH_CONF, MGR_BCRYPT)),
     ]
 
 
