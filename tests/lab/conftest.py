@@ -180,16 +180,20 @@ def _fresh_copy(target: Path, text: str) -> None:
 
 # The Epoxy cloud has every role (DESIGN §9): the seed's nodes and a storage node (Ceph, one OSD on a
 # file the lab makes) behind Cinder, Glance and Nova; on .60 (compute2 takes .54 when a test adds it).
+# The lab's hosts share this machine's disk, often under the 30% free below which Ceph's monitors
+# warn: the monitor's node warns at 5% instead (a node override, so tests may add cluster-wide ones).
 LAB_STORAGE_NODE = (
-    "  storage1:\n    roles: [storage]\n    management: 10.10.10.60\n    osd_devices: [/srv/ceph/osd0.img]\n"
+    "  storage1:\n"
+    "    roles: [storage]\n"
+    "    management: 10.10.10.60\n"
+    "    osd_devices: [/srv/ceph/osd0.img]\n"
+    "    overrides: {/etc/ceph/ceph.conf: {global: {mon_data_avail_warn: 5}}}\n"
 )
-# The lab's hosts share this machine's disk, often under Ceph's 30% free for its monitors' warning.
-LAB_CEPH_OVERRIDES = "overrides:\n  /etc/ceph/ceph.conf: {global: {mon_data_avail_warn: 5}}\n"
 
 
 def epoxy_lab_inventory() -> str:
-    """examples/seed.yaml with the storage node (overrides on top: nodes stay last, tests append)."""
-    return LAB_CEPH_OVERRIDES + SEED.read_text() + LAB_STORAGE_NODE
+    """examples/seed.yaml with the storage node after its nodes (tests append more)."""
+    return SEED.read_text() + LAB_STORAGE_NODE
 
 
 @pytest.fixture(scope="session")

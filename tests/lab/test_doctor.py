@@ -47,7 +47,7 @@ def causes(data: dict[str, Any], ident: str) -> str:
 
 
 def tunnel_hosts(lab: SeedLab) -> list[str]:
-    return [h for h in lab.hosts if h != "controller"]
+    return [h for h in lab.hosts if h == "network" or h.startswith("compute")]
 
 
 def assert_verify(lab: SeedLab) -> None:
@@ -417,3 +417,84 @@ def test_clock_ahead_on_a_compute_node(cloud: SeedLab) -> None:
     assert abs(float(cloud.check("compute1", "date +%s.%N")) - time.time()) < 5
     healthy_after(cloud)
     assert_verify(cloud)
+
+
+# Storage (the cloud's storage1: Ceph with one OSD; Cinder on the controller).
+STORAGE = "storage1"
+
+
+def test_ceph_osd_stopped(cloud: SeedLab) -> None:
+    try:
+        cloud.check(STORAGE, "systemctl stop ceph-osd@0", timeout=120)
+        # the monitors mark it down once it said goodbye (or its heartbeats stop): bounded wait
+        code, data = poll(
+            lambda: doctor(cloud),
+            within_s=90,
+            every_s=5,
+            done=lambda result: ("ceph-osd", STORAGE) in failing(result[1]),
+        )
+        assert code == 1
+        assert {("ceph-osd", STORAGE), ("service-down", STORAGE)} <= failing(data)
+        assert "osd.0 is down (on storage1)" in causes(data, "ceph-osd")
+        assert "ceph-osd@0 is inactive" in causes(data, "service-down")
+        code, data = doctor(cloud, "--fix")
+        assert any(f["command"] == "systemctl restart ceph-osd@0" for f in data["fixes"]), data["fixes"]
+    finally:
+        cloud.exec(STORAGE, "systemctl start ceph-osd@0", timeout=120)
+    healthy_after(cloud, 180)
+    assert_verify(cloud)
+
+
+def test_ceph_health_not_ok_names_ceph_s_reason(cloud: SeedLab) -> None:
+    try:
+        cloud.check(STORAGE, "ceph osd set noout")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("ceph-health", STORAGE)}
+        cause = causes(data, "ceph-health")
+        assert "HEALTH_WARN" in cause and "OSDMAP_FLAGS" in cause and "noout" in cause, cause
+    finally:
+        cloud.check(STORAGE, "ceph osd unset noout")
+    healthy_after(cloud)
+
+
+def test_cinder_volume_stopped(cloud: SeedLab) -> None:
+    try:
+        cloud.check("controller", "systemctl stop cinder-volume", timeout=120)
+        # Cinder calls a service down once it missed its reports for service_down_time (60 s)
+        code, data = poll(
+            lambda: doctor(cloud),
+            within_s=150,
+            every_s=10,
+            done=lambda result: ("cinder-volume", "controller") in failing(result[1]),
+        )
+        assert code == 1
+        assert failing(data) == {("cinder-volume", "controller"), ("service-down", "controller")}
+        assert "cinder-volume: controller@ceph down" in causes(data, "cinder-volume")
+        assert "cinder-volume is inactive" in causes(data, "service-down")
+        code, data = doctor(cloud, "--fix")
+        assert any(f["command"] == "systemctl restart cinder-volume" for f in data["fixes"]), data["fixes"]
+    finally:
+        cloud.exec("controller", "systemctl start cinder-volume", timeout=120)
+    healthy_after(cloud, 180)
+    assert_verify(cloud)
+
+
+def test_libvirt_secret_not_the_cinder_key(cloud: SeedLab) -> None:
+    from stackwright.releases.modern.compute import LIBVIRT_SECRET_VALUE, LIBVIRT_SECRET_XML
+
+    uuid = cloud.check("compute1", f"sed -n 's|.*<uuid>\\(.*\\)</uuid>.*|\\1|p' {LIBVIRT_SECRET_XML}").strip()
+    assert uuid
+    wrong = "AQ" + "D" * 35 + "A=="
+    try:
+        cloud.check("compute1", f"virsh -q secret-set-value --secret {uuid} --base64 {wrong}")
+        code, data = doctor(cloud)
+        assert code == 1
+        assert failing(data) == {("ceph-secret", "compute1")}
+        assert f"libvirt secret {uuid} holds another key than client.cinder's" in causes(data, "ceph-secret")
+        code, data = doctor(cloud, "--fix")
+        assert code == 0, failing(data)
+        assert wrong not in cloud.check("compute1", f"virsh secret-get-value {uuid}")
+    finally:
+        cloud.exec("compute1", f"virsh -q secret-set-value --secret {uuid} --file {LIBVIRT_SECRET_VALUE}")
+    healthy_after(cloud)
