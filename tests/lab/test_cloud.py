@@ -165,6 +165,11 @@ def test_smoke_vm_gets_its_lease_and_metadata_across_the_tunnel(epoxy_cloud: See
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     smoke = json.loads(proc.stdout)["smoke"]
     assert smoke["ok"] and smoke["lease"] == smoke["fixed_ip"] and smoke["uuid"] == smoke["server_id"]
+    # the cloud's storage node: a volume the guest wrote and read back, a server booted from a volume
+    names = {phase["name"]: phase for phase in smoke["phases"]}
+    attached = names["volume in Ceph attached; the guest wrote and read it back"]
+    assert attached["ok"] and "token read back" in attached["message"], attached
+    assert names["server booted from a volume cloned from the image"]["ok"]
     for phase in smoke["phases"]:
         record("cloud-timings", f"smoke {phase['name']}", phase["seconds"])
 

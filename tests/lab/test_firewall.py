@@ -55,6 +55,8 @@ CASES = (
     ("controller", "10.10.10.51", "10.10.10.53", 5900, {"open", "refused"}),  # VNC: the proxy only
     ("network", "10.10.10.52", "10.10.10.53", 5900, {"filtered"}),
     ("compute1", "10.20.20.53", "10.20.20.52", 22, {"filtered"}),  # the data network: tunnels only
+    ("compute1", "10.10.10.53", "10.10.10.60", 3300, {"open"}),  # Ceph's monitor: management
+    ("compute1", "10.10.10.53", "10.10.10.60", 5000, {"filtered"}),  # nothing else on a storage node
 )
 
 

@@ -225,7 +225,7 @@ def test_broken_hosts_fail_alone_naming_the_host_and_the_cause(epoxy_cloud: Seed
 def test_every_seed_node_rebooted_comes_back_and_the_smoke_vm_boots(epoxy_cloud: SeedLab) -> None:
     """`lab reboot` each node; addresses, bridges, tunnels and services come back without us."""
     back = {}
-    for host in ("controller", "network", "compute1"):
+    for host in ("controller", "network", "compute1", "storage1"):
         before = epoxy_cloud.check(host, "cat /proc/sys/kernel/random/boot_id")
         start = time.monotonic()
         proc = epoxy_cloud.cli("reboot", host, timeout=600)
