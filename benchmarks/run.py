@@ -53,6 +53,7 @@ from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spr
 from cpu import CpuSampler, HostCpu
 from fleet import stage_fleet
 from pacct import ProcessAccounting
+from storage import stage_storage
 
 WORK = Path("/var/lib/stackwright/lab/bench")
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -606,7 +607,7 @@ def write_doc(markdown: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="samples of each fresh-converge figure (≥ 3)")
-    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer,fleet,ui,tempest")
+    parser.add_argument("--only", default="plan,lab,cloud,cloud-zed,scale,peer,fleet,storage,ui,tempest")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -623,6 +624,7 @@ def main() -> None:
         ({"cloud-zed"}, lambda: stage_cloud(report, args.runs, "seed-zed.yaml", floor=False)),
         ({"scale", "scale-profile", "peer"}, lambda: stage_perf_lab(report, args.runs, stages)),
         ({"fleet"}, lambda: stage_fleet(report)),
+        ({"storage"}, lambda: stage_storage(report)),
         ({"ui", "tempest"}, lambda: stage_api_cloud(report, args.runs, stages)),
     ]
     interrupted = False
