@@ -146,3 +146,17 @@ def test_docs_topology_is_current() -> None:
     assert docs.read_text() == expected, (
         "re-render: stackwright graph examples/seed.yaml -o docs/topology.svg"
     )
+
+
+def test_the_storage_node_shows_its_ceph_daemons_and_ceph_rides_the_management_network() -> None:
+    inventory = load_inventory(EXAMPLES / "storage.yaml").model
+    root = ET.fromstring(topology_svg(inventory))
+    nodes = {g.get("data-node"): g for g in root.iter(f"{SVG}g") if g.get("data-node")}
+    storage = ["".join(t.itertext()) for t in nodes["storage1"].iter(f"{SVG}text")]
+    assert {"storage", "CEPH", "mon", "osd.0", "/dev/sdb"} <= set(storage)
+    assert "OVS BRIDGES" not in storage and "br-int" not in storage
+    compute = ["".join(t.itertext()) for t in nodes["compute1"].iter(f"{SVG}text")]
+    assert "OVS BRIDGES" in compute and "CEPH" not in compute
+    texts = _texts(root)
+    assert "APIs, DB, RPC, SSH, Ceph" in "".join(root.itertext())  # the management network's purpose
+    assert "storage" in texts  # in the legend too

@@ -128,6 +128,15 @@ def osd_hosts(inventory: Inventory) -> int:
     return sum(1 for name in inventory.names_with("storage") if inventory.nodes[name].osd_devices)
 
 
+def osd_ids(inventory: Inventory) -> list[tuple[int, str, str]]:
+    """(OSD id, storage node, device) in the inventory's order: the ids the OSDs get."""
+    found: list[tuple[int, str, str]] = []
+    for name in inventory.names_with("storage"):
+        for device in inventory.nodes[name].osd_devices:
+            found.append((len(found), name, device))
+    return found
+
+
 def has_storage(inventory: Inventory) -> bool:
     return bool(inventory.names_with("storage"))
 
@@ -138,10 +147,10 @@ def cluster(inventory: Inventory, pw: Mapping[str, str]) -> CephCluster | None:
     if not names:
         return None
     fsid = uuid.uuid5(NAMESPACE, "fsid " + pw["ceph_mon_key"])
-    osds: list[Osd] = []
-    for name in names:
-        for device in inventory.nodes[name].osd_devices:
-            osds.append(Osd(len(osds), name, device, str(uuid.uuid5(fsid, f"osd {name} {device}"))))
+    osds = [
+        Osd(ident, name, device, str(uuid.uuid5(fsid, f"osd {name} {device}")))
+        for ident, name, device in osd_ids(inventory)
+    ]
     return CephCluster(
         fsid=str(fsid),
         monitors=tuple(Monitor(name, str(inventory.nodes[name].management)) for name in names),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 
+from stackwright.ceph import osd_ids
 from stackwright.inventory import Inventory, Node
 
 MAX_COLUMNS = 6
@@ -37,6 +38,7 @@ ROLE_COLORS: dict[str, tuple[str, str]] = {  # (text/stroke, fill)
     "controller": ("#6d28d9", "#ede9fe"),
     "network": ("#be185d", "#fce7f3"),
     "compute": ("#334155", "#e2e8f0"),
+    "storage": ("#b45309", "#fef3c7"),
 }
 NETWORK_PURPOSE: dict[str, str] = {
     "management": "APIs, DB, RPC, SSH",
@@ -121,6 +123,7 @@ class NodeBox:
     bridges: list[Bridge]
     bridges_y: float
     drops: list[Drop]
+    section: str
     is_endpoint: bool
 
 
@@ -202,8 +205,15 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def bridges_of(node: Node, tunnel_type: str) -> list[Bridge]:
-    """The Open vSwitch bridges the deploy creates on this node."""
+def section_of(node: Node) -> str:
+    """The title of a node box's lower part: its OVS bridges, and a storage node's Ceph daemons."""
+    bridged = node.has("network") or node.has("compute") or not node.has("storage")
+    return " · ".join([*(["OVS BRIDGES"] if bridged else []), *(["CEPH"] if node.has("storage") else [])])
+
+
+def bridges_of(node: Node, tunnel_type: str, osds: tuple[tuple[int, str], ...] = ()) -> list[Bridge]:
+    """The Open vSwitch bridges the deploy creates on this node, then a storage node's Ceph daemons:
+    its monitor and manager, and each of its `osds` (id, device: ceph.osd_ids)."""
     bridges: list[Bridge] = []
     if node.has("network") or node.has("compute"):
         bridges.append(Bridge("br-int", "integration"))
@@ -213,6 +223,9 @@ def bridges_of(node: Node, tunnel_type: str) -> list[Bridge]:
             bridges.append(Bridge("br-tun", tunnel_type))
     if node.has("network") and node.external is not None:
         bridges.append(Bridge("br-ex", f"{node.interface('external')} (external)"))
+    if node.has("storage"):
+        bridges.append(Bridge("mon", f"+ mgr on {node.management} (Ceph's public network)"))
+        bridges += [Bridge(f"osd.{ident}", device) for ident, device in osds]
     return bridges
 
 
@@ -226,6 +239,10 @@ def tunnel_endpoints(inventory: Inventory) -> list[str]:
 
 
 def compute_layout(inventory: Inventory) -> Layout:
+    osds = {
+        name: tuple((ident, device) for ident, host, device in osd_ids(inventory) if host == name)
+        for name in inventory.nodes
+    }
     names = list(inventory.nodes)
     n = len(names)
     networks = dict(inventory.networks.items())
@@ -243,12 +260,15 @@ def compute_layout(inventory: Inventory) -> Layout:
         for net_name, address in node.addresses().items():
             iface_col = max(iface_col, _text_w(node.interface(net_name), 12, mono=True) + 12)
             addr_w = max(addr_w, _text_w(str(address), 12, mono=True))
-        for bridge in bridges_of(node, tunnel_type):
+        box_w = max(box_w, _text_w(section_of(node), 11, bold=True) + 2 * BOX_PAD)
+        for bridge in bridges_of(node, tunnel_type, osds[name]):
             box_w = max(box_w, 58 + _text_w(bridge.note, 11) + 2 * BOX_PAD)
     iface_col = math.ceil(iface_col)
     box_w = math.ceil(max(box_w, 16 + iface_col + addr_w + 2 * BOX_PAD))
     max_ifaces = max(len(node.addresses()) for node in inventory.nodes.values())
-    max_bridges = max(max(len(bridges_of(nd, tunnel_type)), 1) for nd in inventory.nodes.values())
+    max_bridges = max(
+        max(len(bridges_of(nd, tunnel_type, osds[nm])), 1) for nm, nd in inventory.nodes.items()
+    )
     interfaces_off = NAME_H + PILL_H + SECTION_GAP + 14
     bridges_off = interfaces_off + max_ifaces * LINE_H + SECTION_GAP + 16
     box_h = bridges_off + (max_bridges - 1) * LINE_H + BOX_PAD + 4
@@ -336,7 +356,8 @@ def compute_layout(inventory: Inventory) -> Layout:
                     network=name,
                     cidr=str(net.cidr),
                     gateway=str(net.gateway) if net.gateway is not None else None,
-                    purpose=NETWORK_PURPOSE.get(name, ""),
+                    purpose=NETWORK_PURPOSE.get(name, "")
+                    + (", Ceph" if name == "management" and inventory.names_with("storage") else ""),
                     x1=bus_x1,
                     x2=bus_x2,
                     y=bus_y[name],
@@ -391,7 +412,8 @@ def compute_layout(inventory: Inventory) -> Layout:
                         for on, addr in node.addresses().items()
                     ],
                     interfaces_y=box_y + interfaces_off,
-                    bridges=bridges_of(node, tunnel_type),
+                    bridges=bridges_of(node, tunnel_type, osds[name]),
+                    section=section_of(node),
                     bridges_y=box_y + bridges_off,
                     drops=drops,
                     is_endpoint=name in endpoints,
@@ -452,9 +474,9 @@ def compute_layout(inventory: Inventory) -> Layout:
         entries.append(("network", name, NETWORK_COLORS.get(name, "#64748b"), ""))
     entries.append(("tunnel", f"{tunnel_type} tunnel", NETWORK_COLORS["data"], ""))
     entries.append(("attach", "interface", "#0f172a", ""))
-    for role in ("controller", "network", "compute"):
-        color, fill = ROLE_COLORS[role]
-        entries.append(("role", role, color, fill))
+    for present in [r for r in ROLE_COLORS if inventory.names_with(r)]:
+        color, fill = ROLE_COLORS[present]
+        entries.append(("role", present, color, fill))
     for kind, label, color, fill in entries:
         swatch = 38.0 if kind in ("network", "tunnel") else 18.0 if kind == "attach" else 0.0
         text_w = _text_w(label, 11, bold=True) + 16 if kind == "role" else _text_w(label, 11)
