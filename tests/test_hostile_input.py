@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from stackwright.ceph import cluster
 from stackwright.cli import app
 from stackwright.inventory import Inventory, load_inventory
 from stackwright.planner import plan_cluster
@@ -46,6 +47,8 @@ LINE = re.compile(r"error: \S+?(:\d+)?: .+ — .+")
 SEED: dict[str, Any] = copy.deepcopy(FUZZ_SEED)  # the seed topology, with every string field set
 SEED.update(release="epoxy", region="RegionOne")
 SEED["nodes"]["compute1"].update(interfaces={"data": "eth1"}, ssh={"user": "root", "host": "10.10.10.53"})
+# a storage node: its device reaches a shell script and the cephx keys keyrings and libvirt's secret
+SEED["nodes"]["storage1"] = {"roles": ["storage"], "management": "10.10.10.54", "osd_devices": ["/dev/sdb"]}
 NOVA = "/etc/nova/nova.conf"
 TEXT_SECRETS = [name for name in SECRET_NAMES if name not in KEY_SEEDS]
 # A cephx key's marker is itself a key (allowlists.CEPHX_KEY): base64 with the marker inside.
@@ -97,6 +100,10 @@ def _password(name: str) -> Put:
     return put
 
 
+def _osd_device(inv: dict[str, Any], pw: dict[str, Any], value: str) -> None:
+    inv["nodes"]["storage1"]["osd_devices"] = [value]
+
+
 def _password_key(inv: dict[str, Any], pw: dict[str, Any], value: str) -> None:
     pw[value] = "Mk0extraMk"
 
@@ -119,6 +126,7 @@ FIELDS: dict[str, tuple[str | None, Put]] = {
     "override value": ("Mk0valueMk", _override("global", "value")),
     "node override option": ("mk0opt1", _override("node", "option")),
     "node override value": ("Mk1valueMk", _override("node", "value")),
+    "osd device": ("/dev/Mk0osdMk", _osd_device),
     "password key": (None, _password_key),
     **{f"password {name}": (PASSWORD_MARKERS[name], _password(name)) for name in TEXT_SECRETS},
 }
@@ -302,11 +310,24 @@ def baseline_reading(field: str) -> list[tuple[str, dict[str, Any]]]:
     return reading(_plan(*_write(inv, pw, "baseline")), RAW_OPTIONS)
 
 
+def derived_ids(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
+    """The Ceph identifiers that follow from the monitors' key (the fsid, the OSDs' and libvirt's
+    secret's uuids, ceph.py): a new ceph_mon_key changes them with it, nothing else."""
+    model = Inventory.model_validate(SEED)
+    old, new = cluster(model, before), cluster(model, after)
+    assert old is not None and new is not None
+    pairs = [(old.fsid, new.fsid), (old.libvirt_secret_uuid, new.libvirt_secret_uuid)]
+    pairs += [(a.uuid, b.uuid) for a, b in zip(old.osds, new.osds, strict=True)]
+    return dict(pairs)
+
+
 def assert_renders_inertly(field: str, value: str) -> None:
     marker, put = FIELDS[field]
     inv, pw = _inputs()
     put(inv, pw, value)
     marks = {marker: value} if marker is not None else {}
+    if field == "password ceph_mon_key":
+        marks |= derived_ids(dict(SECRETS), pw)
     raw_options = RAW_OPTIONS | {(s, value) for s in ("DEFAULT", "libvirt") if "option" in field}
     got = reading(_plan(*_write(inv, pw, "hostile")), raw_options)
     want = _substitute(baseline_reading(field), marks)
@@ -389,7 +410,8 @@ def test_sinks_encode_what_validation_would_refuse(field: str, value: str) -> No
         return
     marker = FIELDS[field][0]
     assert marker is not None
-    assert reading(plan, RAW_OPTIONS) == _substitute(baseline_reading(field), {marker: value})
+    marks = {marker: value} | (derived_ids(dict(SECRETS), pw) if field == "password ceph_mon_key" else {})
+    assert reading(plan, RAW_OPTIONS) == _substitute(baseline_reading(field), marks)
 
 
 @pytest.mark.parametrize("field", sorted(f for f, (marker, _) in FIELDS.items() if marker))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shlex
 from urllib.parse import quote
 
+from stackwright.allowlists import CEPHX_KEY
 from stackwright.yamlsource import UserError
 
 
@@ -103,6 +104,17 @@ def single_line(value: object, key: str = "value") -> str:
     a comment naming a host)."""
     text = str(value)
     _printable(text, "a one-line file", key)
+    return text
+
+
+def cephx_key(value: object, key: str = "value") -> str:
+    """A cephx key in a keyring (`key = ...`) or libvirt's secret: Ceph reads the rest of the line
+    as the key and knows no quoting, so only a key's own characters pass (base64)."""
+    text = str(value)
+    if not CEPHX_KEY.fullmatch(text):
+        raise UnsafeValue(
+            f"{key}: not a cephx key (base64, as `ceph-authtool --gen-print-key` prints) — fix it"
+        )
     return text
 
 

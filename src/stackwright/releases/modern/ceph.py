@@ -18,6 +18,7 @@ from stackwright.ceph import CLIENTS, POOLS, CephCluster, Client, Osd, cluster
 from stackwright.context import HostContext
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR, applied_when_unchanged
+from stackwright.sinks import cephx_key
 from stackwright.steps import Command, Directory, File, Milestone, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def keyring_text(entries: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ..
     beyond the caps' double quotes."""
     lines: list[str] = []
     for name, key, caps in entries:
-        lines += [f"[{name}]", f"\tkey = {key}"]
+        lines += [f"[{name}]", f"\tkey = {cephx_key(key, name)}"]
         lines += [f'\tcaps {kind} = "{value}"' for kind, value in caps]
     return "\n".join(lines) + "\n"
 

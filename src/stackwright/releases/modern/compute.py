@@ -13,6 +13,7 @@ from stackwright.releases.modern import neutron, nova, nova_ssh
 from stackwright.releases.modern.files import rendered
 from stackwright.releases.modern.guards import SECRETS_DIR
 from stackwright.releases.modern.sockets import listening, rebind
+from stackwright.sinks import cephx_key
 from stackwright.steps import Command, Directory, File, Service, Step
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ def ceph_client(host: HostContext, release: Release, pw: Mapping[str, str]) -> l
         *ceph_role.client(host, release, pw),
         *([ceph_role.client_keyring(cinder, pw, group="nova")] if ceph.vm_disks == "rbd" else []),
         File(LIBVIRT_SECRET_XML, xml, mode=0o600),
-        File(LIBVIRT_SECRET_VALUE, pw[cinder.key_name], mode=0o600, secret=True),
+        File(LIBVIRT_SECRET_VALUE, cephx_key(pw[cinder.key_name], cinder.key_name), mode=0o600, secret=True),
         Command(
             "libvirt secret with client.cinder's key (qemu's access to Ceph)",
             (
