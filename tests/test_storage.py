@@ -268,3 +268,17 @@ def test_doctor_restarts_a_cinder_volume_reported_down(tmp_path: Path, passwords
     assert row.failed and row.action is not None and row.action.command == "systemctl restart cinder-volume"
     ctx.cloud = CloudData([ServiceState("volume", "cinder-volume", "controller@ceph", True, "up, enabled")])
     assert not cinder_volume(ctx)[0].failed
+
+
+def test_apply_parallel_holds_the_controller_and_the_storage_nodes_together(tmp_path: Path) -> None:
+    from stackwright.deploy import check_parallel, converge_order
+    from stackwright.yamlsource import UserError
+
+    model = load_inventory(STORAGE).model
+    hosts = list(model.nodes)
+    assert converge_order("controller", hosts[::-1], None, ("storage1",))[:2] == ["controller", "storage1"]
+    with pytest.raises(UserError, match=r"waits for the storage nodes \(storage1\).*--parallel 2 or more"):
+        check_parallel(model, hosts, 1)
+    check_parallel(model, hosts, 2)
+    check_parallel(model, ["controller", "network", "compute1"], 1)  # storage1 not in the run
+    check_parallel(model, ["storage1"], 1)

@@ -122,6 +122,7 @@ def converge(
         session.loaded.model.controller_name,
         [name for name in session.hosts if name in session.remotes and session.preflights[name].ok],
         session.loaded.model.package_cache_host,
+        tuple(session.loaded.model.names_with("storage")),
     )
     milestones = Milestones(set(runnable))
     # `--parallel N`: a pool's spawn waits for a free slot, so hosts start in converge_order
@@ -185,18 +186,33 @@ def involved_hosts(
     return involved
 
 
-def converge_order(controller: str, hosts: list[str], package_cache: str | None = None) -> list[str]:
-    """The controller first, then the package cache's node: the other hosts' steps wait for their
-    services (AwaitHost), so with fewer slots than hosts (`apply --parallel N`) neither may queue
-    behind a host waiting for it. (They wait for each other: with a cache elsewhere than on the
-    controller, N must be 2 or more — `check_parallel`.)"""
-    first = [controller, package_cache]
+def converge_order(
+    controller: str, hosts: list[str], package_cache: str | None = None, storage: tuple[str, ...] = ()
+) -> list[str]:
+    """The controller first, then the package cache's node, then the storage nodes: the other hosts'
+    steps wait for their services (AwaitHost), so with fewer slots than hosts (`apply --parallel N`)
+    none of them may queue behind a host waiting for it. (Some wait for each other — the controller's
+    cinder-volume for the storage nodes' pools, a cache elsewhere for the controller — so N has a
+    minimum: `check_parallel`.)"""
+    first = [controller, package_cache, *storage]
     return sorted(hosts, key=lambda name: first.index(name) if name in first else len(first))
 
 
 def check_parallel(inventory: Inventory, hosts: list[str], parallel: int) -> None:
     """`--parallel 1` cannot converge a controller and a package cache on another node in one run:
-    the controller's apt waits for the cache, the cache node's services wait for the controller."""
+    the controller's apt waits for the cache, the cache node's services wait for the controller.
+    Nor can fewer slots than the controller and every storage node hold a run with both: the
+    controller's cinder-volume waits for the pools, which wait for every OSD of every storage node."""
+    storage = [h for h in inventory.names_with("storage") if h in hosts]
+    # a cache node apart from the controller runs alongside them (their apt waits for it)
+    cache_node = {inventory.package_cache_host} & set(hosts) - {None}
+    together = {inventory.controller_name, *storage, *cache_node}
+    if storage and inventory.controller_name in hosts and parallel < len(together):
+        raise UserError(
+            f"apply --parallel {parallel}: {inventory.controller_name} (the controller) waits for the "
+            f"storage nodes ({', '.join(storage)}) to make Ceph's pools — use --parallel {len(together)} "
+            f"or more, or --limit the controller or the storage nodes to a run of their own"
+        )
     cache = inventory.package_cache_host
     if (
         parallel == 1
