@@ -280,5 +280,6 @@ def test_apply_parallel_holds_the_controller_and_the_storage_nodes_together(tmp_
     with pytest.raises(UserError, match=r"waits for the storage nodes \(storage1\).*--parallel 2 or more"):
         check_parallel(model, hosts, 1)
     check_parallel(model, hosts, 2)
+    check_parallel(model, hosts, 0)  # the default: every host at once
     check_parallel(model, ["controller", "network", "compute1"], 1)  # storage1 not in the run
     check_parallel(model, ["storage1"], 1)

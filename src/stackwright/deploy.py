@@ -199,7 +199,8 @@ def converge_order(
 
 
 def check_parallel(inventory: Inventory, hosts: list[str], parallel: int) -> None:
-    """`--parallel 1` cannot converge a controller and a package cache on another node in one run:
+    """(`parallel` 0: every host at once, nothing to check.) `--parallel 1` cannot converge a
+    controller and a package cache on another node in one run:
     the controller's apt waits for the cache, the cache node's services wait for the controller.
     Nor can fewer slots than the controller and every storage node hold a run with both: the
     controller's cinder-volume waits for the pools, which wait for every OSD of every storage node."""
@@ -207,7 +208,7 @@ def check_parallel(inventory: Inventory, hosts: list[str], parallel: int) -> Non
     # a cache node apart from the controller runs alongside them (their apt waits for it)
     cache_node = {inventory.package_cache_host} & set(hosts) - {None}
     together = {inventory.controller_name, *storage, *cache_node}
-    if storage and inventory.controller_name in hosts and parallel < len(together):
+    if parallel and storage and inventory.controller_name in hosts and parallel < len(together):
         raise UserError(
             f"apply --parallel {parallel}: {inventory.controller_name} (the controller) waits for the "
             f"storage nodes ({', '.join(storage)}) to make Ceph's pools — use --parallel {len(together)} "

@@ -23,7 +23,7 @@ def _pairs(seed_lab: SeedLab, network: str) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize(
     ("network", "expected"),
     [
-        ("management", {"controller", "network", "compute1"}),
+        ("management", {"controller", "network", "compute1", "storage1"}),
         ("data", {"network", "compute1"}),
         ("external", {"controller", "network"}),
     ],
