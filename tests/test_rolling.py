@@ -45,3 +45,8 @@ def test_a_node_is_healthy_once_everything_reported_again_after_its_update() -> 
     # a node its update did not change: nothing restarted, alive now is enough
     assert not_reported(after, after, changed=False) is None
     assert not_reported({**after, "nova-compute": None}, after, changed=False) == "not up: nova-compute"
+
+
+def test_storage_nodes_roll_after_the_network_nodes_and_before_the_compute_nodes() -> None:
+    model = load_inventory(ROOT / "examples" / "storage.yaml").model
+    assert rolling_order(model) == ["controller", "network", "storage1", "compute1"]

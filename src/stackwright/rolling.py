@@ -1,13 +1,13 @@
 """`apply --rolling`: a deployed cloud's updates, one node at a time, each proven healthy first.
 
-Order (`rolling_order`): the controller, the network nodes, then the compute nodes one by one. A
-compute node is drained first when another compute node can take its instances (live migration,
-`maintenance.drain`), converged with the upgrade, waited for — its nova-compute and agents must
-report again *after* the update (a newer timestamp than they had when it finished), not merely
-still look up (a node the update did not change only has to be up) — then undrained. While the controller
-converges, every public API in the catalog is asked every half second; the longest run of
-unanswered requests per API is its measured unavailability. The roll stops at the first node that
-fails or does not come back healthy and says why; the nodes after it are left untouched.
+Order (`rolling_order`): the controller, the network nodes, the storage nodes, then the compute
+nodes one by one. A compute node is drained first when another compute node can take its instances
+(live migration, `maintenance.drain`), converged with the upgrade, waited for — its nova-compute and
+agents must report again *after* the update (a newer timestamp than they had when it finished), not
+merely still look up (a node the update did not change only has to be up) — then undrained. While
+the controller converges, every public API in the catalog is asked every half second; the longest
+run of unanswered requests per API is its measured unavailability. The roll stops at the first node
+that fails or does not come back healthy and says why; the nodes after it are left untouched.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ WATCH_LIMIT_S = 3 * 3600.0  # bounded even if nobody stops it: longer than any n
 def rolling_order(inventory: Inventory) -> list[str]:
     controller = inventory.controller_name
     network = [n for n in inventory.names_with("network") if n != controller]
-    computes = [n for n in inventory.names_with("compute") if n not in (controller, *network)]
-    return [controller, *network, *computes]
+    # one storage node at a time before the compute nodes: its daemons restart in seconds, and Ceph
+    # serves from the other replicas meanwhile (with one storage node, volumes' I/O waits for it)
+    storage = [n for n in inventory.names_with("storage") if n not in (controller, *network)]
+    computes = [n for n in inventory.names_with("compute") if n not in (controller, *network, *storage)]
+    return [controller, *network, *storage, *computes]
 
 
 def longest_outage(samples: list[tuple[float, bool]]) -> float:

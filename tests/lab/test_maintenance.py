@@ -235,7 +235,7 @@ def test_rolling_update_of_both_compute_nodes_while_the_vm_answers(
     lost_s = _lost_s(lab, pid, ROLL_PING_LOG, settle_s=3)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
-    assert [n["host"] for n in report["nodes"]] == ["controller", "network", *COMPUTES]
+    assert [n["host"] for n in report["nodes"]] == ["controller", "network", "storage1", *COMPUTES]
     assert all(n["ok"] for n in report["nodes"]), report
     nodes = {n["host"]: n for n in report["nodes"]}
     for host in ("controller", *COMPUTES):
