@@ -415,6 +415,10 @@ def _volume_phases(
             f"volume from the image in {cloned:.1f} s; server on {second.compute_host} leased {second.lease} "
             f"{time.monotonic() - started:.1f} s after the volume was asked for"
         )
+        # a proof, not the smoke server: gone with its volume even with --keep (maintenance finds one
+        # smoke server per node)
+        user.compute.delete_server(str(server.id))
+        user.compute.wait_for_delete(server, interval=2, wait=int(DELETE_TIMEOUT_S))
 
 
 def _as_smoke_user(conn: Connection, made: _Made) -> Connection:
