@@ -485,6 +485,14 @@ def verify(
         bool, typer.Option("--smoke", help="Also boot a test VM and prove its DHCP lease and metadata.")
     ] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the smoke test's resources in place.")] = False,
+    volumes: Annotated[
+        bool,
+        typer.Option(
+            "--volumes/--no-volumes",
+            help="With the smoke test and storage nodes: also attach a volume the guest writes and reads "
+            "back, and boot a server from a volume (the default).",
+        ),
+    ] = True,
     ui: Annotated[
         bool,
         typer.Option(
@@ -566,6 +574,7 @@ def verify(
             keep,
             progress=lambda m: console.print(f"[dim]{m}[/dim]"),
             ui_check=_browser_check(loaded, console) if ui else None,
+            volumes=volumes,
         )
         show_smoke(report, console)
         ok = report.ok

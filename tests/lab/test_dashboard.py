@@ -36,7 +36,9 @@ NOVA_CONF = "/etc/nova/nova.conf"
 @pytest.fixture(scope="module")
 def kept_smoke(epoxy_cloud: SeedLab) -> Iterator[dict[str, Any]]:
     """`verify --ui --keep`: its JSON; the smoke resources stay for the failure tests."""
-    proc = stackwright("verify", str(epoxy_cloud.inventory), "--ui", "--keep", "--json", timeout=1800)
+    proc = stackwright(
+        "verify", str(epoxy_cloud.inventory), "--ui", "--no-volumes", "--keep", "--json", timeout=1800
+    )
     try:
         yield {"rc": proc.returncode, "stderr": proc.stderr, **json.loads(proc.stdout or "{}")}
     finally:

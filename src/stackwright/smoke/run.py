@@ -295,8 +295,10 @@ def run_smoke(
     lease_timeout: float = LEASE_TIMEOUT_S,
     uuid_timeout: float = UUID_TIMEOUT_S,
     ui_check: UiCheck | None = None,
+    volumes: bool = True,
 ) -> SmokeReport:
-    """Boot the smoke guest and prove its lease and metadata; never raises for a cloud problem."""
+    """Boot the smoke guest and prove its lease and metadata (and with storage nodes, unless not
+    `volumes`, its volumes: smoke.volumes); never raises for a cloud problem."""
     say = progress or (lambda _m: None)
     report = SmokeReport()
     made = _Made()
@@ -329,7 +331,7 @@ def run_smoke(
         with _phase(report, "metadata uuid on the console", say) as notes:
             _wait_console(conn, server_id, report, uuid_timeout, want_uuid=True)
             notes.append(str(report.uuid))
-        if inventory.names_with("storage"):
+        if volumes and inventory.names_with("storage"):
             _volume_phases(conn, made, server_id, report, say, active_timeout, lease_timeout)
         if ui_check is not None:
             with _phase(report, "dashboard login → instance → console text (browser)", say) as notes:
