@@ -118,7 +118,8 @@ def stage_storage(report: Report) -> None:
         "examples/storage.yaml (release epoxy, Debian 13 hosts) on addresses of its own; the OSD is a "
         "sparse 10 GB file `lab up` makes inside the storage node (bluestore takes it whole). The "
         "healthy figure is polled (`ceph health` every 2 s) from the apply's start: HEALTH_OK, or only "
-        "POOL_NO_REDUNDANCY (one OSD host), with the three pools made."
+        "POOL_NO_REDUNDANCY (one OSD host), with the three pools made. The image uploaded is the smoke "
+        "guest's whole disk (raw, 20 MB)."
     )
     inventory = storage_lab()
     try:
