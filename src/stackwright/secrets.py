@@ -237,6 +237,18 @@ def _values_in(path: Path) -> list[str]:
     return [v for v in data.values() if isinstance(v, str)] if isinstance(data, dict) else []
 
 
+_CEPHX_RULE = (
+    CEPHX_KEY,
+    "not a cephx key (40 characters of base64 starting AQ, as `ceph-authtool --gen-print-key` prints) "
+    "— fix it",
+)
+_PASSWORD_RULE = (
+    PASSWORD,
+    "a password must be 8-64 of letters, digits and -._~ (the same text in URLs, INI files, SQL and "
+    "shell) — change it",
+)
+
+
 def _parse(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(the passwords, the retired names' values)."""
     try:
@@ -268,21 +280,9 @@ def _parse(path: Path) -> tuple[dict[str, str], dict[str, str]]:
             raise UserError(f"unknown password name {shown(key)} — {fix}", file=str(path), line=line)
         if not isinstance(value, str):
             raise UserError(f"{key}: the password must be a string — quote it", file=str(path), line=line)
-        if key in CEPHX_KEYS:
-            if not CEPHX_KEY.fullmatch(value):
-                raise UserError(
-                    f"{key}: not a cephx key (40 characters of base64 starting AQ, as "
-                    "`ceph-authtool --gen-print-key` prints) — fix it, or delete the line to generate one",
-                    file=str(path),
-                    line=line,
-                )
-        elif not PASSWORD.fullmatch(value):
-            raise UserError(
-                f"{key}: a password must be 8-64 of letters, digits and -._~ (the same text in URLs, "
-                "INI files, SQL and shell) — change it, or delete the line to generate one",
-                file=str(path),
-                line=line,
-            )
+        pattern, rule = _CEPHX_RULE if key in CEPHX_KEYS else _PASSWORD_RULE
+        if not pattern.fullmatch(value):
+            raise UserError(f"{key}: {rule}, or delete the line to generate one", file=str(path), line=line)
         values[str(key)] = value
     return values, retired
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from stackwright.ceph import POOLS, CephCluster, cluster
 from stackwright.checks.verify import VerifyLine
 from stackwright.inventory import LoadedInventory
+from stackwright.releases.modern.ceph import CEPH
 from stackwright.yamlsource import UserError
 
-CEPH = "ceph --connect-timeout 20"
 STATUS_SCRIPT = (
     f"{CEPH} health detail --format json; echo '#osd'; {CEPH} osd stat --format json; "
     f"echo '#pools'; {CEPH} osd pool ls"

@@ -8,10 +8,16 @@ import re
 
 from stackwright.ceph import osd_hosts
 from stackwright.checks.doctor.base import Context, Fix, Row, check, ok, tail
-from stackwright.releases.modern.ceph import POOLS_SCRIPT
-from stackwright.releases.modern.compute import LIBVIRT_SECRET_VALUE, LIBVIRT_SECRET_XML
+from stackwright.releases.modern.ceph import CEPH, POOLS_SCRIPT
+from stackwright.releases.modern.compute import LIBVIRT_SECRET_VALUE, LIBVIRT_SECRET_XML, define_secret
 from stackwright.steps import HostPlan
-from stackwright.storage_check import CEPH, CephStatus, expected_checks, parse_status, unexpected_checks
+from stackwright.storage_check import (
+    STATUS_SCRIPT,
+    CephStatus,
+    expected_checks,
+    parse_status,
+    unexpected_checks,
+)
 
 _UUID = re.compile(r"<uuid>([0-9a-f-]{36})</uuid>")
 
@@ -24,8 +30,7 @@ def ceph_script() -> str:
     """On the first monitor: health, OSD counts and pools, then each OSD's up state and host."""
     return (
         "echo '@@sw:ceph'\n"
-        f"{{ {CEPH} health detail --format json; echo '#osd'; {CEPH} osd stat --format json; "
-        f"echo '#pools'; {CEPH} osd pool ls; }} 2>&1 | tr '\\n' ' ' | sed 's/^/status=/'; echo\n"
+        f"{{ {STATUS_SCRIPT}; }} 2>&1 | tr '\\n' ' ' | sed 's/^/status=/'; echo\n"
         f'{CEPH} osd dump --format json 2>/dev/null | python3 -c "import json,sys\n'
         "for o in json.load(sys.stdin).get('osds', []): print('osd=%s %s' % (o['osd'], o['up']))\" "
         "2>/dev/null\n"
@@ -207,12 +212,7 @@ def ceph_secret(ctx: Context) -> list[Row]:
         )
         repair = None
         if on_disk == want:
-            repair = Fix(
-                host,
-                f"virsh -q secret-define {LIBVIRT_SECRET_XML} >/dev/null && virsh -q secret-set-value "
-                f"--secret {uuid} --file {LIBVIRT_SECRET_VALUE} >/dev/null",
-                f"set libvirt secret {uuid} to client.cinder's key",
-            )
+            repair = Fix(host, define_secret(uuid), f"set libvirt secret {uuid} to client.cinder's key")
         rows.append(
             Row(
                 "ceph-secret",

@@ -219,6 +219,14 @@ def secret_matches(uuid: str) -> str:
     return f'test "$(virsh secret-get-value {uuid} 2>/dev/null)" = "$(cat {LIBVIRT_SECRET_VALUE})"'
 
 
+def define_secret(uuid: str) -> str:
+    """libvirt's secret defined and set to client.cinder's key from the files apply wrote."""
+    return (
+        f"virsh -q secret-define {LIBVIRT_SECRET_XML} >/dev/null && "
+        f"virsh -q secret-set-value --secret {uuid} --file {LIBVIRT_SECRET_VALUE} >/dev/null"
+    )
+
+
 def ceph_client(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
     """ceph.conf, and libvirt's secret holding client.cinder's key: qemu opens volumes (and with
     vm_disks: rbd, servers' disks) in Ceph with it; nova-compute gets the keyring itself only when
@@ -241,12 +249,7 @@ def ceph_client(host: HostContext, release: Release, pw: Mapping[str, str]) -> l
         File(LIBVIRT_SECRET_VALUE, cephx_key(pw[cinder.key_name], cinder.key_name), mode=0o600, secret=True),
         Command(
             "libvirt secret with client.cinder's key (qemu's access to Ceph)",
-            (
-                "sh",
-                "-c",
-                f"set -e\nvirsh -q secret-define {LIBVIRT_SECRET_XML} >/dev/null\n"
-                f"virsh -q secret-set-value --secret {uuid} --file {LIBVIRT_SECRET_VALUE} >/dev/null",
-            ),
+            ("sh", "-c", define_secret(uuid)),
             unless=secret_matches(uuid),
         ),
     ]
