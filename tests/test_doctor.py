@@ -464,6 +464,36 @@ def test_options_findings_parse() -> None:
     assert found == {"/etc/x.conf": {"O": ["validated"], "E": ["a/b not found"]}, "/etc/y": {"W": ["dep"]}}
 
 
+def test_option_data_gets_what_services_register_at_run_time(tmp_path: Path) -> None:
+    """Cinder's option list lacks the password plugin's options of [nova] (loaded with its
+    auth_type) and auth_type of [service_user]; its volume drivers' options sit under
+    backend_defaults and come back under each enabled backend's own group."""
+    from stackwright.checks.doctor.optcheck import dynamic_backends, keystoneauth_groups
+
+    conf = tmp_path / "cinder.conf"
+    conf.write_text(
+        "[DEFAULT]\nenabled_backends = ceph\n[ceph]\nrbd_pool = volumes\n"
+        "[nova]\nauth_type = password\nusername = cinder\n[service_user]\nauth_type = password\n"
+        "[glance]\nusername = cinder\n"
+    )
+    data = {
+        "options": {
+            "nova": {"opts": [{"name": "auth_type", "deprecated_opts": []}]},
+            "service_user": {"opts": [{"name": "auth-url", "deprecated_opts": []}]},
+            "glance": {"opts": [{"name": "region_name", "deprecated_opts": []}]},
+            "backend_defaults": {"opts": [{"name": "rbd_pool", "deprecated_opts": []}]},
+        }
+    }
+    keystoneauth_groups(data, str(conf))
+    dynamic_backends(data, str(conf), "backend_defaults")
+    names = {group: [o["name"] for o in value["opts"]] for group, value in data["options"].items()}
+    assert {"username", "password", "auth_url", "auth_section"} <= set(names["nova"])
+    assert names["nova"].count("auth_type") == 1
+    assert "auth_type" in names["service_user"] and "auth_url" not in names["service_user"]  # has auth-url
+    assert names["glance"] == ["region_name"]  # no auth_type there: the service ignores username
+    assert names["ceph"] == ["rbd_pool"]
+
+
 def test_sections_parse() -> None:
     assert parse_sections("noise\n@@sw:a\nx=1\n@@sw:b\n@@sw:a\ny=2\n") == {"a": ["x=1", "y=2"], "b": []}
 

@@ -159,6 +159,22 @@ def test_cinder_glance_and_nova_use_the_cluster(tmp_path: Path, passwords: dict[
     assert AwaitHost("storage1", CEPH_READY) in rbd["compute1"]
 
 
+def test_compute_nodes_install_the_ceph_client_only_for_disks_in_ceph(
+    tmp_path: Path, passwords: dict[str, str]
+) -> None:
+    def compute_packages(text: str) -> set[str]:
+        loaded = load_inventory(write(tmp_path, text))
+        return set(plan_cluster(loaded, passwords).hosts["compute1"].packages())
+
+    client = {"ceph-common", "python3-rados", "python3-rbd"}
+    local = compute_packages(STORAGE.read_text())
+    assert "qemu-block-extra" in local and not local & client  # volumes: qemu's librbd alone
+    rbd = compute_packages(STORAGE.read_text().replace("vm_disks: local", "vm_disks: rbd"))
+    assert rbd - local == client  # nova-compute's rbd import and its librados bindings
+    controller = set(plan_cluster(load_inventory(STORAGE), passwords).hosts["controller"].packages())
+    assert client <= controller  # cinder-volume's and glance's RBD drivers
+
+
 def test_no_cephx_key_shows_in_the_plan(tmp_path: Path, passwords: dict[str, str]) -> None:
     from typer.testing import CliRunner
 

@@ -18,7 +18,7 @@ from stackwright.tempest.results import failure_reason, parse_lines, summarize
 from stackwright.tempest.run import SMOKE, selection
 from stackwright.tempest.venv import constraints, pinned_releases, tempest_version
 from stackwright.yamlsource import UserError
-from tests.conftest import SEED
+from tests.conftest import SEED, STORAGE
 
 PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in enumerate(SECRET_NAMES)}
 CLOUD = TempestCloud("img-1", "flavor-1", "flavor-2", "net-public", "public")
@@ -53,6 +53,24 @@ def test_only_deployed_services_are_available() -> None:
     deployed = {"nova", "neutron", "glance", "horizon"}
     assert {name for name, value in available.items() if value == "true"} == deployed
     assert {name for name, value in available.items() if value == "false"} == {"cinder", "swift"}
+    assert not rendered().has_section("volume")
+
+
+def test_volumes_are_tested_where_storage_nodes_serve_them(tmp_path: Path) -> None:
+    conf = rendered(STORAGE)
+    assert conf["service_available"]["cinder"] == "true"
+    assert conf["volume"]["catalog_type"] == "volumev3"  # what the controller registers
+    assert conf["volume"]["max_microversion"] == ALL["epoxy"].cinder_max_microversion == "3.71"
+    assert conf["volume"]["storage_protocol"] == "ceph"
+    assert conf["volume-feature-enabled"]["backup"] == "false"  # no cinder-backup deployed
+    # two compute nodes: block migration with local disks; with servers' disks in Ceph live
+    # migration needs no block copy (and Nova refuses one)
+    second = "  compute2:\n    roles: [compute]\n    management: 10.10.10.55\n    data: 10.20.20.55\n"
+    text = STORAGE.read_text().replace("  storage1:\n", second + "  storage1:\n")
+    for disks, block in (("local", "true"), ("rbd", "false")):
+        (tmp_path / "storage.yaml").write_text(text.replace("vm_disks: local", f"vm_disks: {disks}"))
+        features = rendered(tmp_path / "storage.yaml")["compute-feature-enabled"]
+        assert (features["live_migration"], features["block_migration_for_live_migration"]) == ("true", block)
 
 
 def test_the_dashboard_test_logs_in_where_the_dashboard_is_and_only_where_there_is_one(

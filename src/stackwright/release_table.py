@@ -34,6 +34,8 @@ class ReleaseTraits:
     # The newest compute API microversion its nova serves (nova/api/openstack/api_version_request.py
     # _MAX_API_VERSION): Tempest is told it, so tests of later microversions skip instead of failing.
     nova_max_microversion: str = ""
+    # The same for its cinder's block-storage API (cinder/api/openstack/api_version_request.py).
+    cinder_max_microversion: str = ""
     # Why stackwright deploys no `storage` role (Ceph) on this release; "" when it does.
     no_storage: str = ""
 
@@ -71,6 +73,7 @@ EPOXY = replace(
     components={"nova": 31, "neutron": 26, "keystone": 27, "glance": 30, "placement": 13, "cinder": 26},
     rabbitmq_quorum_queues=True,  # RabbitMQ 4.0 (Zed's Debian 12 has 3.10)
     nova_max_microversion="2.100",
+    cinder_max_microversion="3.71",
     no_storage="",  # Debian 13's Ceph 18.2 (Reef)
 )
 

@@ -26,7 +26,7 @@ BUILD_TIMEOUT_S = 600
 # What Tempest may test, by its service name: what the inventory deploys (every other service
 # Tempest knows is false, so its tests skip with "<service> not available").
 DEPLOYED = {"nova": True, "neutron": True, "glance": True}
-NOT_DEPLOYED = ("cinder", "swift")
+NOT_DEPLOYED = ("swift",)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,13 @@ def project_cidr(inventory: Inventory) -> str:
 
 def services(inventory: Inventory) -> dict[str, bool]:
     # horizon: Tempest's own test_dashboard_basic_ops logs in through [dashboard] dashboard_url.
-    return {**DEPLOYED, "horizon": has_dashboard(inventory), **dict.fromkeys(NOT_DEPLOYED, False)}
+    # cinder: volumes with storage nodes (Ceph RBD behind Cinder).
+    return {
+        **DEPLOYED,
+        "cinder": bool(inventory.names_with("storage")),
+        "horizon": has_dashboard(inventory),
+        **dict.fromkeys(NOT_DEPLOYED, False),
+    }
 
 
 def microversion(text: str) -> tuple[int, int]:
@@ -94,5 +100,7 @@ def tempest_conf(
         dashboard_url=dashboard_url(inventory) if has_dashboard(inventory) else "",
         scheduler_filters=SCHEDULER_FILTERS,
         nova_max_microversion=traits.nova_max_microversion,
+        cinder_max_microversion=traits.cinder_max_microversion,
+        rbd_vm_disks=bool(inventory.names_with("storage")) and inventory.ceph.vm_disks == "rbd",
         fqdn_hostnames=microversion(traits.nova_max_microversion) >= (2, 94),
     )

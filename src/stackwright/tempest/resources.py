@@ -52,6 +52,9 @@ def snapshot(conn: Connection) -> Snapshot:
         "images": lambda: conn.image.images(),
         "flavors": lambda: conn.compute.flavors(is_public=None),
     }
+    if conn.has_service("volumev3"):
+        listings["volumes"] = lambda: conn.block_storage.volumes(all_projects=True)
+        listings["volume snapshots"] = lambda: conn.block_storage.snapshots(all_projects=True)
     return Snapshot({kind: frozenset(str(r.id) for r in listing()) for kind, listing in listings.items()})
 
 
@@ -120,7 +123,7 @@ SWEEP_WAIT_S = 180.0
 def sweep(conn: Connection, leftovers: dict[str, list[str]]) -> tuple[list[str], list[str]]:
     """Delete what the run left that Tempest made (new since the run began *and* named by Tempest:
     an operator's own servers made meanwhile are not touched): servers first (bounded wait),
-    then security groups, users and projects. Returns (what was removed, what could not be)."""
+    then volumes, security groups, users and projects. Returns (what was removed, what could not be)."""
     removed: list[str] = []
     problems: list[str] = []
 
@@ -158,7 +161,18 @@ def sweep(conn: Connection, leftovers: dict[str, list[str]]) -> tuple[list[str],
             return str(group.project_id) in projects
         return bool(new_and_tempests("security groups")(group))
 
-    listings: list[tuple[str, Any, Any, Any]] = [
+    listings: list[tuple[str, Any, Any, Any]] = []
+    if leftovers.get("volumes"):
+        # cascade: with the snapshots Tempest made of them; their servers are gone by now
+        listings.append(
+            (
+                "volume",
+                lambda: conn.block_storage.volumes(all_projects=True),
+                lambda volume: conn.block_storage.delete_volume(volume, cascade=True),
+                new_and_tempests("volumes"),
+            )
+        )
+    listings += [
         ("security group", conn.network.security_groups, conn.network.delete_security_group, swept_group),
         ("user", identity.users, identity.delete_user, new_and_tempests("users")),
         ("project", identity.projects, identity.delete_project, lambda p: str(p.id) in projects),

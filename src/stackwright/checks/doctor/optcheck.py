@@ -112,9 +112,14 @@ def opt_data(project: str) -> str:
     return path
 
 
-def dynamic_backends(data: Any, path: str) -> None:
-    """Glance registers glance_store's options under each group named in enabled_backends
-    (`fs:file` -> [fs]) at run time; give the validator the same view."""
+# Projects that register a group's options again under each group named in enabled_backends at
+# run time: glance (`fs:file` -> [fs] gets glance_store's), cinder (`ceph` -> [ceph] gets
+# backend_defaults', its volume drivers' options).
+BACKEND_OPTIONS = {"glance": "glance_store", "cinder": "backend_defaults"}
+
+
+def dynamic_backends(data: Any, path: str, group: str) -> None:
+    """Give the validator the view the project has at run time (BACKEND_OPTIONS)."""
     import configparser
 
     parser = configparser.RawConfigParser(strict=False)
@@ -123,8 +128,39 @@ def dynamic_backends(data: Any, path: str) -> None:
     options = data.get("options", {})
     for item in backends.split(","):
         name = item.split(":")[0].strip()
-        if name and "glance_store" in options:
-            options.setdefault(name, options["glance_store"])
+        if name and group in options:
+            options.setdefault(name, options[group])
+
+
+def keystoneauth_groups(data: Any, path: str) -> None:
+    """A group whose `auth_type` names a keystoneauth plugin gets that plugin's options (and
+    auth_type/auth_section) at run time, when the service loads it; some projects' option lists
+    carry only part of them (cinder's [nova] lists auth_type but not the password plugin's
+    options, its [service_user] the plugin's options but not auth_type). Give the validator the
+    run-time view for the groups this file sets auth_type in, and no others: an option of a
+    plugin no auth_type loads stays an error, as the service ignores it."""
+    import configparser
+
+    from keystoneauth1 import loading
+
+    parser = configparser.RawConfigParser(strict=False)
+    parser.read(path)
+    options = data.get("options", {})
+    for section in parser.sections():
+        group = options.get(section)
+        plugin = parser.get(section, "auth_type", fallback="")
+        if group is None or not plugin:
+            continue
+        try:
+            plugin_options = [o.dest for o in loading.get_plugin_loader(plugin).get_options()]
+        except Exception:  # an unknown plugin: the validator reports what it can
+            continue
+        known = {str(o["name"]).replace("-", "_") for o in group.get("opts", [])}
+        loaded = ("auth_type", "auth_section", *plugin_options)
+        group["opts"] = [
+            *group.get("opts", []),
+            *({"name": name, "deprecated_opts": []} for name in loaded if name not in known),
+        ]
 
 
 def deprecated_for_removal(data: Any, path: str) -> list[str]:
@@ -196,9 +232,11 @@ def main() -> None:
                 print(f"X {path} option data for {project}: {exc}")
             continue
         for path in files:
-            if project == "glance":
+            with open(data) as stream:
+                keystoneauth_groups(fast_load(stream), path)
+            if project in BACKEND_OPTIONS:
                 with open(data) as stream:
-                    dynamic_backends(fast_load(stream), path)
+                    dynamic_backends(fast_load(stream), path, BACKEND_OPTIONS[project])
             handler.records = []
             sys.argv = ["oslo-config-validator", "--opt-data", data, "--input-file", path]
             try:

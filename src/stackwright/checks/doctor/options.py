@@ -23,6 +23,7 @@ PROJECT_FILES = {
     "glance": ("/etc/glance/glance-api.conf",),
     "keystone": ("/etc/keystone/keystone.conf",),
     "placement": ("/etc/placement/placement.conf",),
+    "cinder": ("/etc/cinder/cinder.conf",),
 }
 
 
@@ -60,8 +61,8 @@ def config_options(ctx: Context) -> list[Row]:
     """A service ignores an option you set (a typo, or an option removed in this release: nothing
     is logged, or only `Deprecated: Option ... is deprecated`), or an override never takes effect.
 
-    oslo.config's own validator runs on the host against every nova, neutron, glance, keystone
-    and placement file stackwright renders, with the option data `oslo-config-generator --format
+    oslo.config's own validator runs on the host against every nova, neutron, glance, keystone,
+    placement and cinder file stackwright renders, with the option data `oslo-config-generator --format
     yaml` produces from the packages installed there (cached under
     /var/cache/stackwright/oslo-config): unknown or removed options fail, deprecated ones warn.
     Fix: correct or drop the option (in the inventory's `overrides:` when it came from there)."""

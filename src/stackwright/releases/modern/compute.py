@@ -66,9 +66,19 @@ def packages(host: HostContext) -> tuple[str, ...]:
         *nova_ssh.packages(),
         *neutron.l2_packages(),
         *(("ethtool",) if host.ovs_datapath == "netdev" else ()),
-        # qemu's RBD driver (userspace librbd: no kernel module) and the Ceph client.
-        *(("qemu-block-extra", *ceph_role.client_packages()) if has_storage(host.inventory) else ()),
+        *ceph_packages(host),
     )
+
+
+def ceph_packages(host: HostContext) -> tuple[str, ...]:
+    """qemu's RBD driver (userspace librbd: no kernel module) opens volumes with what the libvirt
+    secret and the disk's XML say; nova-compute itself needs the Ceph client (`rbd`, librados'
+    bindings: ~80 MB with ceph-common's libraries) only when servers' disks are in Ceph too."""
+    if not has_storage(host.inventory):
+        return ()
+    if host.inventory.ceph.vm_disks == "rbd":
+        return ("qemu-block-extra", *ceph_role.client_packages())
+    return ("qemu-block-extra",)
 
 
 def steps(host: HostContext, release: Release, pw: Mapping[str, str]) -> list[Step]:
