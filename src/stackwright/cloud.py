@@ -83,7 +83,50 @@ def connect(
     from openstack.connection import Connection
 
     config = cloud_config(inventory, passwords, interface=interface, api_timeout=api_timeout, cacert=cacert)
-    return Connection(app_name="stackwright", **config)
+    return resending_dropped(Connection(app_name="stackwright", **config))
+
+
+# OpenStack's APIs answer under uwsgi's http-socket, which ends each response by closing the
+# connection; on a busy host a request now and then meets a connection closed without an answer
+# (http.client's RemoteDisconnected: once in a smoke's wait for a server's delete, the request
+# never reached nova-api). urllib3 sends such requests again when they are safe to repeat (its
+# idempotent methods: GET, HEAD, PUT, DELETE, OPTIONS, TRACE). keystoneauth's connect_retries
+# would repeat POSTs and timed-out requests too, and a read timeout here stays one timeout.
+DROPPED_RESENDS = 2
+
+
+def resending_dropped(conn: Connection) -> Connection:
+    """`conn` with its HTTP session resending idempotent requests whose connection was dropped."""
+    from types import TracebackType
+    from typing import Self
+
+    from keystoneauth1.session import TCPKeepAliveAdapter
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.exceptions import ReadTimeoutError
+    from urllib3.response import BaseHTTPResponse
+    from urllib3.util.retry import Retry
+
+    class ResendDropped(Retry):
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: BaseHTTPResponse | None = None,
+            error: Exception | None = None,
+            _pool: ConnectionPool | None = None,
+            _stacktrace: TracebackType | None = None,
+        ) -> Self:
+            if isinstance(error, ReadTimeoutError):  # the server has it: its answer is late, not lost
+                raise error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    retry = ResendDropped(
+        total=DROPPED_RESENDS, connect=DROPPED_RESENDS, read=DROPPED_RESENDS, status=0, redirect=0,
+        backoff_factor=0.5, raise_on_status=False,
+    )  # fmt: skip
+    for scheme in ("https://", "http://"):
+        conn.session.session.mount(scheme, TCPKeepAliveAdapter(max_retries=retry))
+    return conn
 
 
 def admin_connection(

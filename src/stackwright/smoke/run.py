@@ -32,7 +32,7 @@ from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
-from stackwright.cloud import identity_v3
+from stackwright.cloud import identity_v3, resending_dropped
 from stackwright.inventory import Inventory
 from stackwright.polling import poll
 from stackwright.smoke.console import ConsoleReport, parse_console
@@ -424,13 +424,15 @@ def _volume_phases(
 
 
 def _as_smoke_user(conn: Connection, made: _Made) -> Connection:
-    return conn.connect_as(
-        username=USER,
-        password=made.password,
-        project_id=made.project_id,
-        user_domain_id=DOMAIN_ID,
-        project_name=None,
-        project_domain_name=None,
+    return resending_dropped(
+        conn.connect_as(
+            username=USER,
+            password=made.password,
+            project_id=made.project_id,
+            user_domain_id=DOMAIN_ID,
+            project_name=None,
+            project_domain_name=None,
+        )
     )
 
 
