@@ -1,8 +1,8 @@
 """Where a lab lives and what its pieces are called, derived from the inventory alone (no I/O).
 
 >>> lay = LabLayout.of(inventory, Path("/src/examples/seed.yaml"))
->>> lay.lab_id, lay.bridge("management"), lay.hosts[2].links[1].veth
-('seed-3f2a9c', 'sw3f2a-mgmt', 'sw3f2a-2-1')
+>>> lay.lab_id, lay.bridges[0].name, lay.hosts[2].links[1].veth   # compute1's second NIC
+('seed-3f2a9c', 'sw3f2a-mgmt', 'sw3f2a-8fafbd1')
 """
 
 from __future__ import annotations
@@ -97,6 +97,13 @@ class BridgeLayout:
     address: IPv4Interface
 
 
+def veth_tag(node: str) -> str:
+    """A node's part of its veths' names: from its name, not its place in `nodes:`, so a node
+    added between running ones takes no running host's names (Linux allows 15 characters:
+    sw + 4 + - + 6 + the NIC's number)."""
+    return hashlib.sha1(node.encode()).hexdigest()[:6]
+
+
 @dataclass(frozen=True)
 class LabLayout:
     lab_id: str
@@ -133,6 +140,12 @@ class LabLayout:
             for name, net in inv.networks.items()
         )
         by_net = {b.network: b for b in bridges}
+        tags = {name: veth_tag(name) for name in inv.nodes}
+        clash = sorted(name for name in tags if list(tags.values()).count(tags[name]) > 1)
+        if clash:
+            raise UserError(
+                f"nodes {' and '.join(clash)}: their lab interface names would be the same — rename one"
+            )
         hosts = []
         for index, (name, node) in enumerate(inv.nodes.items()):
             links = []
@@ -142,7 +155,7 @@ class LabLayout:
                     Link(
                         network=net_name,
                         ifname=node.interface(net_name),
-                        veth=f"sw{short}-{index}-{k}",
+                        veth=f"sw{short}-{tags[name]}{k}",
                         bridge=by_net[net_name].name,
                         address=IPv4Interface(f"{addr}/{prefix}"),
                     )
