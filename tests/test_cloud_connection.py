@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -70,3 +71,13 @@ def test_a_late_answer_is_one_timeout_not_a_second_request(session: requests.Ses
     with server(["slow"]) as (url, seen), pytest.raises(requests.ReadTimeout):
         session.get(url, timeout=0.5)
     assert seen == ["GET / HTTP/1.1"]
+
+
+def test_a_refused_connection_fails_at_once(session: requests.Session) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    started = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"http://127.0.0.1:{port}/", timeout=5)
+    assert time.monotonic() - started < 0.5  # no resend with its 0.5 s back-off
