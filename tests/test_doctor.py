@@ -494,6 +494,37 @@ def test_option_data_gets_what_services_register_at_run_time(tmp_path: Path) -> 
     assert names["ceph"] == ["rbd_pool"]
 
 
+def test_a_files_findings_are_kept_for_the_same_bytes_data_and_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host keeps each file's lines: unchanged, they are printed again without validating
+    (oslo.config is not even imported — this machine has none); another byte, option data or
+    script version is another result, and a file keeps only its newest one."""
+    import json
+
+    from stackwright.checks.doctor import optcheck
+
+    monkeypatch.setattr(optcheck, "RESULTS", str(tmp_path / "results"))
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[DEFAULT]\ndebug = true\n")
+    data = optcheck.opt_data_path("nova", optcheck.versions_key())
+    prefix, name = optcheck.result_name(str(conf), conf.read_bytes(), data, "script1")
+    lines = f"O {conf} validated\nW {conf} DEFAULT/x is deprecated\n"
+    optcheck.store_result(prefix, name, lines)
+    monkeypatch.setattr("sys.argv", ["-", json.dumps({"nova": [str(conf)]}), "script1"])
+    optcheck.main()
+    assert capsys.readouterr().out == lines
+    other_data = optcheck.opt_data_path("nova", "other")
+    for other in (
+        optcheck.result_name(str(conf), b"[DEFAULT]\ndebug = false\n", data, "script1"),
+        optcheck.result_name(str(conf), conf.read_bytes(), other_data, "script1"),
+        optcheck.result_name(str(conf), conf.read_bytes(), data, "script2"),
+    ):
+        assert other[0] == prefix and other[1] != name
+    optcheck.store_result(*optcheck.result_name(str(conf), b"changed", data, "script1"), "O x validated\n")
+    assert len(list((tmp_path / "results").iterdir())) == 1
+
+
 def test_sections_parse() -> None:
     assert parse_sections("noise\n@@sw:a\nx=1\n@@sw:b\n@@sw:a\ny=2\n") == {"a": ["x=1", "y=2"], "b": []}
 

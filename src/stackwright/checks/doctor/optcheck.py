@@ -8,11 +8,13 @@ rules: unknown options are errors, deprecated names warnings, keystone_authtoken
 every option set in a file that its project marks `deprecated_for_removal` is a warning too (the
 validator checks names only; the services log these as `Deprecated: Option ... is deprecated for
 removal` at every start). Prints `E <file> <message>`, `W <file> <message>`, or
-`X <file> <why it could not run>`.
+`X <file> <why it could not run>`. A file's lines are kept under CACHE/results, keyed by its bytes,
+the option data and argv[2] (this script's own hash): an unchanged file is not validated again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -77,15 +79,23 @@ def generate(project: str, path: str) -> None:
     generator.main(argv)
 
 
-def opt_data(project: str) -> str:
-    """Path of the cached YAML option data for `project`, generating it when missing."""
+def versions_key() -> str:
+    """The installed versions of every distribution that declares oslo.config options."""
     versions = []
     for entry in metadata.entry_points(group="oslo.config.opts"):
         dist = getattr(entry, "dist", None)
         if dist is not None:
             versions.append(f"{dist.name}={dist.version}")
-    key = hashlib.sha256("\n".join([FORMAT, *sorted(set(versions))]).encode()).hexdigest()[:16]
-    path = os.path.join(CACHE, f"{project}-{key}.yaml")
+    return hashlib.sha256("\n".join([FORMAT, *sorted(set(versions))]).encode()).hexdigest()[:16]
+
+
+def opt_data_path(project: str, versions: str) -> str:
+    return os.path.join(CACHE, f"{project}-{versions}.yaml")
+
+
+def opt_data(project: str, versions: str) -> str:
+    """Path of the cached YAML option data for `project`, generating it when missing."""
+    path = opt_data_path(project, versions)
     if os.path.exists(path):
         return path
     os.makedirs(CACHE, exist_ok=True)
@@ -189,7 +199,64 @@ class Lines(logging.Handler):
         self.records.append(record)
 
 
+# A file's findings, kept per file: the same bytes checked against the same option data by the
+# same script give the same lines, so an unchanged host is not validated again (the validator's
+# run is most of a warm doctor's time on a controller).
+RESULTS = os.path.join(CACHE, "results")
+
+
+def result_name(path: str, content: bytes, data: str, script: str) -> tuple[str, str]:
+    """(the file's prefix among the results, the result's file name)."""
+    prefix = hashlib.sha256(path.encode()).hexdigest()[:16]
+    key = hashlib.sha256(b"\0".join([FORMAT.encode(), script.encode(), data.encode(), content])).hexdigest()
+    return prefix, f"{prefix}-{key[:32]}"
+
+
+def cached_result(name: str) -> str | None:
+    try:
+        with open(os.path.join(RESULTS, name)) as cached:
+            return cached.read()
+    except OSError:
+        return None
+
+
+def store_result(prefix: str, name: str, text: str) -> None:
+    """Keep `text` as the file's one result (an older one of the same file is removed)."""
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = os.path.join(RESULTS, f".{name}.{os.getpid()}.tmp")  # see opt_data: no stackwright here
+    with open(tmp, "w") as out:
+        out.write(text)
+    os.replace(tmp, os.path.join(RESULTS, name))
+    for old in os.listdir(RESULTS):
+        if old.startswith(f"{prefix}-") and old != name:
+            os.unlink(os.path.join(RESULTS, old))
+
+
 def main() -> None:
+    files_by_project: dict[str, list[str]] = json.loads(sys.argv[1])
+    script = sys.argv[2] if len(sys.argv) > 2 else ""
+    versions = versions_key()
+    wanted: dict[str, list[tuple[str, str, str]]] = {}  # project -> (path, prefix, result name)
+    for project, files in files_by_project.items():
+        for path in files:
+            try:
+                with open(path, "rb") as source:
+                    content = source.read()
+            except OSError as exc:
+                print(f"X {path} unreadable: {exc}")
+                continue
+            prefix, name = result_name(path, content, opt_data_path(project, versions), script)
+            text = cached_result(name)
+            if text is None:
+                wanted.setdefault(project, []).append((path, prefix, name))
+            else:
+                sys.stdout.write(text)
+    if wanted:
+        validate(wanted, versions)
+    sys.stdout.flush()
+
+
+def validate(wanted: dict[str, list[tuple[str, str, str]]], versions: str) -> None:
     import yaml
     from oslo_config import validator
 
@@ -224,14 +291,15 @@ def main() -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)
-    for project, files in json.loads(sys.argv[1]).items():
+    for project, files in wanted.items():
         try:
-            data = opt_data(project)
+            data = opt_data(project, versions)
         except Exception as exc:
-            for path in files:
+            for path, _, _ in files:
                 print(f"X {path} option data for {project}: {exc}")
             continue
-        for path in files:
+        for path, prefix, name in files:
+            lines: list[str] = []
             with open(data) as stream:
                 keystoneauth_groups(fast_load(stream), path)
             if project in BACKEND_OPTIONS:
@@ -244,17 +312,21 @@ def main() -> None:
             except SystemExit:
                 pass
             except Exception as exc:
-                print(f"X {path} {type(exc).__name__}: {str(exc)[:200]}")
-            print(f"O {path} validated")
+                lines.append(f"X {path} {type(exc).__name__}: {str(exc)[:200]}")
+            lines.append(f"O {path} validated")
             with open(data) as stream:
-                for message in deprecated_for_removal(fast_load(stream), path):
-                    print(f"W {path} {message}")
+                removal = deprecated_for_removal(fast_load(stream), path)
+            lines += [f"W {path} {message}" for message in removal]
             for level, message in dict.fromkeys((r.levelno, r.getMessage()) for r in handler.records):
                 if level >= logging.ERROR:
-                    print(f"E {path} {message}")
+                    lines.append(f"E {path} {message}")
                 elif level >= logging.WARNING:
-                    print(f"W {path} {message}")
-    sys.stdout.flush()
+                    lines.append(f"W {path} {message}")
+            text = "".join(f"{line}\n" for line in lines)
+            sys.stdout.write(text)
+            if not any(line.startswith("X ") for line in lines):  # a failure to run is not a finding
+                with contextlib.suppress(OSError):  # validated again next time
+                    store_result(prefix, name, text)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from importlib import resources
@@ -38,9 +39,11 @@ def options_script(plan: HostPlan) -> str:
     if not files:
         return ""
     script = resources.files("stackwright.checks.doctor").joinpath("optcheck.py").read_text()
+    # the script's hash keys the results it keeps on the host: a changed script validates afresh
+    version = hashlib.sha256(script.encode()).hexdigest()[:16]
     return (
         "echo '@@sw:options'\n"
-        f"timeout 300 python3 - {shlex.quote(json.dumps(files))} "
+        f"timeout 300 python3 - {shlex.quote(json.dumps(files))} {version} "
         "<<'STACKWRIGHT_OPTCHECK' 2>&1 | tail -n 200\n" + script + "\nSTACKWRIGHT_OPTCHECK\n"
     )
 
