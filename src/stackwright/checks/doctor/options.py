@@ -67,7 +67,8 @@ def config_options(ctx: Context) -> list[Row]:
     oslo.config's own validator runs on the host against every nova, neutron, glance, keystone,
     placement and cinder file stackwright renders, with the option data `oslo-config-generator --format
     yaml` produces from the packages installed there (cached under
-    /var/cache/stackwright/oslo-config): unknown or removed options fail, deprecated ones warn.
+    /var/cache/stackwright/oslo-config, as is each file's result until the file, the packages or
+    the check change): unknown or removed options fail, deprecated ones warn.
     Fix: correct or drop the option (in the inventory's `overrides:` when it came from there)."""
     rows: list[Row] = []
     for host in ctx.examined():
