@@ -11,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from stackwright.applyview import print_live_plan, reports_json
@@ -94,6 +96,58 @@ def test_old_values_are_found_wherever_the_new_ones_stand() -> None:
     found = old_secret_values(old, new, {"NewAdmin1", "NewDb2", "NewSql3", "NewMeta4"})
     assert {"Old-value_1", "OldDbPass9", "OldSqlPass8", "HandSetSecret7"} <= found
     assert old_secret_values("OldRabbitPass5", "NewRabbit6", {"NewRabbit6"}) == {"OldRabbitPass5"}
+
+
+def aligned_old_values(old: str, new: str, known: set[str]) -> set[str]:
+    """old_secret_values as it was before it skipped the alignment: the reference it must equal."""
+    import difflib
+
+    from stackwright.secrets import _SECRET_KEY
+
+    values: set[str] = set()
+    secrets = sorted({k for k in known if k}, key=len, reverse=True)
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, old_lines, new_lines, autojunk=False
+    ).get_opcodes():
+        if tag != "replace":
+            continue
+        for old_line, new_line in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):
+            for secret in secrets:
+                start = new_line.find(secret)
+                if start < 0:
+                    continue
+                prefix, suffix = new_line[:start], new_line[start + len(secret) :]
+                if old_line.startswith(prefix) and old_line.endswith(suffix):
+                    values.add(old_line[len(prefix) : len(old_line) - len(suffix)])
+                break
+    values |= {m.group(1).strip("'\"") for line in old_lines if (m := _SECRET_KEY.fullmatch(line))}
+    if len(old_lines) == 1 and len(new_lines) == 1 and new_lines[0] in secrets:
+        values.add(old_lines[0])
+    return {v for v in values if len(v) >= 4}
+
+
+LINES = [
+    "[DEFAULT]", "#password = <None>", "password = OldPass11", "password = NewPass22",
+    "connection = mysql://nova:OldDb33@db/nova", "connection = mysql://nova:NewDb44@db/nova",
+    "NewPass22", "OldPass11", "debug = true", "# a comment", "url = http://x/NewDb44/y",
+]  # fmt: skip
+
+
+@given(
+    old=st.lists(st.sampled_from(LINES), max_size=12),
+    new=st.lists(st.sampled_from(LINES), max_size=12),
+)
+def test_skipping_the_alignment_finds_the_same_old_values(old: list[str], new: list[str]) -> None:
+    known = {"NewPass22", "NewDb44"}
+    old_text, new_text = "\n".join(old), "\n".join(new)
+    assert old_secret_values(old_text, new_text, known) == aligned_old_values(old_text, new_text, known)
+
+
+def test_a_package_default_file_yields_no_old_value() -> None:
+    default = "\n".join(f"#password = <None>\n# option {i} help text" for i in range(2000))
+    new = "[database]\nconnection = mysql+pymysql://nova:NewDb2@10.10.10.51/nova\npassword = NewPw3\n"
+    assert old_secret_values(default, new, {"NewDb2", "NewPw3"}) == set()
 
 
 def test_previous_passwords_are_masked_too(tmp_path: Path) -> None:

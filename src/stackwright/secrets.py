@@ -162,8 +162,15 @@ def old_secret_values(old: str, new: str, known: Iterable[str]) -> set[str]:
     values: set[str] = set()
     secrets = sorted({k for k in known if k}, key=len, reverse=True)
     old_lines, new_lines = old.splitlines(), new.splitlines()
-    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    # Only an old line that starts as a secret-holding new line does can yield a value: without
+    # one (a package's default file, its keys commented out) the alignment is skipped — on a fresh
+    # host it was most of the engine's CPU.
+    prefixes = {line[: line.find(s)] for line in new_lines for s in secrets if s in line}
+    if any(line.startswith(prefix) for line in old_lines for prefix in prefixes):
+        opcodes = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
+    else:
+        opcodes = []
+    for tag, i1, i2, j1, j2 in opcodes:
         if tag != "replace":
             continue
         for old_line, new_line in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import difflib
 import shlex
+from collections import Counter
 
 from stackwright.engine.remote import STATE_DIR
 from stackwright.steps import File
@@ -60,14 +61,11 @@ while [ $# -gt {keep} ]; do rm -f -- "$1"; shift; done
 
 
 def secret_changes(old: str, new: str) -> str:
-    """How much a secret file changes, without its content: "secret file changes: 2 lines (+1 -1)"."""
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-    added = removed = 0
-    for line in lines:
-        if line.startswith("+") and not line.startswith("+++"):
-            added += 1
-        elif line.startswith("-") and not line.startswith("---"):
-            removed += 1
+    """How much a secret file changes, without its content: "secret file changes: 2 lines (+1 -1)".
+    Lines counted as a multiset (what is in one file and not the other), not aligned by a diff:
+    a package's default file of thousands of lines made difflib the engine's largest CPU cost."""
+    before, after = Counter(old.splitlines()), Counter(new.splitlines())
+    added, removed = sum((after - before).values()), sum((before - after).values())
     return f"secret file changes: {added + removed} lines (+{added} -{removed}), not shown"
 
 

@@ -82,7 +82,7 @@ def file(run: HostRun, step: Step) -> Outcome:
     if not content_differs and not meta_differs:
         return Outcome(step, False, "unchanged")
     diff, note, seen = "", "", frozenset[str]()
-    if content_differs:
+    if content_differs and (step.secret or run.dry_run):
         old = "" if fact is None else run.remote.get(step.path).decode(errors="replace")
         if step.secret:
             # Old values (a rotated or hand-set password) are known to no passwords file: find them
@@ -90,6 +90,8 @@ def file(run: HostRun, step: Step) -> Outcome:
             seen = frozenset(old_secret_values(old, step.content, run.known_secrets))
             note = f" ({secret_changes(old, step.content)})"
         else:
+            # only a dry run (plan --live, apply's preview) shows diffs: apply does not fetch the
+            # host's copy for one (Debian's default config files run to thousands of lines)
             diff = unified_diff(step.path, old, step.content, new_file=fact is None)
     what = "create" if fact is None else ("update" if content_differs else "fix mode/owner of")
     if run.dry_run:
