@@ -4,14 +4,13 @@ refused before anything is made."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from pathlib import Path
 
 import pytest
 
 from stackwright.inventory import load_inventory
-from stackwright.lab.layout import LabLayout
+from stackwright.lab.layout import LabLayout, veth_tag
 from stackwright.yamlsource import UserError
 from tests.conftest import SEED
 
@@ -41,7 +40,7 @@ def test_two_nodes_whose_interface_names_would_clash_are_refused(tmp_path: Path)
     seen: dict[str, str] = {}
     for i in itertools.count():
         name = f"compute{i}"
-        tag = hashlib.sha1(name.encode()).hexdigest()[:6]
+        tag = veth_tag(name)
         if tag in seen:
             first, second = seen[tag], name
             break

@@ -21,7 +21,7 @@ from stackwright.engine.converge import HostReport
 from stackwright.engine.filewrite import prune_backups, secret_changes, write_script
 from stackwright.engine.hostrun import HostRun
 from stackwright.engine.ops import file as file_op
-from stackwright.secrets import MASK, Masker, load_passwords, old_secret_values
+from stackwright.secrets import MASK, Masker, load_passwords, old_secret_values, replaced_values
 from stackwright.steps import File, HostPlan
 from tests.localhost import local_remote
 
@@ -100,31 +100,9 @@ def test_old_values_are_found_wherever_the_new_ones_stand() -> None:
 
 def aligned_old_values(old: str, new: str, known: set[str]) -> set[str]:
     """old_secret_values as it was before it skipped the alignment: the reference it must equal."""
-    import difflib
-
-    from stackwright.secrets import _SECRET_KEY
-
-    values: set[str] = set()
-    secrets = sorted({k for k in known if k}, key=len, reverse=True)
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
-        None, old_lines, new_lines, autojunk=False
-    ).get_opcodes():
-        if tag != "replace":
-            continue
-        for old_line, new_line in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):
-            for secret in secrets:
-                start = new_line.find(secret)
-                if start < 0:
-                    continue
-                prefix, suffix = new_line[:start], new_line[start + len(secret) :]
-                if old_line.startswith(prefix) and old_line.endswith(suffix):
-                    values.add(old_line[len(prefix) : len(old_line) - len(suffix)])
-                break
-    values |= {m.group(1).strip("'\"") for line in old_lines if (m := _SECRET_KEY.fullmatch(line))}
-    if len(old_lines) == 1 and len(new_lines) == 1 and new_lines[0] in secrets:
-        values.add(old_lines[0])
-    return {v for v in values if len(v) >= 4}
+    secrets = sorted(known, key=len, reverse=True)
+    aligned = replaced_values(old.splitlines(), new.splitlines(), secrets)
+    return old_secret_values(old, new, known) | {v for v in aligned if len(v) >= 4}
 
 
 LINES = [

@@ -152,25 +152,20 @@ _SECRET_KEY = re.compile(
 )
 
 
-def old_secret_values(old: str, new: str, known: Iterable[str]) -> set[str]:
-    """Values a host's copy of a secret file holds that the new content replaces: so a rotated or
-    hand-set password never shows, even though no passwords file knows it any more.
-
-    Each line of `new` that holds a known secret is matched with the old line in the same place of
-    the file; what stands in the old line where the secret stands in the new one is the old value.
-    Lines that assign a password-like key (`password = ...`) count whole."""
-    values: set[str] = set()
-    secrets = sorted({k for k in known if k}, key=len, reverse=True)
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    # Only an old line that starts as a secret-holding new line does can yield a value: without
-    # one (a package's default file, its keys commented out) the alignment is skipped — on a fresh
-    # host it was most of the engine's CPU.
+def may_replace(old_lines: list[str], new_lines: list[str], secrets: list[str]) -> bool:
+    """Whether any old line starts as a secret-holding new line does: only such a line can yield
+    a value in replaced_values. Without one (a package's default file, its keys commented out) the
+    alignment is skipped — on a fresh host it was most of the engine's CPU."""
     prefixes = {line[: line.find(s)] for line in new_lines for s in secrets if s in line}
-    if any(line.startswith(prefix) for line in old_lines for prefix in prefixes):
-        opcodes = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
-    else:
-        opcodes = []
-    for tag, i1, i2, j1, j2 in opcodes:
+    return any(line.startswith(prefix) for line in old_lines for prefix in prefixes)
+
+
+def replaced_values(old_lines: list[str], new_lines: list[str], secrets: list[str]) -> set[str]:
+    """What stands in each old line where a secret (longest first) stands in the new line that
+    replaces it, the two files aligned by difflib."""
+    values: set[str] = set()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "replace":
             continue
         for old_line, new_line in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):
@@ -182,6 +177,21 @@ def old_secret_values(old: str, new: str, known: Iterable[str]) -> set[str]:
                 if old_line.startswith(prefix) and old_line.endswith(suffix):
                     values.add(old_line[len(prefix) : len(old_line) - len(suffix)])
                 break
+    return values
+
+
+def old_secret_values(old: str, new: str, known: Iterable[str]) -> set[str]:
+    """Values a host's copy of a secret file holds that the new content replaces: so a rotated or
+    hand-set password never shows, even though no passwords file knows it any more.
+
+    Each line of `new` that holds a known secret is matched with the old line in the same place of
+    the file; what stands in the old line where the secret stands in the new one is the old value.
+    Lines that assign a password-like key (`password = ...`) count whole."""
+    secrets = sorted({k for k in known if k}, key=len, reverse=True)
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    values: set[str] = set()
+    if may_replace(old_lines, new_lines, secrets):
+        values = replaced_values(old_lines, new_lines, secrets)
     for line in old_lines:
         match = _SECRET_KEY.fullmatch(line)
         if match:

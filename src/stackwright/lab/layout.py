@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -141,7 +142,8 @@ class LabLayout:
         )
         by_net = {b.network: b for b in bridges}
         tags = {name: veth_tag(name) for name in inv.nodes}
-        clash = sorted(name for name in tags if list(tags.values()).count(tags[name]) > 1)
+        uses = Counter(tags.values())
+        clash = sorted(name for name, tag in tags.items() if uses[tag] > 1)
         if clash:
             raise UserError(
                 f"nodes {' and '.join(clash)}: their lab interface names would be the same — rename one"
