@@ -20,16 +20,20 @@ from stackwright.package_cache import SUMMARY_SCRIPT, parse_summary, verify_line
 from stackwright.planner import plan_cluster
 from stackwright.releases.modern.apt_node import (
     APT_PROXY,
+    BYTE_COMPILE_APT,
     CACHE_CONF,
     CACHE_LOG,
     CACHE_READY,
     DPKG_EXCLUDES,
     NO_BYTE_COMPILE,
+    PY3COMPILE_STAND_IN,
 )
 from stackwright.steps import AwaitHost, File, Milestone, Packages, Service, Step, Wait
 from stackwright.yamlsource import UserError
 from tests.conftest import SEED
 
+# what a node writes before its first apt run, in order
+APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, BYTE_COMPILE_APT]
 CACHE = "package_cache: {host: controller, upstream_proxy: 'http://10.10.10.1:3142'}\n"
 
 
@@ -49,7 +53,7 @@ def test_the_cache_node_runs_the_cache_before_its_other_packages_and_then_uses_i
 ) -> None:
     steps = plan(tmp_path, passwords)["controller"]
     apt_setup, rest = split_preparation(steps)
-    assert [s.path for s in apt_setup if isinstance(s, File)] == [DPKG_EXCLUDES, NO_BYTE_COMPILE]
+    assert [s.path for s in apt_setup if isinstance(s, File)] == APT_SETUP
     assert not any(isinstance(s, AwaitHost) for s in apt_setup)
     packages = [s for s in rest if isinstance(s, Packages)]
     assert packages[0] == rest[0] and set(packages[0].names) == {"apt-cacher-ng", "nftables"}
@@ -87,7 +91,7 @@ def test_every_other_node_waits_for_the_cache_then_fetches_through_it(
 def test_without_a_cache_no_node_gets_a_proxy_or_waits(tmp_path: Path, passwords: dict[str, str]) -> None:
     for name, steps in plan(tmp_path, passwords, top="").items():
         apt_setup, _ = split_preparation(steps)
-        assert [s.path for s in apt_setup if isinstance(s, File)] == [DPKG_EXCLUDES, NO_BYTE_COMPILE], name
+        assert [s.path for s in apt_setup if isinstance(s, File)] == APT_SETUP, name
         assert not any(isinstance(s, AwaitHost) for s in apt_setup)
         assert not any(isinstance(s, File) and s.path == CACHE_CONF for s in steps)
 

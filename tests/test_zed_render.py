@@ -17,7 +17,12 @@ from stackwright.context import HostFacts
 from stackwright.engine.converge import split_preparation
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
-from stackwright.releases.modern.apt_node import DPKG_EXCLUDES, NO_BYTE_COMPILE
+from stackwright.releases.modern.apt_node import (
+    BYTE_COMPILE_APT,
+    DPKG_EXCLUDES,
+    NO_BYTE_COMPILE,
+    PY3COMPILE_STAND_IN,
+)
 from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
@@ -41,6 +46,7 @@ PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in en
 SERVICE_GROUPS = {"keystone", "glance", "placement", "nova", "neutron", "horizon"}
 
 NOVA_CONF = "/etc/nova/nova.conf"
+APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, BYTE_COMPILE_APT]
 NEUTRON_CONF = "/etc/neutron/neutron.conf"
 OVS_AGENT = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"
@@ -342,7 +348,7 @@ def test_dpkgs_settings_then_one_package_step_and_network_config_last(
 ) -> None:
     for host in cluster.hosts.values():
         apt_setup, rest = split_preparation(host.steps)
-        assert [s.path for s in apt_setup if isinstance(s, File)] == [DPKG_EXCLUDES, NO_BYTE_COMPILE]
+        assert [s.path for s in apt_setup if isinstance(s, File)] == APT_SETUP
         assert isinstance(rest[0], Packages)
         assert sum(isinstance(s, Packages) for s in host.steps) == 1
         assert isinstance(host.steps[-1], NetworkConfig)

@@ -48,9 +48,30 @@ def expected_plan(lab: SeedLab, virt_type: str = "qemu") -> Any:
     return plan_cluster(loaded, load_passwords(lab.inventory.parent / "passwords.yaml"), facts=facts)
 
 
+# Python modules in dist-packages with a .pyc for this interpreter: (outside test suites, of
+# them missing one, inside test suites with one). apt_node.py: compiled once per apt run.
+BYTE_COMPILED = """
+import importlib.util, os
+outside = missing = inside = 0
+for top, dirs, files in os.walk("/usr/lib/python3/dist-packages"):
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    for name in files:
+        if name.endswith(".py"):
+            path = os.path.join(top, name)
+            compiled = os.path.exists(importlib.util.cache_from_source(path))
+            if "/tests/" in path:
+                inside += compiled
+            else:
+                outside += 1
+                missing += not compiled
+print(outside, missing, inside)
+"""
+
+
 def assert_compute_node(lab: SeedLab, host: str) -> None:
     """The seed's compute node: packages, every rendered file with the plan's content, owner and
-    mode, sysctl live and persisted, br-int, the four services active, nothing failed, mapped."""
+    mode, sysctl live and persisted, br-int, the four services active, nothing failed, mapped,
+    every Python module the services may import byte-compiled (and no test suite)."""
     plan = expected_plan(lab).hosts[host]
     missing = lab.exec(
         host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' " + " ".join(plan.packages())
@@ -73,6 +94,9 @@ def assert_compute_node(lab: SeedLab, host: str) -> None:
     assert lab.exec(host, "systemctl --failed --no-legend --plain").stdout.strip() == ""
     assert lab.exec(host, "dpkg --audit").stdout.strip() == ""
     assert lab.exec(host, "test -e /usr/sbin/policy-rc.d").returncode == 1  # services not held
+    counts = lab.check(host, f"python3 -c {shlex.quote(BYTE_COMPILED)}")
+    outside, uncompiled, inside = map(int, counts.split())
+    assert outside > 3000 and uncompiled == 0 and inside == 0, (outside, uncompiled, inside)
     mapped = lab.check(
         "controller",
         'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"',

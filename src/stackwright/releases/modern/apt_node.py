@@ -7,9 +7,19 @@ What every node leaves out, as Debian's cloud and container images do (README: "
 leaves out"); measured in docs/benchmarks.md:
 - dpkg path excludes: documentation (each package's copyright kept), man and info pages, message
   translations (locale.alias kept), lintian overrides. No service reads them.
+- Python modules are byte-compiled once per apt run, not once per package. dh-python's postinst
+  runs `py3compile -p PACKAGE`, which starts an interpreter and a compile worker for each package
+  (~200 of each for a compute node). apt runs maintainer scripts with its own PATH (`DPkg::Path`),
+  which the apt file here starts with a directory holding a stand-in `py3compile`: for a package
+  whose modules are all in /usr/lib/python3/dist-packages it does nothing, anything else goes to
+  Debian's. After dpkg, the same file's `DPkg::Post-Invoke` compiles that directory in one
+  `python3 -m compileall`, which skips what is up to date. dpkg run by hand (`dpkg -i`) keeps
+  Debian's PATH, so Debian's py3compile; taking the apt file away restores Debian's behaviour.
+  This is the one change to packaging scripts stackwright makes: a file outside /usr/bin, through
+  apt's own setting, no diversion of a Debian file (docs/benchmarks.md has the figures).
 - the Python packages' own test suites are not byte-compiled (dh-python's exclude list,
-  /usr/share/python3/bcep/): no service imports them. They stay on disk — py3compile compiles
-  from dpkg's file lists and fails a package whose listed file is missing.
+  /usr/share/python3/bcep/, and compileall's -x): no service imports them. They stay on disk —
+  py3compile compiles from dpkg's file lists and fails a package whose listed file is missing.
 
 With `package_cache: <node>` that node runs apt-cacher-ng on its management address (and loopback);
 every node's apt, the cache node's own once the cache runs, fetches through it, so each .deb crosses
@@ -31,6 +41,10 @@ if TYPE_CHECKING:
 
 DPKG_EXCLUDES = "/etc/dpkg/dpkg.cfg.d/90stackwright-excludes"
 NO_BYTE_COMPILE = "/usr/share/python3/bcep/stackwright"
+DPKG_PATH_DIR = "/usr/local/lib/stackwright/dpkg-path"
+PY3COMPILE_STAND_IN = f"{DPKG_PATH_DIR}/py3compile"
+BYTE_COMPILE_APT = "/etc/apt/apt.conf.d/90stackwright-byte-compile"
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 APT_PROXY = "/etc/apt/apt.conf.d/90stackwright-package-cache"
 CACHE_CONF = "/etc/apt-cacher-ng/acng.conf"
 CACHE_LOG = "/var/log/apt-cacher-ng/apt-cacher.log"
@@ -53,6 +67,39 @@ _NO_BYTE_COMPILE = """\
 # Managed by stackwright: Python test suites are not byte-compiled on this server.
 re|-|/usr/lib/python3/dist-packages/|.*/tests/.*
 """
+# dh-python's postinst line is exactly `py3compile -p PACKAGE`; with directories after it the
+# package has private modules, which stay Debian's. A package with files under
+# /usr/lib/python3.X/ (a version's own directory) is Debian's too: the hook compiles only
+# DIST_PACKAGES. A package without a file list is Debian's (nothing to go by).
+_PY3COMPILE_STAND_IN = f"""\
+#!/bin/sh
+# Managed by stackwright ({BYTE_COMPILE_APT}): apt's maintainer scripts find this
+# py3compile first. A package's public modules in {DIST_PACKAGES} are compiled once after
+# dpkg by that file's DPkg::Post-Invoke; everything else goes to Debian's py3compile.
+if [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}" ] && [ "$#" = 2 ] && [ "$1" = -p ]; then
+  for list in "/var/lib/dpkg/info/$2.list" /var/lib/dpkg/info/"$2":*.list; do
+    [ -e "$list" ] && break
+  done
+  if [ -e "$list" ] && ! grep -q '^/usr/lib/python3\\.[0-9]*/' "$list"; then
+    exit 0
+  fi
+fi
+exec /usr/bin/py3compile "$@"
+"""
+# DPkg::Path is apt's default with the stand-in's directory first. compileall's -x is a regular
+# expression searched in each file's path; -j 0: one worker per CPU (the node's critical path).
+# A file that does not compile is reported and apt carries on: that module is compiled in memory
+# when imported, as with no .pyc at all; dpkg's work is done and recorded by then.
+_COMPILE = (
+    f"if [ -x /usr/bin/python3 ] && [ -d {DIST_PACKAGES} ]; "
+    f"then /usr/bin/python3 -m compileall -q -j 0 -x /tests/ {DIST_PACKAGES} || true; fi"
+)
+_BYTE_COMPILE_APT = f"""\
+// Managed by stackwright: Python modules in {DIST_PACKAGES} are byte-compiled once
+// after dpkg instead of once per package ({PY3COMPILE_STAND_IN}); test suites left out.
+DPkg::Path "{DPKG_PATH_DIR}:/usr/sbin:/usr/bin:/sbin:/bin";
+DPkg::Post-Invoke {{ "{_COMPILE}"; }};
+"""
 
 
 def packages(host: HostContext) -> tuple[str, ...]:
@@ -61,7 +108,12 @@ def packages(host: HostContext) -> tuple[str, ...]:
 
 def preparation(host: HostContext) -> list[Step]:
     """Before apt runs: what dpkg leaves out, and apt through the package cache once it answers."""
-    steps: list[Step] = [File(DPKG_EXCLUDES, _DPKG_EXCLUDES), File(NO_BYTE_COMPILE, _NO_BYTE_COMPILE)]
+    steps: list[Step] = [
+        File(DPKG_EXCLUDES, _DPKG_EXCLUDES),
+        File(NO_BYTE_COMPILE, _NO_BYTE_COMPILE),
+        File(PY3COMPILE_STAND_IN, _PY3COMPILE_STAND_IN, mode=0o755),
+        File(BYTE_COMPILE_APT, _BYTE_COMPILE_APT),
+    ]
     cache = host.inventory.package_cache_host
     if cache is not None and not host.is_package_cache:
         steps += [File(APT_PROXY, apt_proxy_file(host)), AwaitHost(cache, CACHE_READY)]

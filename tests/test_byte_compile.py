@@ -1,0 +1,86 @@
+"""Byte-compiling once per apt run: the stand-in py3compile's choices, run by /bin/sh, and the apt
+file as apt itself reads it. The lab's cloud shows the result on real nodes (tests/lab/cloudkit.py:
+every module outside the test suites compiled, none inside)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stackwright.releases.modern.apt_node import (
+    _BYTE_COMPILE_APT,
+    _PY3COMPILE_STAND_IN,
+    DIST_PACKAGES,
+    DPKG_PATH_DIR,
+)
+
+
+def stand_in(tmp_path: Path, lists: dict[str, str]) -> tuple[Path, Path]:
+    """The script with dpkg's database and Debian's py3compile moved under tmp_path."""
+    info = tmp_path / "info"
+    info.mkdir()
+    for name, files in lists.items():
+        (info / f"{name}.list").write_text(files)
+    calls = tmp_path / "calls"
+    debian = tmp_path / "debian-py3compile"
+    debian.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    debian.chmod(0o755)
+    script = tmp_path / "py3compile"
+    text = _PY3COMPILE_STAND_IN.replace("/var/lib/dpkg/info", str(info))
+    script.write_text(text.replace("/usr/bin/py3compile", str(debian)))
+    script.chmod(0o755)
+    return script, calls
+
+
+PUBLIC = f"/.\n/usr\n{DIST_PACKAGES}\n{DIST_PACKAGES}/nova/__init__.py\n"
+VERSIONED = PUBLIC + "/usr/lib/python3.13/site.py\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "maintscript", "debian_called"),
+    [
+        (["-p", "python3-nova"], "python3-nova", False),  # dh-python's postinst: left to the hook
+        (["-p", "python3-nova:amd64"], "python3-nova", False),  # a Multi-Arch: same list name
+        (["-p", "python3-versioned"], "python3-versioned", True),  # files under python3.13/
+        (["-p", "python3-unlisted"], "python3-unlisted", True),  # no file list to go by
+        (["-p", "python3-nova", "/usr/share/nova"], "python3-nova", True),  # private modules
+        (["-p", "python3-nova"], None, True),  # by hand, not from a maintainer script
+        (["/usr/lib/python3/dist-packages"], "python3-nova", True),
+    ],
+)
+def test_stand_in_leaves_only_public_dist_packages_modules_to_the_hook(
+    tmp_path: Path, args: list[str], maintscript: str | None, debian_called: bool
+) -> None:
+    script, calls = stand_in(
+        tmp_path,
+        {"python3-nova": PUBLIC, "python3-nova:amd64": PUBLIC, "python3-versioned": VERSIONED},
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DPKG_MAINTSCRIPT_PACKAGE"}
+    if maintscript:
+        env["DPKG_MAINTSCRIPT_PACKAGE"] = maintscript
+    done = subprocess.run(
+        ["/bin/sh", str(script), *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (calls.read_text().split() if calls.exists() else []) == (args if debian_called else [])
+
+
+def test_apt_reads_the_stand_ins_directory_first_and_one_compile_after_dpkg(tmp_path: Path) -> None:
+    conf = tmp_path / "90stackwright-byte-compile"
+    conf.write_text(_BYTE_COMPILE_APT)
+    env = {**os.environ, "APT_CONFIG": str(conf)}
+    shell = subprocess.run(
+        ["apt-config", "shell", "DPKG_PATH", "DPkg::Path", "HOOK", "DPkg::Post-Invoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"DPKG_PATH='{DPKG_PATH_DIR}:/usr/sbin:/usr/bin:/sbin:/bin'" in shell
+    hook = subprocess.run(
+        ["apt-config", "dump", "DPkg::Post-Invoke"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert hook.count("compileall") == 1 and f"-x /tests/ {DIST_PACKAGES}" in hook
