@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stackwright.engine.apt import OURS, install_script, repair_script
+from stackwright.engine.apt import OURS, POST_INVOKE_HOOKS, install_script, repair_script
 from stackwright.engine.remote import all_or_nothing, durable
 
 
@@ -83,6 +83,23 @@ def test_apt_scripts_are_valid_sh_and_never_keep_our_policy_as_the_admins() -> N
     script = install_script(["nova-compute"])
     assert OURS in script and "grep -qxF" in script
     assert "--no-install-recommends" in script and "DPkg::Lock::Timeout" in script
+
+
+def test_a_repair_runs_apts_post_invoke_hooks_and_reports_a_failing_one(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    conf = tmp_path / "apt.conf"
+    conf.write_text(f'DPkg::Post-Invoke {{ "echo one >> {ran}"; "false"; "echo two >> {ran}"; }};\n')
+    assert POST_INVOKE_HOOKS in repair_script()
+    proc = subprocess.run(
+        ["sh", "-e", "-c", POST_INVOKE_HOOKS],
+        env={**os.environ, "APT_CONFIG": str(conf)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ran.read_text().split() == ["one", "two"]
+    assert "DPkg::Post-Invoke hook failed: false" in proc.stderr
 
 
 def test_upgraded_packages_are_named_with_their_new_versions() -> None:

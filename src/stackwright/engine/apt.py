@@ -46,9 +46,20 @@ chmod 0755 {POLICY}
 """
 
 
+# apt's DPkg::Post-Invoke commands, one per line (the list's own empty value first), run as apt
+# runs them after dpkg.
+POST_INVOKE_HOOKS = """\
+apt-config dump --format '%v%n' DPkg::Post-Invoke | while IFS= read -r hook; do
+  [ -z "$hook" ] || sh -c "$hook" || echo "DPkg::Post-Invoke hook failed: $hook" >&2
+done"""
+
+
 def repair_script() -> str:
-    """Finish what an interrupted dpkg left (unpacked but unconfigured packages), services held."""
-    return hold_services("dpkg --configure -a --force-confdef --force-confold")
+    """Finish what an interrupted dpkg left (unpacked but unconfigured packages), services held;
+    then apt's DPkg::Post-Invoke hooks, which the interrupted apt never reached (a node's
+    byte-compile pass is one: apt_node.py). A hook that fails is reported, as apt reports it;
+    the repair itself is done by then."""
+    return hold_services(f"dpkg --configure -a --force-confdef --force-confold\n{POST_INVOKE_HOOKS}")
 
 
 def needs_repair(remote: Remote) -> bool:
