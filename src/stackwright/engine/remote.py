@@ -166,7 +166,7 @@ class Remote:
             if not self._host.connected:
                 return False
             try:
-                _no_delay(self._host)
+                _tune(self._host)
             except OSError:  # closed again at once: still booting
                 self._close()
                 return False
@@ -316,7 +316,7 @@ def connect_reachable(
             failed[name] = diagnosis or f"{name} ({address}): {error}"
             continue
         try:
-            _no_delay(host)
+            _tune(host)
         except OSError as exc:  # logged in, then the host closed the connection at once
             failed[name] = (
                 f"{name} ({address}): the SSH connection closed right after login ({exc.strerror}) — "
@@ -339,8 +339,19 @@ def _connect_errors(errors: dict[str, str]) -> Any:
     return ConnectErrors()
 
 
-def _no_delay(host: Any) -> None:
-    """paramiko leaves Nagle on: every command then waits ~45 ms for a delayed ACK (DESIGN §4)."""
+# paramiko's reading thread wakes at each socket timeout to see whether the transport is still
+# open (Transport._active_check_timeout, 0.1 s): ten wake-ups a second per host, for the whole
+# run. With 22 hosts converging for 20 minutes that was most of the engine's CPU (docs/
+# benchmarks.md, fleet stage). A closed transport still ends the thread at once (its recv fails);
+# the timeout only paces paramiko's keepalive and client-side rekey checks, neither of which
+# needs 0.1 s.
+ACTIVE_CHECK_S = 1.0
+
+
+def _tune(host: Any) -> None:
+    """paramiko leaves Nagle on: every command then waits ~45 ms for a delayed ACK (DESIGN §4);
+    and its reading thread's wake-ups (ACTIVE_CHECK_S)."""
     transport = host.connector.client.get_transport()
     if transport is not None:
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.sock.settimeout(ACTIVE_CHECK_S)
