@@ -49,7 +49,7 @@ def expected_plan(lab: SeedLab, virt_type: str = "qemu") -> Any:
 
 
 # Python modules in dist-packages with a .pyc for this interpreter: (outside test suites, of
-# them missing one, inside test suites with one). apt_node.py: compiled once per apt run.
+# them without one, inside test suites with one). apt_node.py: compiled once per apt run.
 BYTE_COMPILED = """
 import importlib.util, os
 outside = missing = inside = 0
@@ -71,7 +71,7 @@ print(outside, missing, inside)
 def assert_compute_node(lab: SeedLab, host: str) -> None:
     """The seed's compute node: packages, every rendered file with the plan's content, owner and
     mode, sysctl live and persisted, br-int, the four services active, nothing failed, mapped,
-    every Python module the services may import byte-compiled (and no test suite)."""
+    every Python module the services may import byte-compiled (the test suites not)."""
     plan = expected_plan(lab).hosts[host]
     missing = lab.exec(
         host, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' " + " ".join(plan.packages())
@@ -96,7 +96,9 @@ def assert_compute_node(lab: SeedLab, host: str) -> None:
     assert lab.exec(host, "test -e /usr/sbin/policy-rc.d").returncode == 1  # services not held
     counts = lab.check(host, f"python3 -c {shlex.quote(BYTE_COMPILED)}")
     outside, uncompiled, inside = map(int, counts.split())
-    assert outside > 3000 and uncompiled == 0 and inside == 0, (outside, uncompiled, inside)
+    # inside: none from the install; a root process importing a package that walks its own
+    # submodules (os_traits imports os_traits.tests) compiles that one at run time
+    assert outside > 3000 and uncompiled == 0 and inside <= 5, (outside, uncompiled, inside)
     mapped = lab.check(
         "controller",
         'mysql --batch --skip-column-names -e "SELECT host FROM nova_api.host_mappings"',
