@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from stackwright.engine import facts
 from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
 
 POLICY = "/usr/sbin/policy-rc.d"
@@ -62,16 +63,17 @@ def repair_script() -> str:
     return hold_services(f"dpkg --configure -a --force-confdef --force-confold\n{POST_INVOKE_HOOKS}")
 
 
-def needs_repair(remote: Remote) -> bool:
+def needs_repair_query() -> facts.Query[bool]:
     """dpkg was interrupted: `dpkg --audit` lists packages, or its journal holds updates."""
-    probe = remote.run('dpkg --audit 2>/dev/null | grep -q . || [ -n "$(ls -A /var/lib/dpkg/updates)" ]')
-    return probe.ok
+    script = (
+        'if dpkg --audit 2>/dev/null | grep -q . || [ -n "$(ls -A /var/lib/dpkg/updates)" ]; '
+        "then echo interrupted; fi"
+    )
+    return facts.Query("check dpkg's state", script, lambda _, out: out.strip() == "interrupted")
 
 
-def repair(remote: Remote) -> bool:
-    """Repair dpkg if an earlier run was interrupted; True if it had to."""
-    if not needs_repair(remote):
-        return False
+def repair(remote: Remote) -> None:
+    """Finish what an interrupted dpkg left (`needs_repair_query` said so)."""
     result = remote.run_durable(repair_script(), timeout=3600)
     if not result.ok:
         raise RemoteError(
@@ -80,7 +82,6 @@ def repair(remote: Remote) -> bool:
             result,
             "run `dpkg --configure -a` on the host and read its error",
         )
-    return True
 
 
 def install_script(names: list[str]) -> str:
@@ -101,17 +102,28 @@ def install(remote: Remote, names: list[str]) -> Result:
     return result
 
 
-def list_state(remote: Remote, stamp: str, fresh_s: int, count_upgradable: bool) -> tuple[bool, int]:
+def list_state_query(stamp: str, fresh_s: int, count_upgradable: bool) -> facts.Query[tuple[bool, int]]:
     """(the package lists are older than `fresh_s` by our own stamp — apt keeps the mirror's
     timestamps on the lists, so their mtime says nothing —, how many packages the current lists
     would upgrade when asked: a simulation, without apt's lock, so it never waits for another apt)."""
     script = f"find {stamp} -newermt '-{fresh_s} seconds' 2>/dev/null | grep -q . && echo fresh || echo stale"
     if count_upgradable:
         script += f"\n{APT_GET} -s -o Debug::NoLocking=1 full-upgrade 2>/dev/null | grep -c '^Inst ' || true"
-    lines = remote.run(script).stdout.split()
-    stale = not lines or lines[0] != "fresh"
-    upgradable = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
-    return stale, upgradable
+
+    def parse(_: Remote, stdout: str) -> tuple[bool, int]:
+        lines = stdout.split()
+        stale = not lines or lines[0] != "fresh"
+        upgradable = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+        return stale, upgradable
+
+    return facts.Query("check the package lists", script, parse)
+
+
+REBOOT_REQUIRED = facts.Query(
+    "check whether a reboot is required",
+    "[ -e /var/run/reboot-required ] && echo required; true",
+    lambda _, out: out.strip() == "required",
+)
 
 
 def update(remote: Remote, stamp: str) -> None:

@@ -13,11 +13,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from stackwright.engine import apt, facts
 from stackwright.engine.hostrun import HostRun, Outcome
 from stackwright.engine.milestones import Milestones
-from stackwright.engine.ops import run_step
+from stackwright.engine.ops import run_step, take_snapshot
 from stackwright.engine.remote import LOST, LOST_HINT, STATE_DIR, Remote, RemoteError, Result
 from stackwright.engine.stop import StopRequest
 from stackwright.planview import step_summary
@@ -125,23 +126,41 @@ def prepare_node(remote: Remote, plan: HostPlan, options: Options, report: HostR
     reboot, reboot it (--allow-reboot) or report that it needs one."""
     if options.dry_run:
         return
-    if apt.repair(remote):
+    state = _node_state(remote, plan, options)  # one round trip for all of it
+    if state["interrupted"]:
+        apt.repair(remote)
         report.outcomes.append(Outcome(_REPAIR, True, "configured what an interrupted run left unpacked"))
-    missing = set(plan.packages()) - facts.installed_packages(remote, plan.packages())
-    stale, upgradable = apt.list_state(remote, APT_STAMP, APT_FRESH_SECONDS, count_upgradable=options.upgrade)
+        state = _node_state(remote, plan, options)
+    missing = set(plan.packages()) - state["installed"]
+    stale, upgradable = state["lists"]
     if missing or stale:
         apt.update(remote, APT_STAMP)
     # Fresh lists from an earlier run (an `apply --no-upgrade`, a new package) must not skip the
     # upgrade: it runs whenever apt has something to upgrade.
+    report.reboot_required = state["reboot"]
     if options.upgrade and (stale or upgradable):
         report.upgraded = apt.full_upgrade(remote)
         if report.upgraded:
             report.outcomes.append(Outcome(_PREP, True, upgrade_summary(report.upgraded)))
-    report.reboot_required = remote.run("[ -e /var/run/reboot-required ]").ok
+        report.reboot_required = facts.read(remote, apt.REBOOT_REQUIRED)
     if report.reboot_required and options.allow_reboot:
         reboot(remote)
         report.reboot_required = False
         report.outcomes.append(Outcome(_REBOOT, True, "rebooted (the host required it)"))
+
+
+def _node_state(remote: Remote, plan: HostPlan, options: Options) -> dict[str, Any]:
+    """Whether dpkg was interrupted, the plan's packages installed, the package lists' state,
+    and whether the host asks for a reboot."""
+    return facts.read_together(
+        remote,
+        {
+            "interrupted": apt.needs_repair_query(),
+            "installed": facts.packages_query(list(plan.packages())),
+            "lists": apt.list_state_query(APT_STAMP, APT_FRESH_SECONDS, count_upgradable=options.upgrade),
+            "reboot": apt.REBOOT_REQUIRED,
+        },
+    )
 
 
 def reboot(remote: Remote, within_s: float = 300.0) -> None:
@@ -205,7 +224,7 @@ def converge_host(
             progress(plan.host, "node preparation", None)
             prepare_node(remote, plan, options, report)
             report.phases["prepare"] = time.monotonic() - start
-        _run_steps(run, list(steps), report, options, progress, stop)
+        _run_steps(run, list(steps), report, options, progress, stop, snapshot=True)
     except RemoteError as exc:
         if remote.lost:
             # whatever the step made of it (a wait "not ready", a short reply), the cause is this
@@ -240,12 +259,22 @@ def _run_steps(
     options: Options,
     progress: Progress,
     stop: StopRequest | None,
+    *,
+    snapshot: bool = False,
 ) -> None:
+    """With `snapshot`, the facts of all the steps are read first in one round trip (ops.py,
+    `take_snapshot`), again after waiting for another host (time passed), and each step uses
+    them until one step acts on the host; from then on each step reads its own."""
     host = run.plan.host
     groups = _file_groups(steps)
+    if snapshot and steps:
+        run.snapshot = take_snapshot(run, steps)
     for index, step in enumerate(steps):
         if index in groups:
-            run.file_facts.update(facts.files(run.remote, groups[index]))
+            if run.snapshot is not None:
+                run.file_facts.update({path: run.snapshot.files[path] for path in groups[index]})
+            else:
+                run.file_facts.update(facts.files(run.remote, groups[index]))
         summary = step_summary(step, _NO_MASK)
         if stop:
             raise RemoteError(
@@ -269,6 +298,11 @@ def _run_steps(
             raise
         report.outcomes.append(outcome)
         report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
+        if outcome.changed and not options.dry_run:
+            run.snapshot = None
+        elif isinstance(step, AwaitHost) and run.snapshot is not None:
+            # time passed while another host worked: read the facts again, once, for what is left
+            run.snapshot = take_snapshot(run, steps[index + 1 :])
         progress(host, summary, outcome)
 
 

@@ -25,6 +25,22 @@ class Outcome:
 
 
 @dataclass
+class Snapshot:
+    """The facts of every package, file, directory, unit, sysctl and bridge the host's steps manage,
+    and the answers of its commands' guards, read in one round trip before the first of them. True
+    while nothing on the host has changed: the run drops it at the first step that acts
+    (converge.py), and the steps read their own facts again."""
+
+    packages: set[str]  # of the Packages steps' names, those installed
+    files: dict[str, facts.FileFact | None]
+    directories: dict[str, tuple[str, ...]]
+    units: dict[str, facts.UnitFact]
+    sysctls: dict[str, facts.SysctlFact]
+    bridges: dict[str, facts.BridgeFact | None]
+    guards: dict[str, bool]  # commands' guards and once-markers' tests: {check: it passed}
+
+
+@dataclass
 class HostRun:
     """What one host's run knows: its plan, its connection, and what changed so far."""
 
@@ -37,6 +53,7 @@ class HostRun:
     daemon_reloaded: set[str] = field(default_factory=set)  # unit files systemd has re-read
     known_secrets: frozenset[str] = frozenset()  # passwords now and before: to find old ones on hosts
     deferred_waits: list[Wait] = field(default_factory=list)  # run before the next command that acts
+    snapshot: Snapshot | None = None
 
     def units_need_reload(self) -> bool:
         return any(p.startswith(UNIT_DIRS) for p in self.changed_files - self.daemon_reloaded)

@@ -23,9 +23,9 @@ from stackwright.engine.filewrite import (
     unified_diff,
     write_script,
 )
-from stackwright.engine.hostrun import HostRun, Outcome
+from stackwright.engine.hostrun import HostRun, Outcome, Snapshot
 from stackwright.engine.network_ops import network_config
-from stackwright.engine.remote import RemoteError, Result
+from stackwright.engine.remote import LOST_HINT, RemoteError, Result
 from stackwright.secrets import old_secret_values
 from stackwright.steps import (
     AwaitHost,
@@ -45,6 +45,26 @@ from stackwright.steps import (
 SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
 
 
+def take_snapshot(run: HostRun, steps: list[Step]) -> Snapshot:
+    """The facts every later step of these reads, in one round trip (a no-op re-apply of a compute
+    node: ~30 round trips fewer)."""
+    answers = facts.read_together(
+        run.remote,
+        {
+            "packages": facts.packages_query([n for s in steps if isinstance(s, Packages) for n in s.names]),
+            "files": facts.files_query([s.path for s in steps if isinstance(s, File)]),
+            "directories": facts.directories_query([s.path for s in steps if isinstance(s, Directory)]),
+            "units": facts.units_query([s.name for s in steps if isinstance(s, Service)], PENDING),
+            "sysctls": facts.sysctls_query(
+                {s.key: _sysctl_line(s) for s in steps if isinstance(s, Sysctl)}, SYSCTL_FILE
+            ),
+            "bridges": facts.bridges_query([s.name for s in steps if isinstance(s, OvsBridge)]),
+            "guards": facts.guards_query([g for s in steps if isinstance(s, Command) for g in _guards(s)]),
+        },
+    )
+    return Snapshot(**answers)
+
+
 def run_step(run: HostRun, step: Step) -> Outcome:
     start = time.monotonic()
     op = network_config if isinstance(step, NetworkConfig) else _OPS[type(step)]
@@ -55,7 +75,8 @@ def run_step(run: HostRun, step: Step) -> Outcome:
 
 def packages(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Packages)
-    installed = facts.installed_packages(run.remote, step.names)
+    known = run.snapshot
+    installed = known.packages if known else facts.installed_packages(run.remote, step.names)
     missing = [n for n in step.names if n not in installed]
     if not missing:
         return Outcome(step, False, f"{len(step.names)} packages installed")
@@ -115,8 +136,13 @@ def file(run: HostRun, step: Step) -> Outcome:
 def directory(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Directory)
     path = shlex.quote(step.path)
-    current = run.remote.run(f"stat -c '%a %U %G' {path} 2>/dev/null").stdout.split()
-    want = [f"{step.mode:o}", step.owner, step.group]
+    known = run.snapshot.directories if run.snapshot else {}
+    current = (
+        known[step.path]
+        if step.path in known
+        else facts.read(run.remote, facts.directories_query([step.path]))[step.path]
+    )
+    want = (f"{step.mode:o}", step.owner, step.group)
     if current == want:
         return Outcome(step, False, "unchanged")
     if run.dry_run:
@@ -131,13 +157,15 @@ def directory(run: HostRun, step: Step) -> Outcome:
 def sysctl(run: HostRun, step: Step) -> Outcome:
     """Live value via `sysctl -w`, persisted as one line in SYSCTL_FILE (read at boot)."""
     assert isinstance(step, Sysctl)
-    line = f"{step.key} = {step.value}"
-    probe = run.remote.run(
-        f"sysctl -n {shlex.quote(step.key)}; grep -Fxq {shlex.quote(line)} {SYSCTL_FILE} && echo persisted"
+    line = _sysctl_line(step)
+    known = run.snapshot.sysctls if run.snapshot else {}
+    fact = (
+        known[step.key]
+        if step.key in known
+        else facts.read(run.remote, facts.sysctls_query({step.key: line}, SYSCTL_FILE))[step.key]
     )
-    lines = probe.stdout.splitlines()
-    live_ok = bool(lines) and lines[0].split() == step.value.split()
-    persisted = "persisted" in lines
+    live_ok = fact.live == tuple(step.value.split())
+    persisted = fact.persisted
     if live_ok and persisted:
         return Outcome(step, False, "unchanged")
     if run.dry_run:
@@ -156,17 +184,22 @@ def sysctl(run: HostRun, step: Step) -> Outcome:
     return Outcome(step, True, "set")
 
 
+def _sysctl_line(step: Sysctl) -> str:
+    return f"{step.key} = {step.value}"
+
+
 def ovs_bridge(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, OvsBridge)
     name = shlex.quote(step.name)
-    probe = run.remote.run(
-        f"ovs-vsctl br-exists {name} && ovs-vsctl get bridge {name} datapath_type"
-        f" && ovs-vsctl list-ports {name}"
+    known = run.snapshot.bridges if run.snapshot else {}
+    fact = (
+        known[step.name]
+        if step.name in known
+        else facts.read(run.remote, facts.bridges_query([step.name]))[step.name]
     )
-    lines = probe.stdout.splitlines()
-    exists = probe.ok and bool(lines)
-    datapath = lines[0].strip('"') if exists else ""
-    have_ports = set(lines[1:]) if exists else set()
+    exists = fact is not None
+    datapath = fact.datapath if fact else ""
+    have_ports = fact.ports if fact else frozenset()
     datapath_ok = datapath == step.datapath_type or (step.datapath_type == "system" and datapath == "")
     missing = [p for p in step.ports if p not in have_ports]
     if exists and datapath_ok and not missing:
@@ -184,7 +217,10 @@ def service(run: HostRun, step: Step) -> Outcome:
     """Enable + start; restart only if a file it reads changed (now or in an interrupted run)."""
     assert isinstance(step, Service)
     name = shlex.quote(step.name)
-    unit = facts.units(run.remote, [step.name], pending_dir=PENDING)[step.name]
+    known = run.snapshot.units if run.snapshot else {}
+    unit = (
+        known[step.name] if step.name in known else facts.units(run.remote, [step.name], PENDING)[step.name]
+    )
     pending = unit.pending_restart
     actions: list[str] = []
     enabled = unit.enabled in ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
@@ -239,15 +275,32 @@ def service(run: HostRun, step: Step) -> Outcome:
     return Outcome(step, True, " + ".join(done[a] for a in actions), restarted=restarted)
 
 
-def _not_needed(run: HostRun, step: Command) -> bool:
-    if not step.unless:
-        return False
-    return run.remote.run(step.unless, timeout=120).ok
+def _marker_check(step: Command) -> str:
+    return f"[ -e {shlex.quote(step.once_marker or '')} ]"
+
+
+def _guards(step: Command) -> list[str]:
+    return ([_marker_check(step)] if step.once_marker else []) + ([step.unless] if step.unless else [])
+
+
+def _probe(run: HostRun, step: Command, check: str, *, fresh: bool = False) -> bool:
+    """A guard's answer (the snapshot's while it holds, unless `fresh`); a lost connection is an
+    error, not a "no" (a dry run would say "would run")."""
+    if not fresh and run.snapshot is not None and check in run.snapshot.guards:
+        return run.snapshot.guards[check]
+    result = run.remote.run(check, timeout=facts.GUARD_TIMEOUT_S)
+    if run.remote.lost:
+        raise RemoteError(run.remote.name, step.description, result, LOST_HINT)
+    return result.ok
+
+
+def _not_needed(run: HostRun, step: Command, *, fresh: bool = False) -> bool:
+    return step.unless is not None and step.unless != "" and _probe(run, step, step.unless, fresh=fresh)
 
 
 def command(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Command)
-    if step.once_marker and run.remote.run(f"[ -e {shlex.quote(step.once_marker)} ]").ok:
+    if step.once_marker and _probe(run, step, _marker_check(step)):
         return Outcome(step, False, "done before")
     if _not_needed(run, step):
         return Outcome(step, False, "not needed")
@@ -257,7 +310,7 @@ def command(run: HostRun, step: Step) -> Outcome:
         waits, run.deferred_waits = run.deferred_waits, []
         for deferred in waits:
             wait(run, deferred)
-        if _not_needed(run, step):  # asked again now that what it depends on is ready
+        if _not_needed(run, step, fresh=True):  # asked again now that what it depends on is ready
             return Outcome(step, False, "not needed")
     script = "set -e\n" + " ".join(map(shlex.quote, step.argv)) + "\n"
     if step.once_marker:
