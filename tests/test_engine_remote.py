@@ -212,7 +212,7 @@ def test_the_facts_of_every_step_come_in_one_round_trip_while_nothing_changes(tm
         OvsBridge("br-snapshot-test"),
         Command("guarded", ("false",), unless=f"test -d {tmp_path / 'd'}"),
         Command("marked", ("false",), once_marker=str(tmp_path / "a")),
-        Command("to run", ("false",), unless="read line; test -n \"$line\""),  # stdin is not the script
+        Command("to run", ("false",), unless='read line; test -n "$line"'),  # stdin is not the script
     ]
     report, commands = _steps_run(steps, dry_run=True)
     assert [o.detail for o in report.outcomes] == [
@@ -286,3 +286,17 @@ def test_file_facts_follow_links_and_a_directory_is_no_file(tmp_path: Path) -> N
     link = read[str(tmp_path / "link")]
     assert link is not None and link.sha256 == facts.sha256("t\n")
     assert read[str(tmp_path / "dir")] is None
+
+
+def test_after_waiting_for_another_host_the_facts_are_read_again(tmp_path: Path) -> None:
+    """The wait stands for another host's work (a compute node registering): what the steps after
+    it manage is read again, once — not the answer from before the wait."""
+    owner, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    made = tmp_path / "made"
+    steps: list[Step] = [
+        Wait("compute2 registered", f"mkdir -p {made} && chmod 700 {made}", about_host="compute2"),
+        Directory(str(made), mode=0o700, owner=owner, group=group),
+    ]
+    report, commands = _steps_run(steps, dry_run=False)
+    assert [o.detail for o in report.outcomes] == ["ready", "unchanged"]
+    assert commands == 3  # the snapshot, the wait, the snapshot again

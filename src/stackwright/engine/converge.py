@@ -263,8 +263,8 @@ def _run_steps(
     snapshot: bool = False,
 ) -> None:
     """With `snapshot`, the facts of all the steps are read first in one round trip (ops.py,
-    `take_snapshot`), again after waiting for another host (time passed), and each step uses
-    them until one step acts on the host; from then on each step reads its own."""
+    `take_snapshot`), again after each wait that ran (another host worked meanwhile), and each
+    step uses them until one step acts on the host; from then on each step reads its own."""
     host = run.plan.host
     groups = _file_groups(steps)
     if snapshot and steps:
@@ -300,8 +300,10 @@ def _run_steps(
         report.phases[step.kind] = report.phases.get(step.kind, 0.0) + outcome.seconds
         if outcome.changed and not options.dry_run:
             run.snapshot = None
-        elif isinstance(step, AwaitHost) and run.snapshot is not None:
-            # time passed while another host worked: read the facts again, once, for what is left
+        elif isinstance(step, AwaitHost | Wait) and run.snapshot is not None and not options.dry_run:
+            # Another host worked meanwhile (a deferred wait never gets here): read the facts
+            # again, once, for what is left. A guard asked before a compute node registered
+            # ("no registered node lacks its cell mapping") is answered differently after.
             run.snapshot = take_snapshot(run, steps[index + 1 :])
         progress(host, summary, outcome)
 
