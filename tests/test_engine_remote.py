@@ -300,3 +300,21 @@ def test_after_waiting_for_another_host_the_facts_are_read_again(tmp_path: Path)
     report, commands = _steps_run(steps, dry_run=False)
     assert [o.detail for o in report.outcomes] == ["ready", "unchanged"]
     assert commands == 3  # the snapshot, the wait, the snapshot again
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_each_reader_alone_answers_for_what_is_not_there(tmp_path: Path, present: bool) -> None:
+    """Read by a step on its own (after the snapshot was dropped), a missing path or key is an
+    answer: the reader's script must not end on the failed `stat`/`sysctl`/`ovs-vsctl`."""
+    remote = local_remote()
+    path = tmp_path / "there"
+    if present:
+        path.mkdir()
+    assert bool(facts.read(remote, facts.directories_query([str(path)]))[str(path)]) == present
+    assert facts.read(remote, facts.files_query([str(tmp_path / "none")])) == {str(tmp_path / "none"): None}
+    key = "net.ipv4.ip_forward" if present else "net.no.such.key"
+    sysctl = facts.read(remote, facts.sysctls_query({key: f"{key} = 1"}, str(tmp_path / "none")))[key]
+    assert bool(sysctl.live) == present and not sysctl.persisted
+    assert facts.read(remote, facts.bridges_query(["br-none"])) == {"br-none": None}
+    assert facts.read(remote, facts.guards_query(["false", "true"])) == {"false": False, "true": True}
+    assert facts.read(remote, facts.packages_query(["no-such-package-here"])) == set()

@@ -243,6 +243,7 @@ def existing(remote: Remote, paths: Iterable[str]) -> set[str]:
 def directories_query(paths: list[str]) -> Query[dict[str, tuple[str, ...]]]:
     """{path: (mode in octal, owner, group)}, () for a path that is not there."""
     script = "".join(f"echo {_SEP}; stat -c '%a %U %G' -- {shlex.quote(p)} 2>/dev/null\n" for p in paths)
+    script += "true\n"  # a missing path is an answer, not a failed read
 
     def parse(remote: Remote, stdout: str) -> dict[str, tuple[str, ...]]:
         return {p: tuple(chunk.split()) for p, chunk in _answers(remote, "read directories", stdout, paths)}
