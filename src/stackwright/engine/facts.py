@@ -210,7 +210,7 @@ def _parse_units(remote: Remote, stdout: str, names: list[str]) -> dict[str, Uni
     what = "read unit states"
     shown, _, pending_list = stdout.partition(_SEP)
     pending = set(pending_list.split())
-    blocks = [b for b in shown.strip("\n").split("\n\n")] if shown.strip() else []
+    blocks = shown.strip("\n").split("\n\n") if shown.strip() else []
     if len(blocks) != len(names):
         short = Result(1, stdout[-500:], f"{len(blocks)} answers for {len(names)} questions")
         raise RemoteError(remote.name, what, short, _RETRY)
