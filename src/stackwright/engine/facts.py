@@ -180,14 +180,6 @@ class UnitFact:
     pending_restart: bool = False  # a file it reads changed in a run that did not get to restart it
 
 
-def units(remote: Remote, names: Iterable[str], pending_dir: str | None = None) -> dict[str, UnitFact]:
-    """{"nova-compute": UnitFact(enabled="enabled", active="active")} in one round trip.
-
-    With `pending_dir`, also whether a pending-restart marker for the unit is there."""
-    names = list(names)
-    return read(remote, units_query(names, pending_dir)) if names else {}
-
-
 _UNIT_PROPERTIES = "LoadState,UnitFileState,ActiveState,ConditionResult,ConditionTimestamp"
 
 

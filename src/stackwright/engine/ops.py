@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from stackwright.engine import apt, facts
 from stackwright.engine.filewrite import (
@@ -43,6 +44,7 @@ from stackwright.steps import (
 )
 
 SYSCTL_FILE = "/etc/sysctl.d/60-stackwright.conf"
+T = TypeVar("T")
 
 
 def take_snapshot(run: HostRun, steps: list[Step]) -> Snapshot:
@@ -63,6 +65,15 @@ def take_snapshot(run: HostRun, steps: list[Step]) -> Snapshot:
         },
     )
     return Snapshot(**answers)
+
+
+def _fact(
+    run: HostRun, known: Callable[[Snapshot], Mapping[str, T]], key: str, query: facts.Query[dict[str, T]]
+) -> T:
+    """The snapshot's answer for `key` while it holds, else the step's own read (`query`)."""
+    if run.snapshot is not None and key in known(run.snapshot):
+        return known(run.snapshot)[key]
+    return facts.read(run.remote, query)[key]
 
 
 def run_step(run: HostRun, step: Step) -> Outcome:
@@ -136,12 +147,7 @@ def file(run: HostRun, step: Step) -> Outcome:
 def directory(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, Directory)
     path = shlex.quote(step.path)
-    known = run.snapshot.directories if run.snapshot else {}
-    current = (
-        known[step.path]
-        if step.path in known
-        else facts.read(run.remote, facts.directories_query([step.path]))[step.path]
-    )
+    current = _fact(run, lambda snap: snap.directories, step.path, facts.directories_query([step.path]))
     want = (f"{step.mode:o}", step.owner, step.group)
     if current == want:
         return Outcome(step, False, "unchanged")
@@ -158,12 +164,7 @@ def sysctl(run: HostRun, step: Step) -> Outcome:
     """Live value via `sysctl -w`, persisted as one line in SYSCTL_FILE (read at boot)."""
     assert isinstance(step, Sysctl)
     line = _sysctl_line(step)
-    known = run.snapshot.sysctls if run.snapshot else {}
-    fact = (
-        known[step.key]
-        if step.key in known
-        else facts.read(run.remote, facts.sysctls_query({step.key: line}, SYSCTL_FILE))[step.key]
-    )
+    fact = _fact(run, lambda snap: snap.sysctls, step.key, facts.sysctls_query({step.key: line}, SYSCTL_FILE))
     live_ok = fact.live == tuple(step.value.split())
     persisted = fact.persisted
     if live_ok and persisted:
@@ -191,12 +192,7 @@ def _sysctl_line(step: Sysctl) -> str:
 def ovs_bridge(run: HostRun, step: Step) -> Outcome:
     assert isinstance(step, OvsBridge)
     name = shlex.quote(step.name)
-    known = run.snapshot.bridges if run.snapshot else {}
-    fact = (
-        known[step.name]
-        if step.name in known
-        else facts.read(run.remote, facts.bridges_query([step.name]))[step.name]
-    )
+    fact = _fact(run, lambda snap: snap.bridges, step.name, facts.bridges_query([step.name]))
     exists = fact is not None
     datapath = fact.datapath if fact else ""
     have_ports = fact.ports if fact else frozenset()
@@ -217,10 +213,7 @@ def service(run: HostRun, step: Step) -> Outcome:
     """Enable + start; restart only if a file it reads changed (now or in an interrupted run)."""
     assert isinstance(step, Service)
     name = shlex.quote(step.name)
-    known = run.snapshot.units if run.snapshot else {}
-    unit = (
-        known[step.name] if step.name in known else facts.units(run.remote, [step.name], PENDING)[step.name]
-    )
+    unit = _fact(run, lambda snap: snap.units, step.name, facts.units_query([step.name], PENDING))
     pending = unit.pending_restart
     actions: list[str] = []
     enabled = unit.enabled in ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
@@ -295,7 +288,9 @@ def _probe(run: HostRun, step: Command, check: str, *, fresh: bool = False) -> b
 
 
 def _not_needed(run: HostRun, step: Command, *, fresh: bool = False) -> bool:
-    return step.unless is not None and step.unless != "" and _probe(run, step, step.unless, fresh=fresh)
+    if not step.unless:
+        return False
+    return _probe(run, step, step.unless, fresh=fresh)
 
 
 def command(run: HostRun, step: Step) -> Outcome:
