@@ -44,6 +44,10 @@ VERSIONED = PUBLIC + "/usr/lib/python3.13/site.py\n"
     [
         (["-p", "python3-nova"], "python3-nova", False),  # dh-python's postinst: left to the hook
         (["-p", "python3-nova:amd64"], "python3-nova", False),  # a Multi-Arch: same list name
+        (["-p", "python3-bcrypt:amd64"], "python3-bcrypt", False),  # arch named, list without it
+        (["-p", "python3-lxml"], "python3-lxml", False),  # list with the arch, name without it
+        (["-p", "../python3-nova"], "python3-nova", True),  # not a package name
+        (["-p", "python3-nova:amd64:x"], "python3-nova", True),
         (["-p", "python3-versioned"], "python3-versioned", True),  # files under python3.13/
         (["-p", "python3-unlisted"], "python3-unlisted", True),  # no file list to go by
         (["-p", "python3-nova", "/usr/share/nova"], "python3-nova", True),  # private modules
@@ -56,7 +60,13 @@ def test_stand_in_leaves_only_public_dist_packages_modules_to_the_hook(
 ) -> None:
     script, calls = stand_in(
         tmp_path,
-        {"python3-nova": PUBLIC, "python3-nova:amd64": PUBLIC, "python3-versioned": VERSIONED},
+        {
+            "python3-nova": PUBLIC,
+            "python3-nova:amd64": PUBLIC,
+            "python3-bcrypt": PUBLIC,
+            "python3-lxml:amd64": PUBLIC,
+            "python3-versioned": VERSIONED,
+        },
     )
     env = {k: v for k, v in os.environ.items() if k != "DPKG_MAINTSCRIPT_PACKAGE"}
     if maintscript:

@@ -70,19 +70,28 @@ re|-|/usr/lib/python3/dist-packages/|.*/tests/.*
 # dh-python's postinst line is exactly `py3compile -p PACKAGE`; with directories after it the
 # package has private modules, which stay Debian's. A package with files under
 # /usr/lib/python3.X/ (a version's own directory) is Debian's too: the hook compiles only
-# DIST_PACKAGES. A package without a file list is Debian's (nothing to go by).
+# DIST_PACKAGES. A package without a file list is Debian's (nothing to go by). Postinsts name
+# the package with or without its architecture (`py3compile -p python3-bcrypt:amd64`), and dpkg
+# names the list with it only for Multi-Arch: same packages (python3-lxml:amd64.list, but
+# python3-bcrypt.list): each spelling is looked up both ways.
 _PY3COMPILE_STAND_IN = f"""\
 #!/bin/sh
 # Managed by stackwright ({BYTE_COMPILE_APT}): apt's maintainer scripts find this
 # py3compile first. A package's public modules in {DIST_PACKAGES} are compiled once after
 # dpkg by that file's DPkg::Post-Invoke; everything else goes to Debian's py3compile.
 if [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}" ] && [ "$#" = 2 ] && [ "$1" = -p ]; then
-  for list in "/var/lib/dpkg/info/$2.list" /var/lib/dpkg/info/"$2":*.list; do
-    [ -e "$list" ] && break
-  done
-  if [ -e "$list" ] && ! grep -q '^/usr/lib/python3\\.[0-9]*/' "$list"; then
-    exit 0
-  fi
+  case $2 in
+    [!a-z0-9]* | *[!a-z0-9.+:-]* | *:*:* | *:) ;;  # not a package name: Debian's
+    *)
+      name=${{2%%:*}}
+      for list in "/var/lib/dpkg/info/$2.list" "/var/lib/dpkg/info/$name.list" /var/lib/dpkg/info/"$name":*.list; do
+        [ -e "$list" ] && break
+      done
+      if [ -e "$list" ] && ! grep -q '^/usr/lib/python3\\.[0-9]*/' "$list"; then
+        exit 0
+      fi
+      ;;
+  esac
 fi
 exec /usr/bin/py3compile "$@"
 """
