@@ -1,5 +1,6 @@
 """Byte-compiling once per apt run: the stand-in py3compile's choices, run by /bin/sh, and the apt
-file as apt itself reads it. The lab's cloud shows the result on real nodes (tests/lab/cloudkit.py:
+file as apt itself reads it; the stand-in systemctl that defers daemon-reloads while services are
+held. The lab's cloud shows the result on real nodes (tests/lab/cloudkit.py:
 every module outside the test suites compiled, none inside)."""
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from stackwright.context import DEFERRED_DAEMON_RELOAD, SERVICES_HELD_ENV
 from stackwright.releases.modern.apt_node import (
     _BYTE_COMPILE_APT,
     _PY3COMPILE_STAND_IN,
+    _SYSTEMCTL_STAND_IN,
     DIST_PACKAGES,
     DPKG_PATH_DIR,
 )
@@ -94,3 +97,38 @@ def test_apt_reads_the_stand_ins_directory_first_and_one_compile_after_dpkg(tmp_
         ["apt-config", "dump", "DPkg::Post-Invoke"], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert hook.count("compileall") == 1 and f"-x /tests/ {DIST_PACKAGES}" in hook
+
+
+@pytest.mark.parametrize(
+    ("args", "held", "maintscript", "deferred"),
+    [
+        (["--system", "daemon-reload"], True, "nova-common", True),  # debhelper's postinst snippet
+        (["daemon-reload"], True, "nova-common", True),  # deb-systemd-helper's
+        (["--system", "daemon-reload"], False, "nova-common", False),  # an administrator's apt run
+        (["daemon-reload"], True, None, False),  # not from a maintainer script
+        (["start", "nova-compute.service"], True, "nova-compute", False),
+        (["daemon-reload", "--no-block"], True, "nova-common", False),  # not one we know
+    ],
+)
+def test_systemctl_stand_in_defers_only_maintainer_scripts_reloads_while_services_are_held(
+    tmp_path: Path, args: list[str], held: bool, maintscript: str | None, deferred: bool
+) -> None:
+    calls = tmp_path / "calls"
+    systemd = tmp_path / "systemd-systemctl"
+    systemd.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    systemd.chmod(0o755)
+    marker = tmp_path / "deferred"
+    script = tmp_path / "systemctl"
+    text = _SYSTEMCTL_STAND_IN.replace(DEFERRED_DAEMON_RELOAD, str(marker))
+    script.write_text(text.replace("/usr/bin/systemctl", str(systemd)))
+    env = {k: v for k, v in os.environ.items() if k not in ("DPKG_MAINTSCRIPT_PACKAGE", SERVICES_HELD_ENV)}
+    if held:
+        env[SERVICES_HELD_ENV] = "1"
+    if maintscript:
+        env["DPKG_MAINTSCRIPT_PACKAGE"] = maintscript
+    done = subprocess.run(
+        ["/bin/sh", str(script), *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert marker.exists() == deferred
+    assert (calls.read_text().split() if calls.exists() else []) == ([] if deferred else args)

@@ -8,8 +8,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from stackwright.engine.apt import OURS, POST_INVOKE_HOOKS, install_script, repair_script
-from stackwright.engine.remote import all_or_nothing, durable
+from stackwright.context import DEFERRED_DAEMON_RELOAD, SERVICES_HELD_ENV
+from stackwright.engine.apt import (
+    OURS,
+    POLICY,
+    POST_INVOKE_HOOKS,
+    hold_services,
+    install_script,
+    repair_script,
+)
+from stackwright.engine.remote import STATE_DIR, all_or_nothing, durable
 
 
 def sh(script: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -83,6 +91,26 @@ def test_apt_scripts_are_valid_sh_and_never_keep_our_policy_as_the_admins() -> N
     script = install_script(["nova-compute"])
     assert OURS in script and "grep -qxF" in script
     assert "--no-install-recommends" in script and "DPkg::Lock::Timeout" in script
+
+
+def test_held_services_get_one_daemon_reload_at_the_end_when_a_script_deferred_one(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+
+    def held(body: str) -> subprocess.CompletedProcess[str]:
+        script = hold_services(body).replace("systemctl daemon-reload", f"echo reload >> {calls}")
+        script = script.replace(DEFERRED_DAEMON_RELOAD, str(tmp_path / "deferred"))
+        script = script.replace(POLICY, str(tmp_path / "policy"))
+        return sh(script.replace(STATE_DIR, str(tmp_path / "state")))
+
+    # The body stands for apt: a maintainer script's reload left the marker, nothing else reloaded.
+    policy, deferred = tmp_path / "policy", tmp_path / "deferred"
+    done = held(f'test "${SERVICES_HELD_ENV}" = 1; test -x {policy}; : > {deferred}')
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().split() == ["reload"]
+    assert not (tmp_path / "deferred").exists() and not (tmp_path / "policy").exists()
+    assert held("true").returncode == 0 and calls.read_text().split() == ["reload"]  # none deferred: none
+    assert held(f": > {tmp_path / 'deferred'}; false").returncode != 0  # a failed apt still reloads
+    assert calls.read_text().split() == ["reload", "reload"]
 
 
 def test_a_repair_runs_apts_post_invoke_hooks_and_reports_a_failing_one(tmp_path: Path) -> None:

@@ -45,6 +45,11 @@ class Interface:
 
 
 PACKAGE_CACHE_PORT = 3142  # apt-cacher-ng's
+# While the engine installs packages with services held (engine/apt.py), this variable is set and
+# node preparation's systemctl stand-in (releases/modern/apt_node.py) turns maintainer scripts'
+# daemon-reloads into this marker; the engine reloads once after apt.
+SERVICES_HELD_ENV = "STACKWRIGHT_SERVICES_HELD"
+DEFERRED_DAEMON_RELOAD = "/var/lib/stackwright/daemon-reload.deferred"
 
 
 @dataclass(frozen=True)

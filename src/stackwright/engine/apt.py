@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from stackwright.context import DEFERRED_DAEMON_RELOAD, SERVICES_HELD_ENV
 from stackwright.engine import facts
 from stackwright.engine.remote import STATE_DIR, Remote, RemoteError, Result
 
@@ -30,14 +31,23 @@ def hold_services(body: str) -> str:
     """`body` with Debian's postinst scripts kept from starting services (policy-rc.d exit 101):
     they start once their configuration is written (DESIGN §5: an unconfigured nova-compute
     hangs 90 s). The administrator's own policy-rc.d is put back afterwards, and a policy-rc.d
-    left by an interrupted run of ours is never mistaken for theirs."""
+    left by an interrupted run of ours is never mistaken for theirs.
+
+    With services held nothing starts from a unit file before the end, so the maintainer scripts'
+    `systemctl daemon-reload`s (one per package with units: ~40 on a compute node, each running
+    every systemd generator again) are left as a marker by node preparation's systemctl stand-in
+    and done once here, at the end (also after an interrupted run's leftover marker)."""
     return f"""set -e
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive {SERVICES_HELD_ENV}=1
 mkdir -p {STATE_DIR}
 if [ -e {POLICY} ] && ! grep -qxF {shlex.quote(OURS)} {POLICY} && [ ! -e {SAVED_POLICY} ]; then
   cp -p {POLICY} {SAVED_POLICY}
 fi
 restore() {{
+  if [ -e {DEFERRED_DAEMON_RELOAD} ]; then
+    systemctl daemon-reload || echo "systemctl daemon-reload failed" >&2
+    rm -f {DEFERRED_DAEMON_RELOAD}
+  fi
   if [ -e {SAVED_POLICY} ]; then mv -f {SAVED_POLICY} {POLICY}; else rm -f {POLICY}; fi
 }}
 trap restore EXIT

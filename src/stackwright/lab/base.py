@@ -3,11 +3,18 @@
 Built once per (codename, mirror, package list, recipe version) under
 `/var/cache/stackwright/lab/base-<codename>-<key>/`, outside any checkout: into a temporary
 directory first, then renamed, so a half-built base is never used. A fresh machine builds it in
-about a minute (~320 MB); a warm one reuses it.
+about two minutes (~320 MB); a warm one reuses it.
+
+debootstrap takes the release suite alone; the base is then brought up to date from the
+machine's `<codename>-updates` and `<codename>-security` sources, as a current cloud image or
+installer leaves a new server. Without it every lab host's first `apply` upgraded ~20 base
+packages itself (python3's standard library recompiled, every CA certificate rehashed: ~10
+CPU-s a host, docs/benchmarks.md), work a fresh server does not have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stackwright.atomic import atomic_write_beneath
-from stackwright.lab.layout import BASE_CACHE
+from stackwright.lab.layout import BASE_CACHE, NSPAWN_PROPAGATE
 from stackwright.lab.sources import Mirrors
 from stackwright.lab.system import HostCommandError, require_disk, run
 
@@ -24,7 +31,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "python3",
     "iputils-ping", "procps", "ca-certificates", "netbase",
 )  # fmt: skip
-RECIPE_VERSION = 2  # bump when `_customize` changes, so old bases are not reused
+RECIPE_VERSION = 3  # bump when the recipe (`build_into`) changes, so old bases are not reused
 BASE_BYTES = 600 * 2**20  # debootstrap's download plus the unpacked tree (~320 MB) with margin
 BUILD_TIMEOUT = 900.0
 
@@ -84,6 +91,8 @@ def ensure_base(codename: str, mirrors: Mirrors, progress: Callable[[str], None]
 def build_into(directory: Path, codename: str, mirrors: Mirrors, progress: Callable[[str], None]) -> None:
     """debootstrap + the lab's settings into `directory` (which must not exist yet)."""
     _debootstrap(codename, mirrors, directory, progress)
+    progress("bringing the base image up to date")
+    _upgrade(directory, mirrors)
     progress("configuring the base image")
     _customize(directory, mirrors)
 
@@ -117,6 +126,34 @@ def _debootstrap(codename: str, mirrors: Mirrors, tmp: Path, progress: Callable[
             raise HostCommandError(f"debootstrap still running after {BUILD_TIMEOUT:.0f} s") from None
     if code != 0:
         raise HostCommandError(f"debootstrap exited {code}: " + " | ".join(tail[-4:]))
+
+
+# Run inside the new tree by systemd-nspawn (this machine's network, no boot, in the caller's
+# cgroup, not registered with machined): no service starts, since no systemd runs in there. The
+# package lists are left out of the base, as in a cloud image; each host's node preparation
+# fetches its own.
+_UPGRADE = """set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get -q update
+apt-get -q -y -o Dpkg::Use-Pty=0 full-upgrade
+apt-get clean
+find /var/lib/apt/lists -maxdepth 1 -type f -name "*_*" -delete
+"""
+
+
+def _upgrade(root: Path, mirrors: Mirrors) -> None:
+    atomic_write_beneath(root, "/etc/apt/sources.list", mirrors.sources_list(direct=True), mode=0o644)
+    name = f"stackwright-base-build-{os.getpid()}"
+    argv = [
+        "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--link-journal=no",
+        "--timezone=off", "--resolv-conf=copy-host", "--pipe", f"--machine={name}",
+        "-D", str(root), "/bin/sh", "-c", _UPGRADE,
+    ]  # fmt: skip
+    try:
+        run(argv, timeout=BUILD_TIMEOUT)
+    finally:
+        with contextlib.suppress(OSError):
+            (NSPAWN_PROPAGATE / name).rmdir()  # nspawn leaves this empty directory behind
 
 
 def _customize(root: Path, mirrors: Mirrors) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from stackwright.lab import cgroups, hosts, machine, network, processes, ssh
-from stackwright.lab.layout import LabLayout
+from stackwright.lab.layout import NSPAWN_PROPAGATE, LabLayout
 from stackwright.lab.lock import lab_lock
 from stackwright.lab.state import LabState
 from stackwright.lab.system import require_root
@@ -17,8 +16,6 @@ from stackwright.lab.system import require_root
 # Killed processes leave their cgroup only once exited and reaped: right after the kill, a CI run's
 # 8-host Epoxy lab still had every host's cgroup populated, and `remove` left them all behind.
 CGROUP_EXIT_WAIT = 30.0
-
-NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 
 
 @dataclass

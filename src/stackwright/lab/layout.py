@@ -20,6 +20,7 @@ from stackwright.yamlsource import UserError
 STATE_ROOT = Path("/var/lib/stackwright/lab")
 CACHE_ROOT = Path("/var/cache/stackwright")
 BASE_CACHE = CACHE_ROOT / "lab"
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")  # nspawn leaves an empty directory per machine
 APT_CACHE = CACHE_ROOT / "apt"
 SSH_DIR = Path("/root/.ssh")
 PROXY_PORT = 3142

@@ -126,10 +126,13 @@ class Mirrors:
         """Mirror host names the apt proxy may forward to."""
         return tuple(sorted({s.host for s in self.sources}))
 
-    def sources_list(self) -> str:
-        """The hosts' /etc/apt/sources.list (http URIs, fetched through the lab's proxy)."""
+    def sources_list(self, *, direct: bool = False) -> str:
+        """The hosts' /etc/apt/sources.list (http URIs, fetched through the lab's proxy); `direct`:
+        the machine's own URIs, for apt run on this machine (the base image's build)."""
         lines = [
-            f"deb {s.http_uri} {suite} {' '.join(s.components)}" for s in self.sources for suite in s.suites
+            f"deb {s.uri if direct else s.http_uri} {suite} {' '.join(s.components)}"
+            for s in self.sources
+            for suite in s.suites
         ]
         return "\n".join(lines) + "\n"
 

@@ -15,8 +15,13 @@ leaves out"); measured in docs/benchmarks.md:
   Debian's. After dpkg, the same file's `DPkg::Post-Invoke` compiles that directory in one
   `python3 -m compileall`, which skips what is up to date. dpkg run by hand (`dpkg -i`) keeps
   Debian's PATH, so Debian's py3compile; taking the apt file away restores Debian's behaviour.
-  This is the one change to packaging scripts stackwright makes: a file outside /usr/bin, through
-  apt's own setting, no diversion of a Debian file (docs/benchmarks.md has the figures).
+  This and the next are the changes to packaging scripts stackwright makes: files outside
+  /usr/bin, through apt's own setting, no diversion of a Debian file (docs/benchmarks.md has the
+  figures).
+- While stackwright installs packages with services held (engine/apt.py), the maintainer scripts'
+  `systemctl daemon-reload`s (~40 for a compute node, each running every systemd generator) are
+  one after apt: the same directory's stand-in systemctl leaves a marker instead, only with the
+  engine's variable set and only for a daemon-reload; nothing starts from a unit file meanwhile.
 - the Python packages' own test suites are not byte-compiled (dh-python's exclude list,
   /usr/share/python3/bcep/, and compileall's -x): no service imports them. They stay on disk —
   py3compile compiles from dpkg's file lists and fails a package whose listed file is missing.
@@ -33,7 +38,7 @@ import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from stackwright.context import PACKAGE_CACHE_PORT, HostContext
+from stackwright.context import DEFERRED_DAEMON_RELOAD, PACKAGE_CACHE_PORT, SERVICES_HELD_ENV, HostContext
 from stackwright.steps import AwaitHost, File, Milestone, Service, Step, Wait
 
 if TYPE_CHECKING:
@@ -43,6 +48,7 @@ DPKG_EXCLUDES = "/etc/dpkg/dpkg.cfg.d/90stackwright-excludes"
 NO_BYTE_COMPILE = "/usr/share/python3/bcep/stackwright"
 DPKG_PATH_DIR = "/usr/local/lib/stackwright/dpkg-path"
 PY3COMPILE_STAND_IN = f"{DPKG_PATH_DIR}/py3compile"
+SYSTEMCTL_STAND_IN = f"{DPKG_PATH_DIR}/systemctl"
 BYTE_COMPILE_APT = "/etc/apt/apt.conf.d/90stackwright-byte-compile"
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 APT_PROXY = "/etc/apt/apt.conf.d/90stackwright-package-cache"
@@ -83,8 +89,8 @@ if [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}" ] && [ "$#" = 2 ] && [ "$1" = -p ]; th
   case $2 in
     [!a-z0-9]* | *[!a-z0-9.+:-]* | *:*:* | *:) ;;  # not a package name: Debian's
     *)
-      name=${{2%%:*}}
-      for list in "/var/lib/dpkg/info/$2.list" "/var/lib/dpkg/info/$name.list" /var/lib/dpkg/info/"$name":*.list; do
+      info=/var/lib/dpkg/info name=${{2%%:*}}
+      for list in "$info/$2.list" "$info/$name.list" "$info/$name":*.list; do
         [ -e "$list" ] && break
       done
       if [ -e "$list" ] && ! grep -q '^/usr/lib/python3\\.[0-9]*/' "$list"; then
@@ -94,6 +100,19 @@ if [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}" ] && [ "$#" = 2 ] && [ "$1" = -p ]; th
   esac
 fi
 exec /usr/bin/py3compile "$@"
+"""
+# The two spellings Debian's maintainer scripts use (debhelper's snippet, deb-systemd-helper).
+_SYSTEMCTL_STAND_IN = f"""\
+#!/bin/sh
+# Managed by stackwright ({BYTE_COMPILE_APT}): apt's maintainer scripts find this systemctl
+# first. While stackwright installs packages with services held ({SERVICES_HELD_ENV} set), their
+# daemon-reloads become one after apt; everything else is systemd's systemctl.
+if [ -n "${{{SERVICES_HELD_ENV}:-}}" ] && [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}" ]; then
+  case "$*" in
+    daemon-reload | "--system daemon-reload") : > {DEFERRED_DAEMON_RELOAD} && exit 0 ;;
+  esac
+fi
+exec /usr/bin/systemctl "$@"
 """
 # DPkg::Path is apt's default with the stand-in's directory first. compileall's -x is a regular
 # expression searched in each file's path; -j 0: one worker per CPU (the node's critical path).
@@ -106,6 +125,7 @@ _COMPILE = (
 _BYTE_COMPILE_APT = f"""\
 // Managed by stackwright: Python modules in {DIST_PACKAGES} are byte-compiled once
 // after dpkg instead of once per package ({PY3COMPILE_STAND_IN}); test suites left out.
+// While stackwright installs with services held, daemon-reloads wait for apt's end ({SYSTEMCTL_STAND_IN}).
 DPkg::Path "{DPKG_PATH_DIR}:/usr/sbin:/usr/bin:/sbin:/bin";
 DPkg::Post-Invoke {{ "{_COMPILE}"; }};
 """
@@ -121,6 +141,7 @@ def preparation(host: HostContext) -> list[Step]:
         File(DPKG_EXCLUDES, _DPKG_EXCLUDES),
         File(NO_BYTE_COMPILE, _NO_BYTE_COMPILE),
         File(PY3COMPILE_STAND_IN, _PY3COMPILE_STAND_IN, mode=0o755),
+        File(SYSTEMCTL_STAND_IN, _SYSTEMCTL_STAND_IN, mode=0o755),
         File(BYTE_COMPILE_APT, _BYTE_COMPILE_APT),
     ]
     cache = host.inventory.package_cache_host
