@@ -27,13 +27,14 @@ from stackwright.releases.modern.apt_node import (
     DPKG_EXCLUDES,
     NO_BYTE_COMPILE,
     PY3COMPILE_STAND_IN,
+    SYSTEMCTL_STAND_IN,
 )
 from stackwright.steps import AwaitHost, File, Milestone, Packages, Service, Step, Wait
 from stackwright.yamlsource import UserError
 from tests.conftest import SEED
 
 # what a node writes before its first apt run, in order
-APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, BYTE_COMPILE_APT]
+APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, SYSTEMCTL_STAND_IN, BYTE_COMPILE_APT]
 CACHE = "package_cache: {host: controller, upstream_proxy: 'http://10.10.10.1:3142'}\n"
 
 
