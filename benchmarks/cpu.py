@@ -14,10 +14,12 @@ from __future__ import annotations
 import resource
 import statistics
 import threading
+import time
 from collections import defaultdict
 
 from stackwright.lab.cgroups import host_cgroups
 from stackwright.lab.layout import STATE_ROOT, cgroup_name
+from stackwright.polling import poll
 
 
 class CpuSampler:
@@ -69,6 +71,25 @@ def _host_usage() -> dict[str, float]:
             fields = dict(line.split() for line in stat.splitlines() if len(line.split()) == 2)
             usage[host_dir.name] += int(fields.get("usage_usec", 0)) / 1e6
     return usage
+
+
+SETTLED_SHARE = 0.15  # of one CPU, all lab hosts together; a converged, idle 7-host lab uses ~0.05
+
+
+def settle(within_s: float = 180.0, window_s: float = 5.0) -> tuple[float, float]:
+    """Wait until the lab hosts together use at most SETTLED_SHARE of one CPU over `window_s`:
+    services still starting after a converge (a network node's agents) would otherwise compete
+    with the next measured run, and a host's CPU-seconds grow with contention. Returns (seconds
+    waited, the last window's share); the caller records both, settled or not."""
+    started = time.monotonic()
+
+    def window() -> float:
+        before = sum(_host_usage().values())
+        time.sleep(window_s)
+        return (sum(_host_usage().values()) - before) / window_s
+
+    share = poll(window, within_s=within_s, every_s=0.0, done=lambda used: used <= SETTLED_SHARE)
+    return time.monotonic() - started, share
 
 
 class HostCpu:

@@ -50,7 +50,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_cloud import stage_api_cloud
 from common import CLI, ROOT, CommandFailed, Report, Section, machine_facts, spread, ssh, stackwright, timed
-from cpu import CpuSampler, HostCpu
+from cpu import SETTLED_SHARE, CpuSampler, HostCpu, settle
 from fleet import stage_fleet
 from pacct import ProcessAccounting
 from storage import stage_storage
@@ -362,11 +362,14 @@ def stage_scale(report: Report, runs: int, perf: Path) -> None:
     def converge(
         label: str, hosts: list[str], accounting: ProcessAccounting | None = None
     ) -> tuple[float, HostCpu]:
+        waited, share = settle()
+        quiet = "settled" if share <= SETTLED_SHARE else "NOT settled"
         with CpuSampler() as cpu, HostCpu() as host_cpu, accounting or contextlib.nullcontext():
             seconds = stackwright("apply", str(perf), "--yes", "--limit", ",".join(hosts))[0]
         section.add(
             f"{label} ({','.join(hosts)})",
-            f"{seconds:.1f} s; {cpu.summary()}; {host_cpu.summary(hosts, servers)}",
+            f"{seconds:.1f} s; {cpu.summary()}; {host_cpu.summary(hosts, servers)}; "
+            f"lab {quiet} before it ({share:.0%} of a CPU after {waited:.0f} s)",
         )
         return seconds, host_cpu
 
