@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from stackwright.context import DEFERRED_DAEMON_RELOAD, SERVICES_HELD_ENV
+from stackwright.releases.modern import compile_dist_packages
 from stackwright.releases.modern.apt_node import (
     _BYTE_COMPILE_APT,
     _PY3COMPILE_STAND_IN,
     _SYSTEMCTL_STAND_IN,
+    COMPILE_SCRIPT,
     DIST_PACKAGES,
     DPKG_PATH_DIR,
 )
@@ -93,10 +95,54 @@ def test_apt_reads_the_stand_ins_directory_first_and_one_compile_after_dpkg(tmp_
         check=True,
     ).stdout
     assert f"DPKG_PATH='{DPKG_PATH_DIR}:/usr/sbin:/usr/bin:/sbin:/bin'" in shell
-    hook = subprocess.run(
-        ["apt-config", "dump", "DPkg::Post-Invoke"], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    assert hook.count("compileall") == 1 and f"-x /tests/ {DIST_PACKAGES}" in hook
+    hooks = subprocess.run(
+        ["apt-config", "dump", "--format", "%v%n", "DPkg::Post-Invoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    hook = [h for h in hooks if COMPILE_SCRIPT in h]  # the machine's own apt.conf.d may add others
+    assert len(hook) == 1
+    # the hook as apt runs it, on a tree of our own: with the node's script, and without it
+    # (compileall itself); test suites left out either way
+    script = Path(compile_dist_packages.__file__)
+    for name, compiler in (("script", script), ("fallback", tmp_path / "missing")):
+        tree = tmp_path / name
+        (tree / "pkg" / "tests").mkdir(parents=True)
+        (tree / "pkg" / "mod.py").write_text("X = 1\n")
+        (tree / "pkg" / "tests" / "test_mod.py").write_text("Y = 2\n")
+        command = hook[0].replace(DIST_PACKAGES, str(tree)).replace(COMPILE_SCRIPT, str(compiler))
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert [p.parent.parent.name for p in tree.rglob("*.pyc")] == ["pkg"], name
+
+
+def tree_of(root: Path, count: int) -> list[Path]:
+    (root / "pkg" / "tests").mkdir(parents=True)
+    files = [root / "pkg" / f"m{n}.py" for n in range(count)]
+    for n, path in enumerate(files):
+        path.write_text(f"VALUE = {n}\n")
+    (root / "pkg" / "tests" / "test_m.py").write_text("import pkg\n")
+    return files
+
+
+@pytest.mark.parametrize(("count", "workers"), [(3, None), (150, 2)])  # one process; chunks to two
+def test_the_nodes_compile_pass_compiles_what_is_out_of_date_and_reports_a_bad_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], count: int, workers: int | None
+) -> None:
+    files = tree_of(tmp_path, count)
+    (tmp_path / "pkg" / "broken.py").write_text("def (:\n")
+    assert compile_dist_packages.compile_tree(str(tmp_path), workers) is False
+    compiled = {p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()}
+    assert compiled == {p.stem for p in files}  # not broken.py, nothing under tests/
+    assert not (tmp_path / "pkg" / "tests" / "__pycache__").exists()
+    assert "broken.py" in capfd.readouterr().out  # the workers' output too
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "pkg" / "__pycache__").iterdir()}
+    (tmp_path / "pkg" / "broken.py").unlink()
+    assert compile_dist_packages.compile_tree(str(tmp_path), workers) is True
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "pkg" / "__pycache__").iterdir()} == first
+    assert compile_dist_packages.main(["compile", str(tmp_path / "nothing")]) == 1
 
 
 @pytest.mark.parametrize(

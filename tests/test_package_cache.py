@@ -24,6 +24,7 @@ from stackwright.releases.modern.apt_node import (
     CACHE_CONF,
     CACHE_LOG,
     CACHE_READY,
+    COMPILE_SCRIPT,
     DPKG_EXCLUDES,
     NO_BYTE_COMPILE,
     PY3COMPILE_STAND_IN,
@@ -34,7 +35,14 @@ from stackwright.yamlsource import UserError
 from tests.conftest import SEED
 
 # what a node writes before its first apt run, in order
-APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, SYSTEMCTL_STAND_IN, BYTE_COMPILE_APT]
+APT_SETUP = [
+    DPKG_EXCLUDES,
+    NO_BYTE_COMPILE,
+    PY3COMPILE_STAND_IN,
+    SYSTEMCTL_STAND_IN,
+    COMPILE_SCRIPT,
+    BYTE_COMPILE_APT,
+]
 CACHE = "package_cache: {host: controller, upstream_proxy: 'http://10.10.10.1:3142'}\n"
 
 

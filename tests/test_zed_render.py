@@ -19,6 +19,7 @@ from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
 from stackwright.releases.modern.apt_node import (
     BYTE_COMPILE_APT,
+    COMPILE_SCRIPT,
     DPKG_EXCLUDES,
     NO_BYTE_COMPILE,
     PY3COMPILE_STAND_IN,
@@ -47,7 +48,14 @@ PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in en
 SERVICE_GROUPS = {"keystone", "glance", "placement", "nova", "neutron", "horizon"}
 
 NOVA_CONF = "/etc/nova/nova.conf"
-APT_SETUP = [DPKG_EXCLUDES, NO_BYTE_COMPILE, PY3COMPILE_STAND_IN, SYSTEMCTL_STAND_IN, BYTE_COMPILE_APT]
+APT_SETUP = [
+    DPKG_EXCLUDES,
+    NO_BYTE_COMPILE,
+    PY3COMPILE_STAND_IN,
+    SYSTEMCTL_STAND_IN,
+    COMPILE_SCRIPT,
+    BYTE_COMPILE_APT,
+]
 NEUTRON_CONF = "/etc/neutron/neutron.conf"
 OVS_AGENT = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"

@@ -13,7 +13,8 @@ leaves out"); measured in docs/benchmarks.md:
   which the apt file here starts with a directory holding a stand-in `py3compile`: for a package
   whose modules are all in /usr/lib/python3/dist-packages it does nothing, anything else goes to
   Debian's. After dpkg, the same file's `DPkg::Post-Invoke` compiles that directory in one
-  `python3 -m compileall`, which skips what is up to date. dpkg run by hand (`dpkg -i`) keeps
+  pass (compile_dist_packages.py: compileall's own compile, the files in chunks to one worker per
+  CPU), which skips what is up to date. dpkg run by hand (`dpkg -i`) keeps
   Debian's PATH, so Debian's py3compile; taking the apt file away restores Debian's behaviour.
   This and the next are the changes to packaging scripts stackwright makes: files outside
   /usr/bin, through apt's own setting, no diversion of a Debian file (docs/benchmarks.md has the
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from stackwright.context import DEFERRED_DAEMON_RELOAD, PACKAGE_CACHE_PORT, SERVICES_HELD_ENV, HostContext
@@ -49,6 +51,7 @@ NO_BYTE_COMPILE = "/usr/share/python3/bcep/stackwright"
 DPKG_PATH_DIR = "/usr/local/lib/stackwright/dpkg-path"
 PY3COMPILE_STAND_IN = f"{DPKG_PATH_DIR}/py3compile"
 SYSTEMCTL_STAND_IN = f"{DPKG_PATH_DIR}/systemctl"
+COMPILE_SCRIPT = "/usr/local/lib/stackwright/compile-dist-packages"
 BYTE_COMPILE_APT = "/etc/apt/apt.conf.d/90stackwright-byte-compile"
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 APT_PROXY = "/etc/apt/apt.conf.d/90stackwright-package-cache"
@@ -114,13 +117,18 @@ if [ -n "${{{SERVICES_HELD_ENV}:-}}" ] && [ -n "${{DPKG_MAINTSCRIPT_PACKAGE:-}}"
 fi
 exec /usr/bin/systemctl "$@"
 """
-# DPkg::Path is apt's default with the stand-in's directory first. compileall's -x is a regular
-# expression searched in each file's path; -j 0: one worker per CPU (the node's critical path).
-# A file that does not compile is reported and apt carries on: that module is compiled in memory
-# when imported, as with no .pyc at all; dpkg's work is done and recorded by then.
+# DPkg::Path is apt's default with the stand-ins' directory first. The compile is this package's
+# compile_dist_packages.py on the node (compileall with the files in chunks, one worker per CPU:
+# the node's critical path); without it, compileall itself. A file that does not compile is
+# reported and apt carries on: that module is compiled in memory when imported, as with no .pyc at
+# all; dpkg's work is done and recorded by then.
 _COMPILE = (
-    f"if [ -x /usr/bin/python3 ] && [ -d {DIST_PACKAGES} ]; "
-    f"then /usr/bin/python3 -m compileall -q -j 0 -x /tests/ {DIST_PACKAGES} || true; fi"
+    f"if [ -x /usr/bin/python3 ] && [ -d {DIST_PACKAGES} ]; then "
+    f"if [ -r {COMPILE_SCRIPT} ]; then /usr/bin/python3 {COMPILE_SCRIPT} {DIST_PACKAGES}; "
+    f"else /usr/bin/python3 -m compileall -q -j 0 -x /tests/ {DIST_PACKAGES}; fi || true; fi"
+)
+_COMPILE_SOURCE = (
+    resources.files("stackwright.releases.modern").joinpath("compile_dist_packages.py").read_text()
 )
 _BYTE_COMPILE_APT = f"""\
 // Managed by stackwright: Python modules in {DIST_PACKAGES} are byte-compiled once
@@ -142,6 +150,7 @@ def preparation(host: HostContext) -> list[Step]:
         File(NO_BYTE_COMPILE, _NO_BYTE_COMPILE),
         File(PY3COMPILE_STAND_IN, _PY3COMPILE_STAND_IN, mode=0o755),
         File(SYSTEMCTL_STAND_IN, _SYSTEMCTL_STAND_IN, mode=0o755),
+        File(COMPILE_SCRIPT, _COMPILE_SOURCE, mode=0o755),
         File(BYTE_COMPILE_APT, _BYTE_COMPILE_APT),
     ]
     cache = host.inventory.package_cache_host
