@@ -6,8 +6,8 @@ Managed by stackwright: node preparation writes this file to every node
 (releases/modern/apt_node.py). It runs on the node's own python3: standard library only.
 
 It does what `python3 -m compileall -q -j 0 -x /tests/ DIR` does, with the files handed to the
-workers in chunks: compileall's `-j` sends one file per task, and those round trips cost about a
-fifth of the compile's CPU (docs/benchmarks.md), more than running one process. Files whose .pyc
+workers in chunks: compileall's `-j` sends one file per task, and those round trips made it cost
+about a fifth more CPU than one process compiling everything (docs/benchmarks.md). Files whose .pyc
 is up to date are skipped; test suites are not compiled (no service imports them); a file that
 does not compile is reported and the others are compiled all the same. Exit status 0 unless the
 directory is missing: a module left uncompiled is compiled in memory when imported.
