@@ -20,29 +20,16 @@ from stackwright.package_cache import SUMMARY_SCRIPT, parse_summary, verify_line
 from stackwright.planner import plan_cluster
 from stackwright.releases.modern.apt_node import (
     APT_PROXY,
-    BYTE_COMPILE_APT,
     CACHE_CONF,
     CACHE_LOG,
     CACHE_READY,
-    COMPILE_SCRIPT,
     DPKG_EXCLUDES,
     NO_BYTE_COMPILE,
-    PY3COMPILE_STAND_IN,
-    SYSTEMCTL_STAND_IN,
 )
 from stackwright.steps import AwaitHost, File, Milestone, Packages, Service, Step, Wait
 from stackwright.yamlsource import UserError
-from tests.conftest import SEED
+from tests.conftest import APT_SETUP, SEED
 
-# what a node writes before its first apt run, in order
-APT_SETUP = [
-    DPKG_EXCLUDES,
-    NO_BYTE_COMPILE,
-    PY3COMPILE_STAND_IN,
-    SYSTEMCTL_STAND_IN,
-    COMPILE_SCRIPT,
-    BYTE_COMPILE_APT,
-]
 CACHE = "package_cache: {host: controller, upstream_proxy: 'http://10.10.10.1:3142'}\n"
 
 

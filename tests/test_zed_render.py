@@ -17,14 +17,6 @@ from stackwright.context import HostFacts
 from stackwright.engine.converge import split_preparation
 from stackwright.inventory import load_inventory
 from stackwright.planner import plan_cluster
-from stackwright.releases.modern.apt_node import (
-    BYTE_COMPILE_APT,
-    COMPILE_SCRIPT,
-    DPKG_EXCLUDES,
-    NO_BYTE_COMPILE,
-    PY3COMPILE_STAND_IN,
-    SYSTEMCTL_STAND_IN,
-)
 from stackwright.releases.modern.nftables import RULESET
 from stackwright.releases.modern.nova_ssh import NOVA_KNOWN_HOSTS
 from stackwright.secrets import SECRET_NAMES
@@ -40,6 +32,7 @@ from stackwright.steps import (
     Sysctl,
     Wait,
 )
+from tests.conftest import APT_SETUP
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "examples" / "seed.yaml"
@@ -48,14 +41,6 @@ PASSWORDS = {name: f"Pw{index:02d}{name.replace('_', '')}" for index, name in en
 SERVICE_GROUPS = {"keystone", "glance", "placement", "nova", "neutron", "horizon"}
 
 NOVA_CONF = "/etc/nova/nova.conf"
-APT_SETUP = [
-    DPKG_EXCLUDES,
-    NO_BYTE_COMPILE,
-    PY3COMPILE_STAND_IN,
-    SYSTEMCTL_STAND_IN,
-    COMPILE_SCRIPT,
-    BYTE_COMPILE_APT,
-]
 NEUTRON_CONF = "/etc/neutron/neutron.conf"
 OVS_AGENT = "/etc/neutron/plugins/ml2/openvswitch_agent.ini"
 ML2_CONF = "/etc/neutron/plugins/ml2/ml2_conf.ini"
